@@ -1,0 +1,94 @@
+"""`python -m pipeline ...`: the command-line front door onto the same functions the app uses.
+
+Every subcommand returns a `Result`: plain data for `--json` and a line of text for people.
+Errors from the engine (ValueError, RuntimeError) print one clear line and exit with 1;
+wrong arguments exit with 2, as argparse does.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .settings import Settings
+
+
+@dataclass
+class Result:
+    """What a subcommand produced: `data` for --json, `text` for a terminal."""
+
+    data: Any
+    text: str
+
+
+Handler = Callable[[argparse.Namespace, Settings], Result]
+
+
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """--data-dir, --user and --json, accepted before or after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data-dir", type=Path, default=default,
+                        help="where characters and books live (default: TALEWEAVER_DATA_DIR or ./data)")
+    parser.add_argument("--user", default=default,
+                        help="whose data to use (default: TALEWEAVER_LOCAL_USER, 'local')")
+    parser.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="print machine-readable JSON instead of text")
+    return parser
+
+
+def _command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help,
+                            parents=[_common_options(suppress=True)])
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
+    from .testing import save_tiny_model
+
+    out = save_tiny_model(args.out_dir, seed=args.seed)
+    return Result({"path": str(out)},
+                  f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} python app.py")
+
+
+def _register_foundation(sub) -> None:
+    parser = _command(sub, "tiny-model", _tiny_model,
+                      "build a tiny random SDXL-architecture pipeline (for tests and CPU demos)")
+    parser.add_argument("out_dir", type=Path, help="folder to save it in")
+    parser.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Taleweaver: personalised, illustrated storybooks from family photos.",
+        parents=[_common_options(suppress=False)],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_foundation(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.data_dir is not None:
+            settings = dataclasses.replace(settings, data_dir=args.data_dir)
+        if args.user is None:
+            args.user = settings.local_user
+        result = args.handler(args, settings)
+    except (ValueError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.data, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(result.text)
+    return 0

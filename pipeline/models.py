@@ -1,0 +1,79 @@
+"""Loading the SDXL base pipeline: a Hub id or a local folder, once per process.
+
+The real model (stabilityai/stable-diffusion-xl-base-1.0) and the tiny test model built by
+pipeline/testing.py load through the same `load_pipeline`, so tests exercise production code.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .hardware import Hardware, detect
+from .settings import Settings
+
+
+class ModelUnavailableError(RuntimeError):
+    """The base model (or VAE) can't be loaded here; the message names the setting to change."""
+
+
+_cache: dict[tuple[str, str, str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def load_pipeline(settings: Settings, hardware: Hardware | None = None):
+    """The StableDiffusionXLPipeline for these settings, on the chosen device and dtype.
+
+    One instance per (model, VAE, device, dtype) lives for the whole process; callers that
+    change it (LoRA adapters) must leave it as they found it.
+    """
+    hardware = hardware or detect(settings)
+    vae = vae_source(settings, hardware)
+    key = (settings.base_model, vae, hardware.device, hardware.dtype)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = _load(settings.base_model, vae, hardware)
+        return _cache[key]
+
+
+def vae_source(settings: Settings, hardware: Hardware) -> str:
+    """The separate VAE to use, or "" for the base model's own.
+
+    SDXL's own VAE overflows to NaN in float16, which is what the fp16-fix VAE is for; in
+    bfloat16 and float32 the base model's VAE is exact, so the extra download is skipped.
+    """
+    return settings.vae if hardware.dtype == "float16" else ""
+
+
+def clear_cache() -> None:
+    """Forget every loaded pipeline (tests that change the model, or freeing memory)."""
+    with _lock:
+        _cache.clear()
+
+
+def _load(base_model: str, vae: str, hardware: Hardware):
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
+
+    dtype = hardware.torch_dtype
+    extra = {}
+    if vae:
+        extra["vae"] = _from_pretrained(AutoencoderKL, vae, "TALEWEAVER_VAE", dtype)
+    pipe = _from_pretrained(StableDiffusionXLPipeline, base_model, "TALEWEAVER_BASE_MODEL",
+                            dtype, **extra)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(hardware.device)
+
+
+def _from_pretrained(cls, source: str, setting: str, dtype, **kwargs):
+    looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise ModelUnavailableError(f"{setting}={source}: no such folder")
+    try:
+        return cls.from_pretrained(str(Path(source).expanduser()) if looks_local else source,
+                                   dtype=dtype, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelUnavailableError(
+            f"{setting}={source} could not be loaded: it is neither a complete local folder nor "
+            "in the Hugging Face cache, and the Hub is not reachable (offline, or HF_HUB_OFFLINE=1). "
+            f"Download it once while online, or set {setting} to a local folder. ({err})"
+        ) from err
