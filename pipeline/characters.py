@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 RECORD = "character.json"
 MAX_NAME_LENGTH = 60
 
+# The trained adapter's folder, shaped like its Hub repo (train.py writes it, hub.py pushes it).
+ADAPTER_DIR = "adapter"
+ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers format: load_lora_weights
+KOHYA_WEIGHTS = "kohya_lora.safetensors"  # kohya/A1111/ComfyUI key names
+TRAIN_CONFIG = "train_config.json"  # the TrainConfig used, next to the weights
+VALIDATION_IMAGE = "validation.png"
+CHECKPOINT_DIR = "checkpoint"  # training state between chunks
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -105,6 +113,12 @@ class CharacterStore:
 
     def folder(self, character: Character) -> Path:
         return inside(self.root, character.slug)
+
+    def adapter_dir(self, character: Character) -> Path:
+        return inside(self.folder(character), ADAPTER_DIR)
+
+    def has_adapter(self, character: Character) -> bool:
+        return (self.adapter_dir(character) / ADAPTER_WEIGHTS).is_file()
 
     def path(self, character: Character, relative: str) -> Path:
         """A file of the character's, e.g. its crops: never outside its folder."""

@@ -1,0 +1,50 @@
+"""Progress of long work (training steps, illustrated pages), reported the same way everywhere.
+
+The engine calls an optional `on_progress(Progress)`; the CLI draws it with tqdm, the app with
+gr.Progress, the API streams it. Nothing here knows about either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`done` of `total` units ("step", "page", ...), with what is known about the rest."""
+
+    done: int
+    total: int
+    unit: str
+    message: str = ""
+    loss: Optional[float] = None
+    seconds_left: Optional[float] = None
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    def describe(self) -> str:
+        """One line for people: "step 120/400 · loss 0.081 · about 2 min left"."""
+        parts = [f"{self.unit} {self.done}/{self.total}"]
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.3f}")
+        if self.seconds_left is not None:
+            parts.append(f"about {format_seconds(self.seconds_left)} left")
+        if self.message:
+            parts.append(self.message)
+        return " · ".join(parts)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def format_seconds(seconds: float) -> str:
+    """"45 s", "3 min", "1 h 20 min": rounded the way people say durations."""
+    seconds = max(0, round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
