@@ -64,6 +64,53 @@ def _register_foundation(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
 
 
+def _books(args: argparse.Namespace, settings: Settings) -> Result:
+    from .book import BookStore
+
+    items = BookStore(settings, args.user).gallery()
+    data = [{**dataclasses.asdict(item), "thumbnail": item.thumbnail and str(item.thumbnail)}
+            for item in items]
+    lines = [f"{item.id}  {item.title}  ({item.illustrated}/{item.pages} pages illustrated, "
+             f"made {item.created[:10]})" for item in items]
+    return Result(data, "\n".join(lines) or "No books yet.")
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> Result:
+    from .book import BookStore
+    from .export import export_book
+
+    store = BookStore(settings, args.user)
+    done = export_book(store, store.get(args.book_id), args.out, draft=args.draft)
+    lines = [f"Saved {done.path} ({done.pages} pages)."]
+    if done.text_only:
+        lines.append("Draft: no picture yet on page(s) " + ", ".join(map(str, done.text_only)))
+    if done.dropped:
+        lines.append("Left out characters the book font can't print: " + " ".join(done.dropped))
+    return Result({**dataclasses.asdict(done), "path": str(done.path)}, "\n".join(lines))
+
+
+def _delete_book(args: argparse.Namespace, settings: Settings) -> Result:
+    from .book import BookStore
+
+    store = BookStore(settings, args.user)
+    book = store.get(args.book_id)
+    store.delete(book.id)
+    return Result({"deleted": book.id, "title": book.title},
+                  f"Deleted {book.title!r} ({book.id}) with all its pictures.")
+
+
+def _register_books(sub) -> None:
+    _command(sub, "books", _books, "list your books, newest first")
+    parser = _command(sub, "export", _export, "save a book as a printable PDF or an HTML file")
+    parser.add_argument("book_id", help="the book's id (see `books`)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="file to write: FILE.pdf (square 8.5 in pages) or FILE.html")
+    parser.add_argument("--draft", action="store_true",
+                        help="allow pages without a picture yet, set as text-only pages")
+    parser = _command(sub, "delete-book", _delete_book, "delete a book and all its pictures")
+    parser.add_argument("book_id", help="the book's id (see `books`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
@@ -72,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_foundation(sub)
+    _register_books(sub)
     return parser
 
 
