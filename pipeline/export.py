@@ -261,12 +261,18 @@ body {{ margin: 0; background: #f4f1ea; color: #26262e;
        font-family: Andika, "Andika New Basic", "Trebuchet MS", sans-serif; }}
 .page {{ box-sizing: border-box; max-width: 8.5in; margin: 2rem auto; padding: 0.625in;
         background: #fff; text-align: center; break-after: page; }}
-img {{ max-width: 100%; height: auto; }}
+img {{ max-width: 100%; max-height: 75vh; width: auto; height: auto; }}
 h1 {{ font-size: 2.2rem; margin: 0 0 1rem; overflow-wrap: anywhere; }}
 p {{ font-size: 1.3rem; line-height: 1.45; margin: 1rem auto 0; max-width: 90%; }}
 .about {{ color: #6e6e78; }}
 footer {{ color: #6e6e78; font-size: 0.8rem; margin-top: 1rem; }}
-@media print {{ body {{ background: none; }} .page {{ margin: 0; padding: 0; }} }}
+@media print {{
+  body {{ background: none; }}
+  .page {{ margin: 0; padding: 0; max-width: none; min-height: 7.2in; break-inside: avoid;
+          display: flex; flex-direction: column; justify-content: center; }}
+  img {{ max-height: 4.9in; align-self: center; }}
+  p {{ font-size: 14pt; }}
+}}
 </style>
 </head>
 <body>
