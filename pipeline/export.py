@@ -37,6 +37,8 @@ TITLE_SIZES = (36, 32, 28, 24, 21, 18)
 CENTRED_LINES = 4  # longer passages are justified
 MIN_PICTURE = 0.55 * CONTENT  # text shrinks before the picture gets smaller than this
 INK, SOFT_INK = (38, 38, 46), (110, 110, 120)
+# Joiners, variation selectors, skin tones: dropped with the emoji they belong to, not listed.
+_INVISIBLE = {"Cf", "Mn", "Me", "Sk"}
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,7 @@ def export_pdf(store: BookStore, book: Book, out: Path, *, draft: bool = False,
         if on_progress:
             on_progress(Progress(number, len(book.pages), "page", "laying out the PDF"))
     atomic_write_bytes(Path(out), bytes(pdf.output()))
-    return Exported(Path(out), pdf.pages_count, book.missing,
-                    "".join(sorted(dropped - {" "})))
+    return Exported(Path(out), pdf.pages_count, book.missing, "".join(sorted(dropped)))
 
 
 def export_html(store: BookStore, book: Book, out: Path, *, draft: bool = False) -> Exported:
@@ -162,14 +163,21 @@ def _fit_to_font(text: str) -> tuple[str, set[str]]:
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines, lost = [], set()
     for line in text.split("\n"):
-        kept = []
+        kept, dropping = [], False  # dropping: inside an unprintable character's sequence
         for ch in line:
+            invisible = unicodedata.category(ch) in _INVISIBLE
             if ch.isspace():
                 kept.append(" ")
+                dropping = False
+            elif dropping and invisible:
+                continue
             elif ord(ch) in covered:
                 kept.append(ch)
+                dropping = False
             else:
-                lost.add(ch)
+                dropping = True
+                if not invisible:
+                    lost.add(ch)
         lines.append(" ".join("".join(kept).split()))
     return "\n".join(lines).strip("\n"), lost
 
@@ -193,8 +201,8 @@ def _picture(pdf, path: Path, top: float, box: float) -> float:
 
 def _text(pdf, text: str, top: float, size: float, width: float, bold: bool = False,
           color: tuple[int, int, int] = INK) -> None:
-    """Centred lines; a long passage (more than CENTRED_LINES) is justified, as in a book."""
-    long = _lines(pdf, text, size, width, bold) > CENTRED_LINES
+    """Centred lines; a long passage of body text (past CENTRED_LINES) is justified."""
+    long = _lines(pdf, text, size, width, bold) > CENTRED_LINES and not bold
     pdf.set_text_color(*color)
     pdf.set_xy((PAGE - width) / 2, top)
     pdf.multi_cell(width, size * LEADING, text, align="J" if long else "C")

@@ -181,3 +181,15 @@ def test_hostile_titles_export_cleanly(book_settings, tmp_path, title, printed):
     assert set(done.dropped) == set(book.title) - set(cover) - {" "}
     html_text = export_html(store, book, tmp_path / "book.html").path.read_text()
     assert "<script>" not in html_text
+
+
+def test_emoji_sequences_and_long_words_print_cleanly(book_settings, tmp_path):
+    store = BookStore(book_settings, "alice")
+    text = "Family 👨‍👩‍👧 time 👋🏽 in France 🇫🇷 ❤️ ok\nSuper" + "long" * 80 + " end"
+    book = store.create("W" * 200, "ink", 1, [Page(text, "scene")])
+    book = store.add_illustration(book.id, 1, make_picture(64, 64, 1), seed=1, prompt="p")
+    done = export_pdf(store, book, tmp_path / "book.pdf")
+    assert set(done.dropped) == set("👨👩👧👋🇫🇷❤")
+    page = PdfReader(done.path).pages[1].extract_text()
+    assert page.startswith("Family time in France ok\nSuper")
+    assert "".join(page.split()) == "FamilytimeinFranceokSuper" + "long" * 80 + "end1"
