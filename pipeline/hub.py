@@ -1,0 +1,428 @@
+"""Each character's adapter in a private Hub repo in the user's own namespace, and back.
+
+    <namespace>/taleweaver-<character slug>   a private model repo holding PUBLISHED files
+
+Every public function takes the user's token explicitly: the app passes the token from Sign
+in with Hugging Face, the CLI passes `token_from_env()` (HF_TOKEN). With no token nothing is
+sent at all, so the Hub client never falls back to a token found on the machine (a Space's
+owner's) on a user's behalf. With no token or offline the adapter simply stays local; Hub
+errors come back as a HubResult with a message that says what to do, and the local adapter is
+never touched by a failed upload.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import httpx2
+from huggingface_hub import constants
+from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
+                                    OfflineModeIsEnabled, RepositoryNotFoundError)
+
+from .characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
+                         CharacterStore)
+from .model_card import MODEL_CARD, render_model_card
+from .settings import Settings
+from .store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
+                    remove_tree, staged_dir)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REPO_PREFIX = "taleweaver-"
+HUB_RECORD = "hub.json"  # in the adapter folder: where it was pushed or downloaded from
+# The only files that ever leave the machine (the validation image only when the user opts in).
+PUBLISHED = (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD, VALIDATION_IMAGE)
+ATTEMPTS = 4  # tries per Hub call for transient errors (network, 409, 429, 5xx)
+FIRST_WAIT_S = 2.0  # backoff before the second try; doubles each time
+MAX_WAIT_S = 60.0
+STATUSES = ("pushed", "skipped", "failed", "deleted")
+UNREACHABLE = ("network", "offline", "server", "rate_limited")  # kinds of _classify
+Sleep = Callable[[float], None]
+
+
+class AdapterUnavailableError(ValueError):
+    """A character's adapter is neither on this machine nor fetchable; the message says why."""
+
+
+class AdapterFolderError(ValueError):
+    """A folder does not hold a usable adapter (no or damaged weights file)."""
+
+
+@dataclass(frozen=True)
+class HubResult:
+    """What a push or a delete did: pushed, skipped, failed or deleted, and a line for people."""
+
+    status: str
+    repo_id: str
+    url: str
+    message: str
+    revision: str = ""  # the commit pushed
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HubRecord:
+    """Where a local adapter is on the Hub (saved as hub.json next to it)."""
+
+    repo_id: str
+    url: str
+    revision: str
+    action: str  # "pushed" or "downloaded"
+    at: str  # UTC time, ISO 8601
+    files: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def token_from_env() -> str | None:
+    """HF_TOKEN from the environment: the CLI's (or a duplicated Space's) own token, or None.
+
+    Only the CLI calls this; the app passes each signed-in user's OAuth token instead.
+    """
+    return os.environ.get("HF_TOKEN", "").strip() or None
+
+
+def repo_id_for(namespace: str, character: Character) -> str:
+    """<namespace>/taleweaver-<slug>: the character's repo in the user's namespace."""
+    return f"{namespace}/{REPO_PREFIX}{character.slug}"
+
+
+def hub_record(settings: Settings, user: str, character: Character) -> HubRecord | None:
+    """Where this character's local adapter was pushed to (or downloaded from), if anywhere."""
+    path = CharacterStore(settings, user).adapter_dir(character) / HUB_RECORD
+    if not path.is_file():
+        return None
+    try:
+        raw = read_json(path)
+        return HubRecord(**{**raw, "files": tuple(raw.get("files", ()))})
+    except (StoreError, TypeError) as err:
+        log.warning("ignoring unreadable %s: %s", path, err)
+        return None
+
+
+def push_adapter(settings: Settings, user: str, character: Character, token: str | None, *,
+                 namespace: str | None = None, include_validation_image: bool = False,
+                 api: Any = None, sleep: Sleep = time.sleep) -> HubResult:
+    """Upload the character's adapter to its private repo with the user's own token.
+
+    The repo is created private before anything is uploaded; only PUBLISHED files go, the
+    validation image only with `include_validation_image`. `namespace` defaults to the token's
+    owner (whoami); `api` is an HfApi or a stand-in. Raises AdapterUnavailableError when there
+    is no adapter to push; every Hub problem is a "skipped" or "failed" result instead.
+    """
+    store = CharacterStore(settings, user)
+    if not store.has_adapter(character):
+        raise AdapterUnavailableError(_untrained(character))
+    folder = store.adapter_dir(character)
+    later = ("To upload it later, sign in with Hugging Face in the app, or run "
+             f"`HF_TOKEN=hf_... python -m pipeline push {shlex.quote(character.name)}`.")
+    if not token:
+        return HubResult("skipped", "", "", "Upload skipped: no Hugging Face token, so "
+                         f"{character.name}'s adapter stays on this machine ({folder}). {later}")
+    if constants.is_offline_mode():
+        return HubResult("skipped", "", "", "Upload skipped: offline mode (HF_HUB_OFFLINE=1), "
+                         f"so {character.name}'s adapter stays on this machine ({folder}). "
+                         f"Unset HF_HUB_OFFLINE when online. {later}")
+    api = api if api is not None else _hf_api()
+    repo_id = ""
+    try:
+        repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+        _call(lambda: api.create_repo(repo_id, token=token, private=True, repo_type="model",
+                                      exist_ok=True), sleep)
+        info = _call(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
+        if not info.private:
+            return HubResult("failed", repo_id, _url(repo_id), (
+                f"Not uploaded: {repo_id} already exists and is public, and Taleweaver only "
+                "uploads adapters into private repos. Make it private (repo settings) or delete "
+                f"it, then push again. {character.name}'s adapter stays on this machine."))
+        files = _prepare_files(settings, character, folder, repo_id, include_validation_image)
+        stale = [name for name in _call(lambda: api.list_repo_files(
+            repo_id, repo_type="model", token=token), sleep) if name in PUBLISHED
+                 and name not in files]
+        commit = _call(lambda: api.create_commit(
+            repo_id, _operations(folder, files, stale), token=token, repo_type="model",
+            commit_message=f"Taleweaver: {character.name}'s adapter"), sleep)
+    except _HubCallFailed as err:
+        where = f" to {repo_id}" if repo_id else ""
+        return HubResult("failed", repo_id, _url(repo_id) if repo_id else "", (
+            f"Upload of {character.name}'s adapter{where} failed: {err.reason}. The adapter is "
+            f"kept on this machine ({folder}); push again from the app or with "
+            f"`python -m pipeline push {shlex.quote(character.name)}`."))
+    _save_record(folder, HubRecord(repo_id, _url(repo_id), commit.oid, "pushed", _now(),
+                                   tuple(files)))
+    extra = " (with the validation image)" if VALIDATION_IMAGE in files else ""
+    return HubResult("pushed", repo_id, _url(repo_id),
+                     f"{character.name}'s adapter is in your private repo {repo_id}{extra}: "
+                     f"{_url(repo_id)}", revision=commit.oid)
+
+
+def ensure_local_adapter(settings: Settings, user: str, character: Character,
+                         token: str | None = None, *, namespace: str | None = None,
+                         api: Any = None, sleep: Sleep = time.sleep) -> Path:
+    """The local adapter folder (holding ADAPTER_WEIGHTS), downloaded from the Hub if missing.
+
+    A local copy always wins; otherwise the private repo is downloaded with the user's token
+    into a temporary folder and installed exactly like a local repo-shaped folder
+    (`install_adapter`), then kept. Raises AdapterUnavailableError naming the character.
+    """
+    store = CharacterStore(settings, user)
+    if store.has_adapter(character):
+        return store.adapter_dir(character)
+    name = character.name
+    if constants.is_offline_mode():
+        raise AdapterUnavailableError(
+            f"{name}'s adapter isn't on this machine and the Hub can't be reached (offline mode: "
+            f"HF_HUB_OFFLINE=1 is set); go online to fetch it, or train {name} again")
+    if not token:
+        raise AdapterUnavailableError(
+            f"{name} has no adapter on this machine: train {name} first, or sign in with "
+            "Hugging Face (HF_TOKEN for the command line) to fetch it from your private repo")
+    api = api if api is not None else _hf_api()
+    with locked(store.folder(character)):
+        if store.has_adapter(character):
+            return store.adapter_dir(character)
+        repo_id = ""
+        download = Path(tempfile.mkdtemp(dir=store.folder(character), prefix=".adapter-download-"))
+        try:
+            repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+            info = _call(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
+            _call(lambda: api.snapshot_download(repo_id, repo_type="model", revision=info.sha,
+                                                local_dir=download, token=token,
+                                                allow_patterns=list(PUBLISHED)), sleep)
+            folder = _install(store, character, download)
+        except _HubCallFailed as err:
+            if err.kind == "not_found":
+                raise AdapterUnavailableError(
+                    f"{name} has no trained adapter yet: train {name} first (there is none on "
+                    f"this machine, and no Hub repo {repo_id} for this token)") from None
+            problem = ("the Hub can't be reached" if err.kind in UNREACHABLE
+                       else f"couldn't be fetched from {repo_id or 'the Hub'}")
+            raise AdapterUnavailableError(
+                f"{name}'s adapter isn't on this machine and {problem}: {err.reason}") from None
+        except AdapterFolderError as err:
+            raise AdapterUnavailableError(
+                f"{name}'s Hub repo {repo_id} holds no usable adapter ({err}); push it again "
+                f"from the machine that trained it, or train {name} again") from None
+        finally:
+            shutil.rmtree(download, ignore_errors=True)
+        files = tuple(n for n in PUBLISHED if (folder / n).is_file())
+        _save_record(folder, HubRecord(repo_id, _url(repo_id), info.sha or "", "downloaded",
+                                       _now(), files))
+        return folder
+
+
+def install_adapter(settings: Settings, user: str, character: Character, source: Path) -> Path:
+    """Use a folder shaped like the adapter repo (a clone, a copy) as the local adapter.
+
+    Only PUBLISHED files are copied; the Hub download goes through this same step.
+    """
+    store = CharacterStore(settings, user)
+    with locked(store.folder(character)):
+        if store.has_adapter(character):
+            raise AdapterFolderError(
+                f"{character.name} already has an adapter on this machine "
+                f"({store.adapter_dir(character)}); delete that folder first to replace it")
+        return _install(store, character, Path(source))
+
+
+def delete_hub_repo(settings: Settings, user: str, character: Character, token: str | None, *,
+                    namespace: str | None = None, api: Any = None,
+                    sleep: Sleep = time.sleep) -> HubResult:
+    """Delete the character's Hub repo, when the user asks (deleting a character).
+
+    The repo is the one recorded at push time, else <namespace or token owner>/taleweaver-<slug>.
+    """
+    url_hint = "or delete it on huggingface.co (repo settings)"
+    if not token:
+        return HubResult("skipped", "", "", f"{character.name}'s Hub repo was not deleted: no "
+                         f"Hugging Face token. Sign in (or set HF_TOKEN) and try again, {url_hint}.")
+    if constants.is_offline_mode():
+        return HubResult("skipped", "", "", f"{character.name}'s Hub repo was not deleted: "
+                         f"offline mode (HF_HUB_OFFLINE=1). Try again online, {url_hint}.")
+    api = api if api is not None else _hf_api()
+    record = hub_record(settings, user, character)
+    repo_id = ""
+    try:
+        if record and not namespace and record.repo_id.endswith("/" + REPO_PREFIX + character.slug):
+            repo_id = record.repo_id
+        else:
+            repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+        _call(lambda: api.delete_repo(repo_id, token=token, repo_type="model", missing_ok=True),
+              sleep)
+    except _HubCallFailed as err:
+        where = f" {repo_id}" if repo_id else ""
+        return HubResult("failed", repo_id, _url(repo_id) if repo_id else "",
+                         f"Couldn't delete {character.name}'s Hub repo{where}: {err.reason}. "
+                         f"Try again, {url_hint}.")
+    path = CharacterStore(settings, user).adapter_dir(character) / HUB_RECORD
+    path.unlink(missing_ok=True)
+    return HubResult("deleted", repo_id, _url(repo_id),
+                     f"Deleted {character.name}'s Hub repo {repo_id}"
+                     + ("" if record else " (if it existed)"))
+
+
+def _untrained(character: Character) -> str:
+    return f"{character.name} has no trained adapter yet: train {character.name} first"
+
+
+def _hf_api():
+    from huggingface_hub import HfApi
+
+    return HfApi(library_name="taleweaver")
+
+
+def _url(repo_id: str) -> str:
+    return f"{constants.ENDPOINT}/{repo_id}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _whoami(api: Any, token: str, sleep: Sleep) -> str:
+    return _call(lambda: api.whoami(token=token), sleep)["name"]
+
+
+def _prepare_files(settings: Settings, character: Character, folder: Path, repo_id: str,
+                   include_validation_image: bool) -> list[str]:
+    """Write the model card into the adapter folder; the names of the files to upload."""
+    files = [name for name in (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG)
+             if (folder / name).is_file()]
+    if include_validation_image and (folder / VALIDATION_IMAGE).is_file():
+        files.append(VALIDATION_IMAGE)
+    config = _train_config(folder)
+    base = config.get("base_model")
+    card = render_model_card(character, repo_id, base if isinstance(base, str) and base.strip()
+                             else settings.base_model, config, files)
+    atomic_write_bytes(folder / MODEL_CARD, card.encode("utf-8"))
+    return files + [MODEL_CARD]
+
+
+def _train_config(folder: Path) -> dict:
+    path = folder / TRAIN_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        config = read_json(path)
+    except StoreError as err:
+        log.warning("model card without training settings: %s", err)
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _operations(folder: Path, files: list[str], stale: list[str]) -> list:
+    """Fresh commit operations (huggingface_hub mutates them, so one list per attempt)."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    return ([CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+             for name in files] + [CommitOperationDelete(path_in_repo=name) for name in stale])
+
+
+def _install(store: CharacterStore, character: Character, source: Path) -> Path:
+    _check_weights(source / ADAPTER_WEIGHTS)
+    final = store.adapter_dir(character)
+    remove_tree(final)  # callers hold the lock and found no weights there: only leftovers
+    with staged_dir(final) as tmp:
+        for name in PUBLISHED:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, tmp / name)
+    return final
+
+
+def _check_weights(path: Path) -> None:
+    """A safetensors file: an 8-byte header length, then that many bytes of JSON."""
+    if not path.is_file():
+        raise AdapterFolderError(f"{path.parent} has no {path.name}: not an adapter folder")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        try:
+            ok = 8 < size and 1 < length <= size - 8 and isinstance(
+                json.loads(handle.read(length)), dict)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            ok = False
+    if not ok:
+        raise AdapterFolderError(f"{path} is not a valid safetensors file")
+
+
+def _save_record(folder: Path, record: HubRecord) -> None:
+    atomic_write_json(folder / HUB_RECORD, record.to_json())
+
+
+class _HubCallFailed(Exception):
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
+_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, ConnectionError,
+               TimeoutError)
+
+
+def _call(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS) -> T:
+    """fn(), retried with backoff on transient Hub errors; _HubCallFailed when it gives up."""
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except _HUB_ERRORS as err:
+            kind, transient, reason, asked_wait = _classify(err)
+            if not transient or attempt >= attempts:
+                tries = f" (after {attempt} tries)" if attempt > 1 else ""
+                raise _HubCallFailed(kind, reason + tries) from err
+            wait = min(MAX_WAIT_S, max(FIRST_WAIT_S * 2 ** (attempt - 1), asked_wait))
+            log.warning("Hub call failed (%s); retrying in %.0f s", reason, wait)
+            sleep(wait)
+            attempt += 1
+
+
+def _classify(err: BaseException) -> tuple[str, bool, str, float]:
+    """(kind, transient, reason for people, seconds the server asked us to wait)."""
+    while isinstance(err, LocalEntryNotFoundError) and err.__cause__ is not None:
+        err = err.__cause__  # snapshot_download wraps the real cause
+    if isinstance(err, OfflineModeIsEnabled):
+        return "offline", False, "offline mode is on (HF_HUB_OFFLINE=1)", 0.0
+    if isinstance(err, RepositoryNotFoundError):
+        return ("not_found", False, "the repo does not exist, or this token can't see it "
+                "(404 Not Found)", 0.0)
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        status = err.response.status_code
+        if status == 401:
+            return ("unauthorized", False, "Hugging Face did not accept the token (401 "
+                    "Unauthorized): it is invalid or expired. Sign in again, or make a new "
+                    "token at https://huggingface.co/settings/tokens and set HF_TOKEN", 0.0)
+        if status == 403:
+            return ("forbidden", False, "the token may not write there (403 Forbidden). A "
+                    "token needs write access to your own repos; a sign-in through the app may "
+                    "only change repos the app created", 0.0)
+        if status == 409:
+            return ("conflict", True, "the repo changed during the upload (409 Conflict), e.g. "
+                    "another upload to it at the same time", 0.0)
+        if status == 429:
+            retry_after = err.response.headers.get("Retry-After", "")
+            wait = float(retry_after) if retry_after.isdigit() else 0.0
+            return ("rate_limited", True, "Hugging Face is limiting requests (429 Too Many "
+                    "Requests); wait a few minutes", wait)
+        if status >= 500:
+            return "server", True, f"the Hub had a server error ({status}); try later", 0.0
+        detail = err.server_message or str(err).strip().splitlines()[0]
+        return "http", False, f"the Hub answered {status}: {detail}", 0.0
+    return ("network", True, f"the Hub could not be reached ({type(err).__name__}: {err}); "
+            "check the internet connection", 0.0)

@@ -1,0 +1,634 @@
+"""pipeline/hub.py and pipeline/model_card.py against an in-process fake of the HfApi methods
+used (the Hub is unreachable here); the fake raises huggingface_hub's real error classes."""
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import numpy as np
+import pytest
+import yaml
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, constants
+from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
+                                    RepositoryNotFoundError)
+from huggingface_hub.hf_api import CommitInfo, ModelInfo, RepoUrl
+from PIL import Image
+from safetensors.numpy import save_file
+
+from pipeline import hub
+from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
+                                 CharacterStore, Crop)
+from pipeline.cli import main
+from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError,
+                          delete_hub_repo, ensure_local_adapter, hub_record, install_adapter,
+                          push_adapter, token_from_env)
+from pipeline.model_card import MODEL_CARD, render_model_card
+from pipeline.store import remove_tree
+
+ALICE, BOB = "hf_alice_token", "hf_bob_token"
+REPO = "alice/taleweaver-mia"
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+
+
+def http_error(status, cls=HfHubHTTPError, headers=None):
+    """An error as huggingface_hub raises it: the status lives on error.response."""
+    response = httpx2.Response(status, headers=headers or {},
+                               request=httpx2.Request("POST", "https://huggingface.co/api/x"))
+    return cls(f"{status} Client Error.", response=response)
+
+
+class FakeHub:
+    """The HfApi methods hub.py uses, in memory: tokens, private repos, files, commits.
+
+    It records every call (method, repo, token, details) and raises queued errors first.
+    """
+
+    def __init__(self):
+        self.users = {ALICE: "alice", BOB: "bob"}
+        self.repos = {}  # repo id -> {"private", "owner", "files": {path: bytes}, "sha"}
+        self.calls = []
+        self.queued = {}
+
+    def fail(self, method, *errors):
+        self.queued.setdefault(method, []).extend(errors)
+
+    def methods(self):
+        return [call[0] for call in self.calls]
+
+    def _enter(self, method, token, repo_id=None, **details):
+        self.calls.append((method, repo_id, token, details))
+        if self.queued.get(method):
+            raise self.queued[method].pop(0)
+        if token not in self.users:
+            raise http_error(401)
+        return self.users[token]
+
+    def _readable(self, user, repo_id):
+        repo = self.repos.get(repo_id)
+        if repo is None or (repo["private"] and repo["owner"] != user):
+            raise http_error(404, RepositoryNotFoundError)
+        return repo
+
+    def whoami(self, token=None, *, cache=False):
+        return {"name": self._enter("whoami", token), "type": "user"}
+
+    def create_repo(self, repo_id, *, token=None, private=None, repo_type=None, exist_ok=False):
+        user = self._enter("create_repo", token, repo_id, private=private, repo_type=repo_type)
+        if repo_id.split("/")[0] != user:
+            raise http_error(403)
+        if repo_id in self.repos and not exist_ok:
+            raise http_error(409)
+        self.repos.setdefault(repo_id, {"private": bool(private), "owner": user, "files": {
+            ".gitattributes": b"*.safetensors filter=lfs\n"}, "sha": "0" * 40})
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def repo_info(self, repo_id, *, repo_type=None, token=None):
+        repo = self._readable(self._enter("repo_info", token, repo_id), repo_id)
+        return ModelInfo(id=repo_id, private=repo["private"], sha=repo["sha"])
+
+    def list_repo_files(self, repo_id, *, repo_type=None, token=None, revision=None):
+        return sorted(self._readable(self._enter("list_repo_files", token, repo_id),
+                                     repo_id)["files"])
+
+    def create_commit(self, repo_id, operations, *, commit_message, token=None,
+                      repo_type=None):
+        operations = list(operations)
+        user = self._enter("create_commit", token, repo_id,
+                           paths=[op.path_in_repo for op in operations])
+        repo = self._readable(user, repo_id)
+        if repo["owner"] != user:
+            raise http_error(403)
+        for op in operations:
+            if isinstance(op, CommitOperationAdd):
+                with op.as_file() as handle:
+                    repo["files"][op.path_in_repo] = handle.read()
+            else:
+                assert isinstance(op, CommitOperationDelete)
+                del repo["files"][op.path_in_repo]
+        repo["sha"] = hashlib.sha1(repr(sorted(repo["files"].items())).encode()).hexdigest()
+        return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{repo['sha']}",
+                          commit_message=commit_message, commit_description="", oid=repo["sha"])
+
+    def snapshot_download(self, repo_id, *, repo_type=None, revision=None, local_dir=None,
+                          token=None, allow_patterns=None):
+        repo = self._readable(self._enter("snapshot_download", token, repo_id,
+                                          revision=revision), repo_id)
+        assert revision == repo["sha"]
+        local_dir = Path(local_dir)
+        (local_dir / ".cache" / "huggingface").mkdir(parents=True, exist_ok=True)
+        for path, data in repo["files"].items():
+            if allow_patterns is None or path in allow_patterns:
+                (local_dir / path).write_bytes(data)
+        return str(local_dir)
+
+    def delete_repo(self, repo_id, *, token=None, repo_type=None, missing_ok=False):
+        user = self._enter("delete_repo", token, repo_id)
+        if repo_id not in self.repos:
+            if missing_ok:
+                return
+            raise http_error(404, RepositoryNotFoundError)
+        if self.repos[repo_id]["owner"] != user:
+            raise http_error(403)
+        del self.repos[repo_id]
+
+
+class NoHub:
+    """Any use of the Hub fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the Hub was used ({name}) where it must not be")
+
+
+@pytest.fixture
+def fake():
+    return FakeHub()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Lift HF_HUB_OFFLINE for code that talks to the fake (no real client is ever built)."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_hf_api", NoHub)
+
+
+@pytest.fixture
+def waits():
+    return []
+
+
+@pytest.fixture
+def mia(settings):
+    store = CharacterStore(settings, "alice")
+    crop = Crop("", (64, 64), (0, 0, 64, 64), "mia.jpg")
+    image = Image.new("RGB", (64, 64), (200, 150, 120))
+    character = store.create("Mia", "girl", "curly red hair", "ohwx", [(image, crop)] * 3)
+    write_adapter(store.adapter_dir(character))
+    return character
+
+
+def write_adapter(folder, config=None):
+    """An adapter folder as training leaves it, plus things that must never be uploaded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    save_file({"unet.down.lora_A.weight": rng.standard_normal((4, 8), dtype=np.float32)},
+              str(folder / ADAPTER_WEIGHTS))
+    save_file({"lora_unet_down.lora_down.weight": rng.standard_normal((4, 8), dtype=np.float32)},
+              str(folder / KOHYA_WEIGHTS))
+    config = {"base_model": SDXL, "rank": 16, "steps": 800, "learning_rate": 1e-4,
+              "resolution": 1024, "instance_prompt": "a photo of ohwx girl"} if config is None else config
+    (folder / TRAIN_CONFIG).write_text(json.dumps(config))
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(folder / VALIDATION_IMAGE)
+    (folder / "checkpoint-400").mkdir()
+    (folder / "checkpoint-400" / "optimizer.bin").write_bytes(b"state")
+    (folder / "crops").mkdir()
+    Image.new("RGB", (64, 64)).save(folder / "crops" / "01.png")
+    (folder / "notes.txt").write_text("private notes")
+
+
+def files_of(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file()}
+
+
+def adapter_of(settings, character, user="alice"):
+    return CharacterStore(settings, user).adapter_dir(character)
+
+
+def push(settings, fake, waits, character, token=ALICE, **kwargs):
+    return push_adapter(settings, "alice", character, token, api=fake, sleep=waits.append,
+                        **kwargs)
+
+
+# --- pushing -------------------------------------------------------------------------------
+
+def test_push_creates_a_private_repo_before_uploading_with_the_users_token(settings, mia, fake,
+                                                                          waits, online):
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "pushed" and result.repo_id == REPO
+    assert result.url == "https://huggingface.co/" + REPO and result.revision == fake.repos[REPO]["sha"]
+    assert fake.methods() == ["whoami", "create_repo", "repo_info", "list_repo_files",
+                              "create_commit"]
+    create = fake.calls[1]
+    assert create[1] == REPO and create[3] == {"private": True, "repo_type": "model"}
+    assert {call[2] for call in fake.calls} == {ALICE}
+    assert fake.repos[REPO]["private"] and waits == []
+
+
+def test_repo_holds_only_the_published_files(settings, mia, fake, waits, online):
+    push(settings, fake, waits, mia)
+
+    folder = adapter_of(settings, mia)
+    repo_files = fake.repos[REPO]["files"]
+    assert set(repo_files) == {".gitattributes", ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG,
+                               MODEL_CARD}
+    for name in (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD):
+        assert repo_files[name] == (folder / name).read_bytes()
+
+
+def test_validation_image_goes_only_when_asked_and_leaves_when_no_longer_asked(settings, mia,
+                                                                               fake, waits,
+                                                                               online):
+    push(settings, fake, waits, mia, include_validation_image=True)
+    repo = fake.repos[REPO]
+    assert VALIDATION_IMAGE in repo["files"]
+    assert "url: validation.png" in repo["files"][MODEL_CARD].decode()
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "pushed"
+    assert VALIDATION_IMAGE not in repo["files"]
+    assert "validation.png" not in repo["files"][MODEL_CARD].decode()
+
+
+def test_push_records_where_the_adapter_went(settings, mia, fake, waits, online):
+    assert hub_record(settings, "alice", mia) is None
+    result = push(settings, fake, waits, mia)
+
+    record = hub_record(settings, "alice", mia)
+    assert (record.repo_id, record.revision, record.action) == (REPO, result.revision, "pushed")
+    assert record.url == result.url and MODEL_CARD in record.files
+    assert json.loads((adapter_of(settings, mia) / HUB_RECORD).read_text())["repo_id"] == REPO
+
+
+def test_signed_in_user_pushes_with_the_oauth_token_into_their_namespace(settings, mia, fake,
+                                                                        waits, online,
+                                                                        monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", BOB)  # the Space owner's token: never used for Alice
+    result = push(settings, fake, waits, mia, token=ALICE, namespace="alice")
+
+    assert result.status == "pushed" and result.repo_id == REPO
+    assert "whoami" not in fake.methods()
+    assert {call[2] for call in fake.calls} == {ALICE}
+
+
+def test_without_a_token_nothing_is_sent_and_the_message_says_how_to_push_later(
+        settings, mia, online, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", BOB)
+    result = push_adapter(settings, "alice", mia, None, api=NoHub())
+
+    assert result.status == "skipped"
+    assert "no Hugging Face token" in result.message
+    assert "python -m pipeline push Mia" in result.message and "sign in" in result.message
+    assert (adapter_of(settings, mia) / ADAPTER_WEIGHTS).is_file()
+
+
+def test_offline_skips_the_upload(settings, mia):
+    result = push_adapter(settings, "alice", mia, ALICE, api=NoHub())
+
+    assert result.status == "skipped" and "HF_HUB_OFFLINE" in result.message
+    assert hub_record(settings, "alice", mia) is None
+
+
+def test_pushing_a_character_without_an_adapter_is_an_error(settings, mia, fake, online):
+    remove_tree(adapter_of(settings, mia))
+    with pytest.raises(AdapterUnavailableError, match="Mia has no trained adapter yet: train Mia"):
+        push_adapter(settings, "alice", mia, ALICE, api=fake)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("method, error, words", [
+    ("create_repo", http_error(401), "401 Unauthorized"),
+    ("whoami", http_error(401), "401 Unauthorized"),
+    ("create_repo", http_error(403), "403 Forbidden"),
+    ("create_commit", http_error(400), "the Hub answered 400"),
+])
+def test_permanent_errors_fail_at_once_and_keep_the_adapter(settings, mia, fake, waits, online,
+                                                            method, error, words):
+    before = files_of(adapter_of(settings, mia))
+    fake.fail(method, error)
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "failed" and words in result.message
+    assert "kept on this machine" in result.message and "python -m pipeline push Mia" in result.message
+    assert waits == [] and fake.methods().count(method) == 1
+    after = files_of(adapter_of(settings, mia))
+    assert {k: v for k, v in after.items() if k != MODEL_CARD} == before
+    assert hub_record(settings, "alice", mia) is None
+
+
+@pytest.mark.parametrize("error, waited", [
+    (http_error(409), [2.0]),
+    (http_error(429, headers={"Retry-After": "7"}), [7.0]),
+    (http_error(503), [2.0]),
+    (httpx2.ConnectError("[Errno 101] Network is unreachable"), [2.0]),
+    (httpx2.ReadTimeout("timed out"), [2.0]),
+])
+def test_transient_errors_are_retried_with_backoff(settings, mia, fake, waits, online, error,
+                                                   waited):
+    fake.fail("create_commit", error)
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "pushed" and waits == waited
+    assert fake.methods().count("create_commit") == 2
+
+
+def test_retries_give_up_with_a_clear_message(settings, mia, fake, waits, online):
+    fake.fail("create_repo", *[http_error(502) for _ in range(hub.ATTEMPTS)])
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "failed"
+    assert "server error (502)" in result.message and f"after {hub.ATTEMPTS} tries" in result.message
+    assert waits == [2.0, 4.0, 8.0] and "create_commit" not in fake.methods()
+
+
+def test_rate_limit_message(settings, mia, fake, waits, online):
+    fake.fail("create_commit", *[http_error(429) for _ in range(hub.ATTEMPTS)])
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "failed" and "429 Too Many Requests" in result.message
+
+
+def test_an_existing_public_repo_is_never_uploaded_to(settings, mia, fake, waits, online):
+    fake.create_repo(REPO, token=ALICE, private=False)
+    fake.calls.clear()
+
+    result = push(settings, fake, waits, mia)
+
+    assert result.status == "failed" and "is public" in result.message
+    assert "create_commit" not in fake.methods()
+    assert set(fake.repos[REPO]["files"]) == {".gitattributes"}
+
+
+# --- the model card ------------------------------------------------------------------------
+
+def split_card(text):
+    _, front, body = text.split("---\n", 2)
+    return yaml.safe_load(front), body
+
+
+def test_model_card_metadata_and_usage(settings, mia, fake, waits, online):
+    push(settings, fake, waits, mia)
+    meta, body = split_card(fake.repos[REPO]["files"][MODEL_CARD].decode())
+
+    assert meta["base_model"] == SDXL and meta["license"] == "openrail++"
+    assert {"lora", "diffusers", "text-to-image", "stable-diffusion-xl",
+            "template:sd-lora"} <= set(meta["tags"])
+    assert meta["instance_prompt"] == "a photo of ohwx girl" and "widget" not in meta
+    assert "trigger token: `ohwx`" in body and "kind: `girl`" in body
+    assert (f'pipe.load_lora_weights("{REPO}", weight_name="{ADAPTER_WEIGHTS}"' in body)
+    assert f"hf download {REPO} {KOHYA_WEIGHTS}" in body
+    assert "ComfyUI/models/loras/" in body and "<lora:taleweaver-mia:0.8> ohwx girl" in body
+    assert "| rank | `16` |" in body and "| learning_rate | `0.0001` |" in body
+    assert "crops" not in body and "01.png" not in body and VALIDATION_IMAGE not in body
+
+
+def test_model_card_without_config_or_kohya_and_with_a_local_base_model(mia, tiny_model_dir):
+    card = render_model_card(mia, REPO, str(tiny_model_dir), {}, [ADAPTER_WEIGHTS])
+    meta, body = split_card(card)
+
+    assert "base_model" not in meta and "license" not in meta
+    assert meta["instance_prompt"] == "ohwx girl"
+    assert "## Training" not in body and f"no kohya-format file (`{KOHYA_WEIGHTS}`)" in body
+    assert SDXL in body  # the diffusers example still loads real SDXL
+
+
+def test_damaged_training_config_still_gives_a_card(settings, mia, fake, waits, online):
+    (adapter_of(settings, mia) / TRAIN_CONFIG).write_text("{not json")
+    result = push(dataclasses.replace(settings, base_model=SDXL), fake, waits, mia,
+                  namespace="alice")
+
+    meta, body = split_card(fake.repos[REPO]["files"][MODEL_CARD].decode())
+    assert result.status == "pushed" and meta["base_model"] == SDXL  # settings' base model
+    assert "## Training" not in body
+
+
+# --- getting the adapter for generation ----------------------------------------------------
+
+def test_a_local_adapter_is_used_without_the_hub(settings, mia, online):
+    folder = ensure_local_adapter(settings, "alice", mia, ALICE, api=NoHub())
+
+    assert folder == adapter_of(settings, mia) and (folder / ADAPTER_WEIGHTS).is_file()
+
+
+def test_a_missing_adapter_is_downloaded_once_and_kept(settings, mia, fake, waits, online):
+    push(settings, fake, waits, mia)
+    original = files_of(adapter_of(settings, mia))
+    remove_tree(adapter_of(settings, mia))
+    fake.calls.clear()
+
+    folder = ensure_local_adapter(settings, "alice", mia, ALICE, api=fake, sleep=waits.append)
+
+    assert fake.methods() == ["whoami", "repo_info", "snapshot_download"]
+    assert {call[2] for call in fake.calls} == {ALICE}
+    got = files_of(folder)
+    assert got.pop(HUB_RECORD) and got == {k: original[k] for k in
+                                           (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD)}
+    record = hub_record(settings, "alice", mia)
+    assert (record.repo_id, record.action, record.revision) == (REPO, "downloaded",
+                                                                fake.repos[REPO]["sha"])
+    assert not [p for p in CharacterStore(settings, "alice").folder(mia).iterdir()
+                if p.name.startswith(".adapter")]
+    assert ensure_local_adapter(settings, "alice", mia, ALICE, api=NoHub()) == folder
+
+
+def test_a_repo_shaped_folder_installs_like_a_download(settings, mia, fake, waits, online,
+                                                      tmp_path):
+    push(settings, fake, waits, mia)
+    clone = tmp_path / "clone"  # what `git clone` of the repo gives
+    clone.mkdir()
+    for path, data in fake.repos[REPO]["files"].items():
+        (clone / path).write_bytes(data)
+    (clone / ".git").mkdir()
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    remove_tree(adapter_of(settings, mia))
+    downloaded = files_of(ensure_local_adapter(settings, "alice", mia, ALICE, api=fake))
+    remove_tree(adapter_of(settings, mia))
+
+    installed = files_of(install_adapter(settings, "alice", mia, clone))
+
+    downloaded.pop(HUB_RECORD)
+    assert installed == downloaded
+    assert set(installed) == {ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD}
+    with pytest.raises(AdapterFolderError, match="already has an adapter"):
+        install_adapter(settings, "alice", mia, clone)
+
+
+def test_a_folder_without_valid_weights_is_refused(settings, mia, tmp_path):
+    remove_tree(adapter_of(settings, mia))
+    with pytest.raises(AdapterFolderError, match="has no pytorch_lora_weights.safetensors"):
+        install_adapter(settings, "alice", mia, tmp_path)
+    (tmp_path / ADAPTER_WEIGHTS).write_bytes(b"\xff" * 64)
+    with pytest.raises(AdapterFolderError, match="not a valid safetensors file"):
+        install_adapter(settings, "alice", mia, tmp_path)
+    assert not CharacterStore(settings, "alice").has_adapter(mia)
+
+
+def test_no_local_copy_and_no_way_to_fetch_it(settings, mia, fake, waits, monkeypatch):
+    remove_tree(adapter_of(settings, mia))
+    with pytest.raises(AdapterUnavailableError, match="Mia's adapter isn't on this machine and "
+                                                      "the Hub can't be reached .*HF_HUB_OFFLINE"):
+        ensure_local_adapter(settings, "alice", mia, ALICE, api=NoHub())
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(AdapterUnavailableError, match="train Mia first, or sign in"):
+        ensure_local_adapter(settings, "alice", mia, None, api=NoHub())
+    with pytest.raises(AdapterUnavailableError, match="Mia has no trained adapter yet: train Mia"):
+        ensure_local_adapter(settings, "alice", mia, ALICE, api=fake, sleep=waits.append)
+
+
+def test_download_errors_name_the_character(settings, mia, fake, waits, online):
+    push(settings, fake, waits, mia)
+    remove_tree(adapter_of(settings, mia))
+    cut = LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub")
+    cut.__cause__ = httpx2.ConnectError("[Errno 101] Network is unreachable")
+    fake.fail("snapshot_download", *[cut] * hub.ATTEMPTS)
+
+    with pytest.raises(AdapterUnavailableError, match="Mia's adapter isn't on this machine and "
+                                                      "the Hub can't be reached: .*ConnectError"):
+        ensure_local_adapter(settings, "alice", mia, ALICE, api=fake, sleep=waits.append)
+    assert waits == [2.0, 4.0, 8.0]
+
+    fake.fail("repo_info", http_error(401))
+    with pytest.raises(AdapterUnavailableError, match=f"couldn't be fetched from {REPO}: .*401"):
+        ensure_local_adapter(settings, "alice", mia, ALICE, api=fake, sleep=waits.append)
+    assert not CharacterStore(settings, "alice").has_adapter(mia)
+
+
+def test_an_empty_repo_from_a_failed_push_is_not_an_adapter(settings, mia, fake, waits, online):
+    fake.fail("create_commit", http_error(403))
+    assert push(settings, fake, waits, mia).status == "failed"
+    remove_tree(adapter_of(settings, mia))
+
+    with pytest.raises(AdapterUnavailableError, match=f"{REPO} holds no usable adapter"):
+        ensure_local_adapter(settings, "alice", mia, ALICE, api=fake)
+
+
+def test_downloaded_adapter_loads_into_sdxl_like_the_original(settings, mia, fake, waits, online,
+                                                              tmp_path):
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from pipeline.testing import build_tiny_pipeline
+
+    trained = build_tiny_pipeline()
+    torch.manual_seed(1)
+    trained.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with torch.no_grad():  # a trained adapter: lora_B is no longer zero
+        for name, param in trained.unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    original = adapter_of(settings, mia)
+    StableDiffusionXLPipeline.save_lora_weights(
+        original, unet_lora_layers=convert_state_dict_to_diffusers(
+            get_peft_model_state_dict(trained.unet)))
+    push(settings, fake, waits, mia)
+    kept = tmp_path / "original"
+    kept.mkdir()
+    (kept / ADAPTER_WEIGHTS).write_bytes((original / ADAPTER_WEIGHTS).read_bytes())
+    remove_tree(original)
+
+    downloaded = ensure_local_adapter(settings, "alice", mia, ALICE, api=fake)
+
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+
+    def draw():
+        return pipe("ohwx girl", num_inference_steps=2, height=64, width=64, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images[0]
+
+    base = draw()
+    pipe.load_lora_weights(kept, weight_name=ADAPTER_WEIGHTS, adapter_name="kept")
+    expected = draw()
+    pipe.unload_lora_weights()
+    pipe.load_lora_weights(downloaded, weight_name=ADAPTER_WEIGHTS, adapter_name="mia")
+    assert np.array_equal(draw(), expected) and not np.array_equal(expected, base)
+
+
+# --- deleting ------------------------------------------------------------------------------
+
+def test_deleting_the_repo_on_request(settings, mia, fake, waits, online):
+    push(settings, fake, waits, mia)
+    fake.calls.clear()
+
+    result = delete_hub_repo(settings, "alice", mia, ALICE, api=fake, sleep=waits.append)
+
+    assert result.status == "deleted" and result.repo_id == REPO and REPO not in fake.repos
+    assert fake.methods() == ["delete_repo"]  # the recorded repo: no whoami needed
+    assert hub_record(settings, "alice", mia) is None
+    assert (adapter_of(settings, mia) / ADAPTER_WEIGHTS).is_file()
+
+
+def test_deleting_without_a_record_uses_the_token_owners_namespace(settings, mia, fake, online):
+    fake.create_repo(REPO, token=ALICE, private=True)
+
+    result = delete_hub_repo(settings, "alice", mia, ALICE, api=fake)
+
+    assert result.status == "deleted" and REPO not in fake.repos
+    assert fake.methods()[-2:] == ["whoami", "delete_repo"]
+
+
+def test_deleting_can_be_skipped_or_fail(settings, mia, fake, waits, online):
+    skipped = delete_hub_repo(settings, "alice", mia, None, api=NoHub())
+    assert skipped.status == "skipped" and "no Hugging Face token" in skipped.message
+
+    fake.create_repo(REPO, token=ALICE, private=True)
+    failed = delete_hub_repo(settings, "alice", mia, BOB, namespace="alice", api=fake)
+    assert failed.status == "failed" and "403 Forbidden" in failed.message
+    assert REPO in fake.repos
+
+
+# --- tokens and the command line -----------------------------------------------------------
+
+def test_token_from_env(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "  hf_x  ")
+    assert token_from_env() == "hf_x"
+    monkeypatch.setenv("HF_TOKEN", "")
+    assert token_from_env() is None
+    monkeypatch.delenv("HF_TOKEN")
+    assert token_from_env() is None
+
+
+def test_cli_push_uses_hf_token(settings, mia, fake, online, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+
+    code = main(["--data-dir", str(settings.data_dir), "--user", "alice", "push", "mia", "--json"])
+
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "pushed" and out["repo_id"] == REPO
+    assert {call[2] for call in fake.calls} == {ALICE}
+
+    fake.fail("create_repo", http_error(403))
+    assert main(["--data-dir", str(settings.data_dir), "--user", "alice", "push", "Mia"]) == 1
+    assert "403 Forbidden" in capsys.readouterr().err
+
+
+def test_cli_push_without_token_says_it_skipped(settings, mia):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "HF_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "--data-dir", str(settings.data_dir),
+                           "--user", "alice", "push", "Mia"], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parents[1], timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert "Upload skipped" in done.stdout and "python -m pipeline push Mia" in done.stdout
+
+
+def test_cli_pull(settings, mia, fake, waits, online, monkeypatch, capsys, tmp_path):
+    data = ["--data-dir", str(settings.data_dir), "--user", "alice"]
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+    push(settings, fake, waits, mia)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in (ADAPTER_WEIGHTS, TRAIN_CONFIG):
+        (copy / name).write_bytes((adapter_of(settings, mia) / name).read_bytes())
+
+    assert main(data + ["pull", "Mia", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "local"
+    remove_tree(adapter_of(settings, mia))
+    assert main(data + ["pull", "Mia"]) == 0
+    assert "downloaded from its private Hub repo" in capsys.readouterr().out
+    remove_tree(adapter_of(settings, mia))
+    assert main(data + ["pull", "Mia", "--from", str(copy)]) == 0
+    assert f"copied from {copy}" in capsys.readouterr().out
+    assert set(files_of(adapter_of(settings, mia))) == {ADAPTER_WEIGHTS, TRAIN_CONFIG}
