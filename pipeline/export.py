@@ -83,7 +83,7 @@ def export_pdf(store: BookStore, book: Book, out: Path, *, draft: bool = False,
     """Write the book as a print-ready square PDF; the file appears whole or not at all."""
     from fpdf import FPDF
 
-    _check_illustrated(book, draft)
+    _check_ready(store, book, draft)
     # Andika carries Graphite tables that PDF readers never use; the subsetter drops them
     # with a warning per export, which would only alarm CLI users.
     logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
@@ -116,7 +116,7 @@ def export_pdf(store: BookStore, book: Book, out: Path, *, draft: bool = False,
 
 def export_html(store: BookStore, book: Book, out: Path, *, draft: bool = False) -> Exported:
     """Write the book as one HTML file with its pictures inside (to read or share offline)."""
-    _check_illustrated(book, draft)
+    _check_ready(store, book, draft)
 
     def picture(file: str, alt: str) -> str:
         data = base64.b64encode(store.image_path(book, file).read_bytes()).decode("ascii")
@@ -141,12 +141,19 @@ def export_html(store: BookStore, book: Book, out: Path, *, draft: bool = False)
     return Exported(Path(out), len(sections), book.missing, "")
 
 
-def _check_illustrated(book: Book, draft: bool) -> None:
+def _check_ready(store: BookStore, book: Book, draft: bool) -> None:
+    """Every page illustrated (unless a draft) and every picture the export needs on disk."""
     if book.missing and not draft:
         pages = ", ".join(str(n) for n in book.missing)
         raise ValueError(f"{book.title!r}: page{'s' if len(book.missing) > 1 else ''} {pages} "
                          "not illustrated yet; illustrate them, or export a draft with "
                          "text-only pages")
+    needed = [("the cover", book.cover_image)] + [
+        (f"page {n}", page.image) for n, page in enumerate(book.pages, start=1)]
+    for where, file in needed:
+        if file and not store.image_path(book, file).is_file():
+            raise ValueError(f"{book.title!r}: the picture of {where} ({file}) is missing; "
+                             "draw that page again or choose another of its pictures")
 
 
 @lru_cache(maxsize=None)

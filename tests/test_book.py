@@ -215,3 +215,10 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     assert capsys.readouterr().out.strip() == "No books yet."
     assert cli.main(["delete-book", book.id, *common]) == 1
     assert "no book with id" in capsys.readouterr().err
+
+
+def test_gallery_survives_a_lost_cover_picture(illustrated_book):
+    store, book = illustrated_book
+    assert store.thumbnail(book) is not None
+    store.image_path(book, book.cover_image).unlink()
+    assert [(c.id, c.thumbnail) for c in store.gallery()] == [(book.id, None)]

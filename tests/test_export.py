@@ -193,3 +193,13 @@ def test_emoji_sequences_and_long_words_print_cleanly(book_settings, tmp_path):
     page = PdfReader(done.path).pages[1].extract_text()
     assert page.startswith("Family time in France ok\nSuper")
     assert "".join(page.split()) == "FamilytimeinFranceokSuper" + "long" * 80 + "end1"
+
+
+def test_a_lost_picture_file_is_named(illustrated_book, tmp_path):
+    store, book = illustrated_book
+    store.image_path(book, book.page(2).image).unlink()
+    for out in ("book.pdf", "book.html"):
+        with pytest.raises(ValueError, match=r"picture of page 2 \(images/p02-1236.png\) is "
+                                             "missing"):
+            export_book(store, book, tmp_path / out)
+        assert not (tmp_path / out).exists()
