@@ -153,15 +153,15 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
                 "uploads adapters into private repos. Make it private (repo settings) or delete "
                 f"it, then push again. {character.name}'s adapter stays on this machine."))
         files = _prepare_files(settings, character, folder, repo_id, include_validation_image)
-        stale = [name for name in _call(lambda: api.list_repo_files(
-            repo_id, repo_type="model", token=token), sleep) if name in PUBLISHED
-                 and name not in files]
+        remote = _call(lambda: api.list_repo_files(repo_id, repo_type="model", token=token),
+                       sleep)
+        stale = [name for name in remote if name in PUBLISHED and name not in files]
         commit = _call(lambda: api.create_commit(
             repo_id, _operations(folder, files, stale), token=token, repo_type="model",
             commit_message=f"Taleweaver: {character.name}'s adapter"), sleep)
     except _HubCallFailed as err:
         where = f" to {repo_id}" if repo_id else ""
-        return HubResult("failed", repo_id, _url(repo_id) if repo_id else "", (
+        return HubResult("failed", repo_id, _url(repo_id), (
             f"Upload of {character.name}'s adapter{where} failed: {err.reason}. The adapter is "
             f"kept on this machine ({folder}); push again from the app or with "
             f"`python -m pipeline push {shlex.quote(character.name)}`."))
@@ -268,7 +268,7 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
               sleep)
     except _HubCallFailed as err:
         where = f" {repo_id}" if repo_id else ""
-        return HubResult("failed", repo_id, _url(repo_id) if repo_id else "",
+        return HubResult("failed", repo_id, _url(repo_id),
                          f"Couldn't delete {character.name}'s Hub repo{where}: {err.reason}. "
                          f"Try again, {url_hint}.")
     path = CharacterStore(settings, user).adapter_dir(character) / HUB_RECORD
@@ -289,7 +289,7 @@ def _hf_api():
 
 
 def _url(repo_id: str) -> str:
-    return f"{constants.ENDPOINT}/{repo_id}"
+    return f"{constants.ENDPOINT}/{repo_id}" if repo_id else ""
 
 
 def _now() -> str:
