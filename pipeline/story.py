@@ -1,10 +1,36 @@
 """Story text to pages: the text, the characters on each page, and an editable scene prompt.
 
+The story format is plain text. Pages are separated by a blank line (or a line holding only
+`---`). A page may end with a line `Scene: ...` that describes its picture; without one the
+scene is the page text itself. Characters are found by name, and each name in the scene becomes
+the character's "<trigger> <kind>" with its look description, which is what the adapters were
+trained on:
+
+    Mia and Rex ran to the lighthouse.
+    Scene: Mia and Rex on a windy beach at sunset
+
+    ---
+    Rex found a shell.
+
 Does not import torch: the UI parses and shows pages before any model is loaded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from .characters import Character
+from .settings import Settings
+
+SCENE_LABEL = "scene:"
+_SEPARATOR = re.compile(r"\s*|\s*-{3,}\s*")
+_APOSTROPHES = "'’"
+
+
+class StoryError(ValueError):
+    """The story can't be turned into pages; the message names the page and the limit."""
 
 
 @dataclass(frozen=True)
@@ -14,3 +40,146 @@ class Page:
     text: str
     scene: str
     characters: tuple[str, ...] = ()  # character names, as stored in their records
+
+
+def parse_story(story: str, characters: Sequence[Character], settings: Settings) -> list[Page]:
+    """Split a story into pages, find who is on each page and build its scene prompt.
+
+    Raises StoryError for an empty story, or one past TALEWEAVER_MAX_PAGES pages or
+    TALEWEAVER_MAX_PAGE_CHARS characters on a page: nothing is ever cut silently.
+    """
+    blocks = split_pages(story)
+    if not blocks:
+        raise StoryError("the story is empty: write at least one page of text")
+    if len(blocks) > settings.max_pages:
+        raise StoryError(f"the story has {len(blocks)} pages; the limit is {settings.max_pages} "
+                         "pages per book (TALEWEAVER_MAX_PAGES)")
+    pages = []
+    for number, block in enumerate(blocks, start=1):
+        text, scene = _scene_line(block)
+        _check_length(f"page {number}", text, settings)
+        if not text:
+            raise StoryError(f"page {number} has a scene line but no story text")
+        page = Page(text=text, scene="", characters=())
+        pages.append(set_scene(page, scene if scene else text, characters, settings,
+                               label=f"page {number}"))
+    return pages
+
+
+def split_pages(story: str) -> list[str]:
+    """The story's pages as text blocks: split at blank lines and at lines holding only ---."""
+    pages, lines = [], []
+    for line in clean_text(story).split("\n"):
+        if _SEPARATOR.fullmatch(line):
+            if lines:
+                pages.append("\n".join(lines).strip())
+            lines = []
+        else:
+            lines.append(line.rstrip())
+    if lines:
+        pages.append("\n".join(lines).strip())
+    return pages
+
+
+def set_scene(page: Page, scene: str, characters: Sequence[Character], settings: Settings,
+              label: str = "scene") -> Page:
+    """The page with a new scene prompt (names become trigger phrases) and who it shows.
+
+    The characters on a page are the ones its scene names: a scene the user edits to show
+    only the dog makes only the dog's adapter active.
+    """
+    scene = " ".join(clean_text(scene).split())
+    _check_length(label, scene, settings)
+    return replace(page, scene=scene_prompt(scene, characters),
+                   characters=find_characters(scene, characters))
+
+
+def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ...]:
+    """Names of the characters that `text` mentions (by name or trigger), in order of appearance.
+
+    Whole words only, any case, possessives included ("Mia's", "James'"), unicode names
+    ("Zoë", "D'Arcy") included; "Ann" does not match inside "Anna".
+    """
+    found: dict[str, None] = {}
+    for match in _names_pattern(characters, with_triggers=True).finditer(_nfc(text)):
+        found[_lookup(match, characters, with_triggers=True).name] = None
+    return tuple(found)
+
+
+def scene_prompt(text: str, characters: Sequence[Character]) -> str:
+    """`text` with each character's name replaced by "<trigger> <kind>" (the adapter's words).
+
+    The first mention also carries the character's look description in parentheses.
+    """
+    described: set[str] = set()
+
+    def substitute(match: re.Match) -> str:
+        character = _lookup(match, characters, with_triggers=False)
+        possessive = match.group("possessive") or ""
+        words = character.token_phrase + possessive
+        if character.description and character.name not in described:
+            described.add(character.name)
+            words += f" ({character.description})"
+        return words
+
+    return _names_pattern(characters, with_triggers=False).sub(substitute, _nfc(text))
+
+
+def clean_text(text: str) -> str:
+    """Unicode-normalised text with Unix newlines and no control characters but newlines."""
+    text = _nfc(text).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) != "Cc")
+
+
+def _scene_line(block: str) -> tuple[str, str]:
+    """Split a page block into its text and its `Scene:` line ("" when there is none)."""
+    text_lines, scene = [], ""
+    for line in block.split("\n"):
+        if line.strip().casefold().startswith(SCENE_LABEL):
+            scene = line.strip()[len(SCENE_LABEL):].strip()
+        else:
+            text_lines.append(line)
+    return "\n".join(text_lines).strip(), scene
+
+
+def _check_length(label: str, text: str, settings: Settings) -> None:
+    if len(text) > settings.max_page_chars:
+        raise StoryError(f"{label} has {len(text)} characters; the limit is "
+                         f"{settings.max_page_chars} per page (TALEWEAVER_MAX_PAGE_CHARS): "
+                         "split it into two pages with a blank line")
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _words(character: Character, with_triggers: bool) -> list[str]:
+    words = [_nfc(character.name)]
+    if with_triggers and character.trigger:
+        words.append(character.trigger)
+    return words
+
+
+def _names_pattern(characters: Sequence[Character], with_triggers: bool) -> re.Pattern:
+    """One regex for every name, longest first, so "Mia Rose" wins over "Mia"."""
+    words = sorted({w for c in characters for w in _words(c, with_triggers)}, key=len,
+                   reverse=True)
+    if not words:
+        return re.compile(r"(?!)(?P<possessive>)")
+    quote = f"[{_APOSTROPHES}]"
+    names = "|".join(r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
+                                  for part in word.split()) for word in words)
+    # Not inside a word (also not after "D'"); an optional possessive; then no more word.
+    return re.compile(rf"(?<!\w)(?<!\w{quote})(?:{names})(?P<possessive>{quote}s)?"
+                      rf"(?!\w)(?!{quote}\w)", re.IGNORECASE)
+
+
+def _lookup(match: re.Match, characters: Sequence[Character], with_triggers: bool) -> Character:
+    """The character a match of `_names_pattern` stands for (any case, any spacing)."""
+    end = match.start("possessive") if match.group("possessive") else match.end()
+    by_word = {_key(w): c for c in characters for w in _words(c, with_triggers)}
+    return by_word[_key(match.string[match.start():end])]
+
+
+def _key(word: str) -> str:
+    return " ".join(word.replace("’", "'").split()).casefold()

@@ -1,0 +1,310 @@
+"""Pages to pictures: SDXL with the adapters of the characters on each page, in the book's style.
+
+For each page exactly the adapters of its characters are active (none on a page without any),
+its seeds come from the book's seed and the page number, and it is saved as soon as it is
+drawn, so an interrupted book continues from the first page without a picture. A book loads
+its adapters once and switches them per page; the shared cached pipeline is left as it was
+found (our adapters, and the LoRA layers they added, are removed at the end).
+
+On ZeroGPU each page is one `gpu()` call (`render`) with a duration estimate.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence
+
+from PIL import Image
+
+from .book import Book, BookStore
+from .characters import ADAPTER_WEIGHTS, Character, CharacterStore
+from .hardware import ZEROGPU_CALL_SECONDS, gpu
+from .hub import ensure_local_adapter
+from .models import load_pipeline
+from .progress import Progress, ProgressFn
+from .settings import Settings
+from .story import parse_story, set_scene
+from .styles import DEFAULT_STYLE, Style, get_style
+
+MAX_CANDIDATES = 4  # pictures per page in one go
+MAX_SEED = 2**32 - 1
+
+
+class IllustrateError(ValueError):
+    """A request the illustrator can't honour (a bad seed, page or option); the message says why."""
+
+
+@dataclass(frozen=True)
+class IllustrateConfig:
+    """How pages are drawn. Size and steps default to the book's style; tests and CPU demos
+    override them (64x64 in 2 steps)."""
+
+    candidates: int = 1  # pictures per page to choose from
+    adapter_weight: float = 1.0  # strength of each character's adapter on its pages
+    width: Optional[int] = None  # None: the style's SDXL size
+    height: Optional[int] = None
+    steps: Optional[int] = None  # None: the style's steps
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise IllustrateError(f"candidates must be from 1 to {MAX_CANDIDATES}, "
+                                  f"not {self.candidates}")
+        if not 0 < self.adapter_weight <= 2:
+            raise IllustrateError(f"adapter_weight must be above 0 and at most 2, "
+                                  f"not {self.adapter_weight}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and not (64 <= value <= 2048 and value % 8 == 0):
+                raise IllustrateError(f"{name} must be a multiple of 8 from 64 to 2048, "
+                                      f"not {value}")
+        if self.steps is not None and not 1 <= self.steps <= 150:
+            raise IllustrateError(f"steps must be from 1 to 150, not {self.steps}")
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """A character's adapter as the pipeline knows it: a unique name, its folder, its weight."""
+
+    name: str
+    folder: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything one GPU call needs to draw a page's pictures (small, so it pickles)."""
+
+    prompt: str
+    negative: str
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    adapters: tuple[AdapterRef, ...]  # exactly the adapters active on this page
+
+
+def page_seed(book_seed: int, page_number: int) -> int:
+    """The first seed of a page: the same for every run of a book, different for every page."""
+    digest = hashlib.sha256(f"taleweaver:{book_seed}:{page_number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
+def new_book(settings: Settings, user: str, title: str, story: str,
+             style: str = DEFAULT_STYLE, seed: Optional[int] = None) -> Book:
+    """Split a story into pages with the user's characters and save it as a new book.
+
+    No picture is drawn yet; `illustrate_book` does that. A seed of None picks a random one,
+    which the book records so every page can be redrawn exactly.
+    """
+    get_style(style)
+    pages = parse_story(story, CharacterStore(settings, user).list(), settings)
+    seed = secrets.randbelow(2**31) if seed is None else _check_seed(seed)
+    return BookStore(settings, user).create(title, style, seed, pages)
+
+
+def illustrate_book(settings: Settings, user: str, book_id: str,
+                    config: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
+                    on_progress: Optional[ProgressFn] = None) -> Book:
+    """Draw every page that has no picture yet, saving the book after each page.
+
+    After a failure at page 7, pages 1 to 6 are kept and calling this again goes on at page 7.
+    """
+    store = BookStore(settings, user)
+    book = store.get(book_id)
+    todo = book.missing
+    if not todo:
+        return book
+    style = get_style(book.style)
+    names = {name for number in todo for name in book.page(number).characters}
+    adapters = _adapters(settings, user, names, config.adapter_weight, token)
+    report = on_progress or (lambda progress: None)
+    report(Progress(0, len(todo), "page", "loading the model and the characters' adapters"))
+    pipe = load_pipeline(settings)
+    started = time.monotonic()
+    with adapters_loaded(pipe, adapters.values()):
+        for done, number in enumerate(todo, start=1):
+            page = book.page(number)
+            seeds = _seeds(page_seed(book.seed, number), config.candidates)
+            book = _draw(settings, store, book_id, number, page.scene, page.characters, seeds,
+                         style, config, adapters)
+            per_page = (time.monotonic() - started) / done
+            report(Progress(done, len(todo), "page", f"page {number} of {len(book.pages)} done",
+                            seconds_left=per_page * (len(todo) - done)))
+    return book
+
+
+def regenerate_page(settings: Settings, user: str, book_id: str, page_number: int,
+                    config: IllustrateConfig = IllustrateConfig(), *,
+                    scene: Optional[str] = None, seed: Optional[int] = None,
+                    token: Optional[str] = None) -> Book:
+    """Draw new pictures for one page, optionally with an edited scene or a chosen seed.
+
+    The new pictures join the page's candidates and the first becomes its picture. Without a
+    seed the page gets fresh seeds; with one, the same seed and scene redraw the same picture.
+    An edited scene may name characters ("Mia on the swing"): they are found and replaced as
+    in the story, and the page's characters become the ones the scene names.
+    """
+    store = BookStore(settings, user)
+    book = store.get(book_id)
+    page = book.page(page_number)
+    if scene is not None:
+        edited = set_scene(page, scene, CharacterStore(settings, user).list(), settings,
+                           label=f"page {page_number}'s scene")
+        book = store.update_page(book_id, page_number, scene=edited.scene,
+                                 characters=edited.characters)
+        page = book.page(page_number)
+    first = page_seed(book.seed, page_number) + len(page.candidates) if seed is None \
+        else _check_seed(seed)
+    adapters = _adapters(settings, user, page.characters, config.adapter_weight, token)
+    with adapters_loaded(load_pipeline(settings), adapters.values()):
+        return _draw(settings, store, book_id, page_number, page.scene, page.characters,
+                     _seeds(first, config.candidates), get_style(book.style), config, adapters)
+
+
+def choose_candidate(settings: Settings, user: str, book_id: str, page_number: int,
+                     candidate: int) -> Book:
+    """Make a page's candidate number `candidate` (from 1, in the order drawn) its picture."""
+    store = BookStore(settings, user)
+    candidates = store.get(book_id).page(page_number).candidates
+    if not 1 <= candidate <= len(candidates):
+        raise IllustrateError(f"page {page_number} has {len(candidates)} pictures; "
+                              f"choose one from 1 to {len(candidates)}")
+    return store.choose(book_id, page_number, candidates[candidate - 1].file)
+
+
+def render_seconds(settings: Settings, job: RenderJob) -> float:
+    """The GPU seconds a `render` call asks ZeroGPU for: a bound above SDXL's time on its GPU."""
+    megapixels = job.width * job.height / 2**20
+    seconds = 10 + 3 * len(job.adapters) + len(job.seeds) * (2 + 0.15 * job.steps * megapixels)
+    return min(float(ZEROGPU_CALL_SECONDS), seconds)
+
+
+@gpu(duration=render_seconds)
+def render(settings: Settings, job: RenderJob) -> list[Image.Image]:
+    """Draw one picture per seed with exactly the job's adapters active (one ZeroGPU call).
+
+    Adapters the pipeline doesn't hold yet are loaded for this call and removed after it.
+    """
+    import torch
+
+    pipe = load_pipeline(settings)
+    with adapters_loaded(pipe, job.adapters):
+        if job.adapters:
+            pipe.enable_lora()
+            pipe.set_adapters([a.name for a in job.adapters],
+                              adapter_weights=[a.weight for a in job.adapters])
+        else:
+            pipe.disable_lora()
+        embeds = encode_long_prompt(pipe, job.prompt, job.negative)
+        return [pipe(**embeds, width=job.width, height=job.height,
+                     num_inference_steps=job.steps, guidance_scale=job.guidance,
+                     generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+                for seed in job.seeds]
+
+
+@contextlib.contextmanager
+def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
+    """Hold these adapters in the pipeline for the block; those it had to load go after it.
+
+    When no adapter is left, the LoRA layers are taken out too, so the pipeline is exactly as
+    it was loaded and no adapter leaks into a later picture that doesn't ask for it.
+    """
+    present = {name for names in pipe.get_list_adapters().values() for name in names}
+    added = []
+    try:
+        for adapter in adapters:
+            if adapter.name not in present and adapter.name not in added:
+                pipe.load_lora_weights(adapter.folder, weight_name=ADAPTER_WEIGHTS,
+                                       adapter_name=adapter.name)
+                added.append(adapter.name)
+        yield
+    finally:
+        if added:
+            pipe.enable_lora()
+            pipe.delete_adapters(added)
+            if not any(pipe.get_list_adapters().values()):
+                pipe.unload_lora_weights()
+
+
+def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:
+    """SDXL prompt embeddings without CLIP's 77-token cut: the text is encoded in 75-token
+    windows and joined, so a long page can't push the style's words out of the prompt.
+
+    A prompt that fits one window gives exactly what `pipe.encode_prompt` gives.
+    """
+    import torch
+
+    encoders = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+    ids = {(text, i): tokenizer(text, add_special_tokens=False, verbose=False).input_ids
+           for text in (prompt, negative) for i, (tokenizer, _) in enumerate(encoders)}
+    window = min(tokenizer.model_max_length for tokenizer, _ in encoders) - 2
+    windows = max(1, *(math.ceil(len(v) / window) for v in ids.values()))
+    result = {}
+    with torch.no_grad():
+        for text, key in ((prompt, ""), (negative, "negative_")):
+            hidden, pooled = [], None
+            for i, (tokenizer, encoder) in enumerate(encoders):
+                tokens = ids[(text, i)]
+                states = []
+                for start in range(0, windows * window, window):
+                    piece = tokens[start:start + window]
+                    row = [tokenizer.bos_token_id, *piece, tokenizer.eos_token_id]
+                    row += [tokenizer.pad_token_id] * (window + 2 - len(row))
+                    output = encoder(torch.tensor([row], device=encoder.device),
+                                     output_hidden_states=True)
+                    states.append(output.hidden_states[-2])
+                    if pooled is None and output[0].ndim == 2:
+                        pooled = output[0]  # the last encoder's projection, first window
+                hidden.append(torch.cat(states, dim=1))
+            result[f"{key}prompt_embeds"] = torch.cat(hidden, dim=-1)
+            result[f"{key}pooled_prompt_embeds"] = pooled
+    return result
+
+
+def _draw(settings: Settings, store: BookStore, book_id: str, number: int, scene: str,
+          names: Sequence[str], seeds: tuple[int, ...], style: Style, config: IllustrateConfig,
+          adapters: dict[str, AdapterRef]) -> Book:
+    """Render one page's pictures and record them; the first becomes the page's picture."""
+    job = RenderJob(prompt=style.prompt(scene), negative=style.negative, seeds=seeds,
+                    width=config.width or style.width, height=config.height or style.height,
+                    steps=config.steps or style.steps, guidance=style.guidance,
+                    adapters=tuple(adapters[name] for name in names))
+    book = None
+    for index, (seed, image) in enumerate(zip(seeds, render(settings, job))):
+        book = store.add_illustration(book_id, number, image, seed=seed, prompt=job.prompt,
+                                      choose=index == 0)
+    return book
+
+
+def _adapters(settings: Settings, user: str, names: Iterable[str], weight: float,
+              token: Optional[str]) -> dict[str, AdapterRef]:
+    """Each named character's adapter (fetched from the user's Hub repo if it isn't local).
+
+    Names carry the weights file's timestamp, so a retrained adapter is never mistaken for
+    the one the pipeline may still hold.
+    """
+    store = CharacterStore(settings, user)
+    refs = {}
+    for name in sorted(set(names)):
+        character: Character = store.get(name)
+        folder = ensure_local_adapter(settings, user, character, token)
+        stamp = (folder / ADAPTER_WEIGHTS).stat().st_mtime_ns
+        tag = hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:8]
+        refs[name] = AdapterRef(f"tw_{character.slug.replace('-', '_')}_{tag}", str(folder),
+                                weight)
+    return refs
+
+
+def _seeds(first: int, count: int) -> tuple[int, ...]:
+    return tuple((first + i) % (MAX_SEED + 1) for i in range(count))
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise IllustrateError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+    return seed

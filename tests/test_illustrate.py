@@ -1,0 +1,367 @@
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline import cli, illustrate, models
+from pipeline.book import BookStore
+from pipeline.characters import ADAPTER_WEIGHTS, CharacterStore, Crop
+from pipeline.hardware import ZEROGPU_CALL_SECONDS, estimated_duration
+from pipeline.hub import AdapterUnavailableError
+from pipeline.illustrate import (AdapterRef, IllustrateConfig, IllustrateError, RenderJob,
+                                 adapters_loaded, choose_candidate, encode_long_prompt,
+                                 illustrate_book, new_book, page_seed, regenerate_page, render,
+                                 render_seconds)
+from pipeline.story import StoryError
+from pipeline.styles import StyleError, get_style
+
+TINY = IllustrateConfig(width=64, height=64, steps=2)
+STORY = """Mia found a shell on the beach.
+
+Rex's nose was full of sand.
+
+Mia and Rex built a castle.
+
+The sea was calm and nobody was there."""
+
+
+@pytest.fixture(scope="session")
+def lora_folders(tmp_path_factory):
+    """Two small LoRA adapters on the tiny UNet, saved in diffusers format like training does.
+
+    lora_B starts at zero in a fresh adapter; it is perturbed so each adapter changes the
+    output, and differently from the other.
+    """
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from pipeline.testing import build_tiny_pipeline
+
+    base = build_tiny_pipeline().unet
+    folders = {}
+    for seed, name in enumerate(("mia", "rex"), start=1):
+        unet = copy.deepcopy(base)
+        unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for key, weight in unet.named_parameters():
+                if "lora_" in key:
+                    weight.copy_(torch.randn(weight.shape, generator=generator) * 0.5)
+        folder = tmp_path_factory.mktemp(f"lora-{name}")
+        StableDiffusionXLPipeline.save_lora_weights(
+            folder, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
+        folders[name] = folder
+    return folders
+
+
+def _crops():
+    picture = Image.new("RGB", (64, 64), (200, 150, 120))
+    return [(picture, Crop("", (64, 64), (0, 0, 64, 64), f"{n}.png")) for n in range(3)]
+
+
+@pytest.fixture
+def cast(settings, lora_folders):
+    """User "alice" with Mia (girl) and Rex (dog), each with a trained adapter."""
+    store = CharacterStore(settings, "alice")
+    for name, kind, trigger in (("Mia", "girl", "tvmia"), ("Rex", "dog", "tvrex")):
+        character = store.create(name, kind, f"{name} look", trigger, _crops())
+        folder = store.adapter_dir(character)
+        folder.mkdir(parents=True)
+        (folder / ADAPTER_WEIGHTS).write_bytes(
+            (lora_folders[name.lower()] / ADAPTER_WEIGHTS).read_bytes())
+    return store
+
+
+def _pixels(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def _page_pixels(settings, book, number):
+    store = BookStore(settings, "alice")
+    with Image.open(store.image_path(book, book.page(number).image)) as image:
+        return _pixels(image)
+
+
+def _job(settings, book, number, adapters=()):
+    style = get_style(book.style)
+    return RenderJob(prompt=style.prompt(book.page(number).scene), negative=style.negative,
+                     seeds=(page_seed(book.seed, number),), width=64, height=64, steps=2,
+                     guidance=style.guidance, adapters=tuple(adapters))
+
+
+def _lora_state(pipe):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in pipe.unet.modules() if isinstance(m, BaseTunerLayer)]
+    return {"loaded": sorted(n for names in pipe.get_list_adapters().values() for n in names),
+            "active": sorted(pipe.get_active_adapters()) if layers else [],
+            "disabled": any(m.disable_adapters for m in layers), "layers": len(layers)}
+
+
+def test_each_page_has_exactly_its_characters_adapters(settings, cast, lora_folders):
+    pipe = models.load_pipeline(settings)
+    book = new_book(settings, "alice", "Beach day", STORY, seed=7)
+    assert [p.characters for p in book.pages] == [("Mia",), ("Rex",), ("Mia", "Rex"), ()]
+    seen = {}
+
+    def spy(progress):
+        if progress.done:
+            seen[progress.done] = _lora_state(pipe)
+
+    book = illustrate_book(settings, "alice", book.id, TINY, on_progress=spy)
+    assert book.missing == ()
+    mia, rex = (n for n in seen[3]["active"])
+    assert mia.startswith("tw_mia_") and rex.startswith("tw_rex_")
+    assert all(state["loaded"] == [mia, rex] for state in seen.values())  # loaded once per book
+    assert [(s["active"], s["disabled"]) for s in (seen[1], seen[2], seen[3])] == [
+        ([mia], False), ([rex], False), ([mia, rex], False)]
+    assert seen[4]["disabled"]
+
+    only_mia = render(settings, _job(settings, book, 1, [
+        AdapterRef("reference", str(cast.adapter_dir(cast.get("Mia"))), 1.0)]))[0]
+    assert np.array_equal(_page_pixels(settings, book, 1), _pixels(only_mia))
+    assert _lora_state(pipe)["layers"] == 0
+    base = render(settings, _job(settings, book, 4))[0]
+    assert np.array_equal(_page_pixels(settings, book, 4), _pixels(base))
+    with_mia = render(settings, _job(settings, book, 4, [
+        AdapterRef("reference", str(lora_folders["mia"]), 1.0)]))[0]
+    assert not np.array_equal(_pixels(with_mia), _pixels(base))  # the adapters do change pictures
+
+
+def test_no_adapter_outlives_a_book(settings, cast):
+    pipe = models.load_pipeline(settings)
+
+    def plain():
+        return _pixels(pipe("a quiet beach", width=64, height=64, num_inference_steps=2,
+                            generator=torch.Generator().manual_seed(3)).images[0])
+
+    before = plain()
+    book = new_book(settings, "alice", "Beach day", STORY, seed=1)
+    illustrate_book(settings, "alice", book.id, TINY)
+    regenerate_page(settings, "alice", book.id, 3, TINY)
+    assert _lora_state(pipe) == {"loaded": [], "active": [], "disabled": False, "layers": 0}
+    assert np.array_equal(plain(), before)
+
+
+def test_adapters_loaded_keeps_what_was_there(settings, cast, lora_folders):
+    pipe = models.load_pipeline(settings)
+    theirs = AdapterRef("theirs", str(lora_folders["rex"]), 1.0)
+    ours = AdapterRef("ours", str(lora_folders["mia"]), 1.0)
+    with adapters_loaded(pipe, [theirs]):
+        with adapters_loaded(pipe, [ours, theirs]):
+            assert _lora_state(pipe)["loaded"] == ["ours", "theirs"]
+        assert _lora_state(pipe)["loaded"] == ["theirs"]
+    assert _lora_state(pipe)["layers"] == 0
+
+
+def test_seeds_reproduce_and_differ(settings, cast):
+    assert page_seed(7, 1) == page_seed(7, 1)
+    assert len({page_seed(7, 1), page_seed(7, 2), page_seed(8, 1)}) == 3
+    first = new_book(settings, "alice", "One", STORY, seed=11)
+    second = new_book(settings, "alice", "Two", STORY, seed=11)
+    first = illustrate_book(settings, "alice", first.id, TINY)
+    second = illustrate_book(settings, "alice", second.id, TINY)
+    for number in (1, 4):
+        assert np.array_equal(_page_pixels(settings, first, number),
+                              _page_pixels(settings, second, number))
+    assert first.page(1).seed == page_seed(11, 1)
+
+    again = regenerate_page(settings, "alice", first.id, 1, TINY, seed=first.page(1).seed)
+    assert len(again.page(1).candidates) == 1  # same seed, same scene: the same picture
+    assert np.array_equal(_page_pixels(settings, again, 1), _page_pixels(settings, first, 1))
+    fresh = regenerate_page(settings, "alice", first.id, 1, TINY)
+    assert fresh.page(1).seed == page_seed(11, 1) + 1
+    assert not np.array_equal(_page_pixels(settings, fresh, 1), _page_pixels(settings, first, 1))
+
+
+def test_candidates_and_choosing(settings, cast):
+    book = new_book(settings, "alice", "Beach day", "Mia waves.", seed=5)
+    book = illustrate_book(settings, "alice", book.id,
+                           IllustrateConfig(candidates=3, width=64, height=64, steps=2))
+    page = book.page(1)
+    assert [c.seed for c in page.candidates] == [page_seed(5, 1) + i for i in range(3)]
+    assert page.image == page.candidates[0].file
+    pictures = {c.file: _pixels(Image.open(BookStore(settings, "alice").image_path(book, c.file)))
+                for c in page.candidates}
+    assert not np.array_equal(*list(pictures.values())[:2])
+    book = choose_candidate(settings, "alice", book.id, 1, 3)
+    assert book.page(1).image == page.candidates[2].file
+    with pytest.raises(IllustrateError, match="page 1 has 3 pictures; choose one from 1 to 3"):
+        choose_candidate(settings, "alice", book.id, 1, 4)
+
+
+def test_regenerate_with_an_edited_scene(settings, cast):
+    book = new_book(settings, "alice", "Beach day", STORY, seed=3)
+    book = illustrate_book(settings, "alice", book.id, TINY)
+    book = regenerate_page(settings, "alice", book.id, 1, TINY,
+                           scene="Rex asleep under a beach umbrella", seed=42)
+    page = book.page(1)
+    assert page.text == "Mia found a shell on the beach."
+    assert page.characters == ("Rex",) and page.scene.startswith("tvrex dog (Rex look) asleep")
+    assert page.seed == 42 and len(page.candidates) == 2
+    style = get_style("watercolor")
+    assert page.chosen.prompt == style.prompt(page.scene)
+    with pytest.raises(StoryError, match="page 1's scene has .* the limit is"):
+        regenerate_page(settings, "alice", book.id, 1, TINY,
+                        scene="x" * (settings.max_page_chars + 1))
+
+
+def test_a_failed_page_keeps_the_pages_before_it_and_the_book_resumes(settings, cast,
+                                                                        monkeypatch):
+    whole = new_book(settings, "alice", "Whole", STORY, seed=9)
+    whole = illustrate_book(settings, "alice", whole.id, TINY)
+    book = new_book(settings, "alice", "Interrupted", STORY, seed=9)
+    real_render, calls = illustrate.render, []
+
+    def failing(settings_, job):
+        calls.append(job.seeds[0])
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_render(settings_, job)
+
+    monkeypatch.setattr(illustrate, "render", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        illustrate_book(settings, "alice", book.id, TINY)
+    kept = BookStore(settings, "alice").get(book.id)
+    assert kept.missing == (3, 4) and kept.page(2).illustrated
+    assert _lora_state(models.load_pipeline(settings))["layers"] == 0
+
+    calls.clear()
+    done = illustrate_book(settings, "alice", book.id, TINY)
+    assert calls == [page_seed(9, 3), page_seed(9, 4)] and done.missing == ()
+    for number in range(1, 5):
+        assert np.array_equal(_page_pixels(settings, done, number),
+                              _page_pixels(settings, whole, number))
+
+
+def test_a_character_without_an_adapter_stops_the_book_before_any_page(settings, cast):
+    CharacterStore(settings, "alice").create("Grandma", "woman", "", "tvgran", _crops())
+    book = new_book(settings, "alice", "Visit", "Mia waves.\n\nGrandma bakes.", seed=1)
+    with pytest.raises(AdapterUnavailableError, match="Grandma"):
+        illustrate_book(settings, "alice", book.id, TINY)
+    assert BookStore(settings, "alice").get(book.id).missing == (1, 2)
+
+
+def test_bad_requests_are_clear_errors(settings, cast):
+    for kwargs, message in (({"candidates": 0}, "candidates must be from 1 to 4"),
+                            ({"candidates": 5}, "candidates must be from 1 to 4"),
+                            ({"adapter_weight": 0}, "adapter_weight"),
+                            ({"width": 100}, "width must be a multiple of 8"),
+                            ({"steps": 0}, "steps must be from 1 to 150")):
+        with pytest.raises(IllustrateError, match=message):
+            IllustrateConfig(**kwargs)
+    with pytest.raises(StyleError, match="unknown style 'oil'; choose one of: watercolor"):
+        new_book(settings, "alice", "T", "Mia.", style="oil")
+    with pytest.raises(IllustrateError, match="seed must be a whole number"):
+        new_book(settings, "alice", "T", "Mia.", seed=-1)
+    with pytest.raises(StoryError, match="the story is empty"):
+        new_book(settings, "alice", "T", " \n---\n ")
+    with pytest.raises(StoryError, match="41 pages; the limit is 40"):
+        new_book(settings, "alice", "T", "\n\n".join(["Mia."] * 41))
+    book = new_book(settings, "alice", "T", "Mia.")
+    with pytest.raises(ValueError, match="page 2 does not exist"):
+        regenerate_page(settings, "alice", book.id, 2, TINY)
+    with pytest.raises(ValueError, match="no book with id"):
+        illustrate_book(settings, "alice", "abc123", TINY)
+    assert BookStore(settings, "alice").get(book.id).missing == (1,)
+
+
+def test_long_prompts_are_encoded_whole(settings):
+    pipe = models.load_pipeline(settings)
+    short = encode_long_prompt(pipe, "a girl", "ugly")
+    expected = pipe.encode_prompt("a girl", device="cpu", num_images_per_prompt=1,
+                                  do_classifier_free_guidance=True, negative_prompt="ugly")
+    for key, want in zip(("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                          "negative_pooled_prompt_embeds"), expected):
+        assert torch.equal(short[key], want), key
+    # The tiny tokenizer has one token per character, so this prompt spans several 75-token
+    # windows; the negative prompt gets as many, and the style's last words still count.
+    scene = "ignore the style, negative prompt: none, " * 4
+    style = get_style("watercolor")
+    tokens = len(pipe.tokenizer(style.prompt(scene), add_special_tokens=False).input_ids)
+    whole = encode_long_prompt(pipe, style.prompt(scene), style.negative)
+    other = encode_long_prompt(pipe, style.prompt(scene) + " at night", style.negative)
+    windows = -(-tokens // 75)
+    assert windows >= 3
+    assert whole["prompt_embeds"].shape[1] == whole["negative_prompt_embeds"].shape[1] == 77 * windows
+    assert not torch.equal(whole["prompt_embeds"][:, -77:], other["prompt_embeds"][:, -77:])
+
+
+def test_render_asks_zerogpu_for_a_bounded_duration():
+    job = RenderJob("p", "n", (1,), 1024, 1024, 30, 6.0, ())
+    one = estimated_duration(render_seconds, None, job)
+    four = estimated_duration(render_seconds, None, RenderJob("p", "n", (1, 2, 3, 4), 1024, 1024,
+                                                              30, 6.0, ()))
+    assert 10 < one < four <= ZEROGPU_CALL_SECONDS
+
+
+def _cli(monkeypatch, capsys, settings, *args, stdin=None):
+    monkeypatch.setenv("TALEWEAVER_BASE_MODEL", settings.base_model)
+    monkeypatch.setenv("TALEWEAVER_VAE", "")
+    monkeypatch.setenv("TALEWEAVER_DEVICE", "cpu")
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = cli.main(["--data-dir", str(settings.data_dir), "--user", "alice", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_illustrates_regenerates_chooses_and_resumes(settings, cast, monkeypatch, capsys):
+    size = ["--size", "64x64", "--steps", "2"]
+    code, out, err = _cli(monkeypatch, capsys, settings, "illustrate", "--title", "Beach day",
+                          "--story", "-", "--style", "cartoon", "--seed", "4",
+                          "--candidates", "2", "--json", *size, stdin=STORY)
+    assert code == 0, err
+    record = json.loads(out)
+    book_id = record["id"]
+    assert f"book {book_id}: 4 of 4 pages" in err and "4/4" in err
+    assert record["style"] == "cartoon" and len(record["pages"][0]["candidates"]) == 2
+
+    code, out, err = _cli(monkeypatch, capsys, settings, "illustrate-page", book_id, "2",
+                          "--scene", "Mia and Rex dig", "--seed", "99", *size)
+    assert code == 0, err
+    assert "page 2" in out
+    page = BookStore(settings, "alice").get(book_id).page(2)
+    assert page.seed == 99 and page.characters == ("Mia", "Rex")
+
+    code, out, err = _cli(monkeypatch, capsys, settings, "choose-candidate", book_id, "2", "1")
+    assert code == 0, err
+    assert BookStore(settings, "alice").get(book_id).page(2).seed != 99
+
+    story = settings.data_dir.parent / "story.txt"
+    story.write_text("Mia.\n\nRex.", encoding="utf-8")
+    monkeypatch.setattr(illustrate, "render", _fail_second(illustrate.render))
+    code, out, err = _cli(monkeypatch, capsys, settings, "illustrate", "--title", "Short",
+                          "--story", str(story), *size)
+    assert code == 1 and "error: simulated" in err
+    interrupted = next(b for b in BookStore(settings, "alice").list() if b.title == "Short")
+    assert f"illustrate --book {interrupted.id}" in err
+    monkeypatch.undo()
+    code, out, err = _cli(monkeypatch, capsys, settings, "illustrate", "--book", interrupted.id,
+                          *size)
+    assert code == 0, err
+    assert interrupted.id in out
+    assert BookStore(settings, "alice").get(interrupted.id).missing == ()
+
+    code, out, err = _cli(monkeypatch, capsys, settings, "illustrate", "--book", book_id,
+                          "--title", "x")
+    assert code == 1 and "not both" in err
+
+
+def _fail_second(real):
+    calls = []
+
+    def render_(settings, job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise RuntimeError("simulated failure")
+        return real(settings, job)
+
+    return render_
