@@ -1,0 +1,353 @@
+"""Uploaded photos to square training crops, with a verdict per photo that a parent understands.
+
+Each file is checked in this order; the first problem found is its verdict:
+  1. its size on disk is within settings.max_upload_bytes;
+  2. it is decoded by its content, never its name, and only as JPEG, PNG, WebP, BMP, GIF (first
+     frame), TIFF, HEIC/HEIF or AVIF; its pixel count is checked before decoding (decompression
+     bombs); a damaged file is reported, never half-read;
+  3. EXIF orientation is applied, an embedded colour profile converted to sRGB, and any mode
+     (CMYK, 16-bit, grayscale, alpha, palette) becomes 8-bit RGB, transparency over white;
+  4. the short side is at least MIN_SIDE px; the photo is not far too dark or bright;
+  5. people: the largest face (with a warning when there are several), then a head-and-shoulders
+     square around it; other kinds (pets, toys): the square that best holds the part of the photo
+     that stands out, with a note;
+  6. the face (or the square) is sharp enough.
+Then, across the batch in upload order: exact and near duplicates (perceptual hash), faces that
+look like someone else (identity descriptors), and at most settings.max_photos accepted photos.
+One bad file never fails the batch. Nothing is written to disk here.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import re
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from . import faces, quality
+from .progress import Progress, ProgressFn
+from .settings import Settings
+
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "GIF", "TIFF", "HEIF", "AVIF")
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
+              "DIB": ".bmp", "GIF": ".gif", "TIFF": ".tif", "HEIF": ".heic", "AVIF": ".avif"}
+MIN_SIDE = 512  # px on the photo's short side
+MAX_PIXELS = 60_000_000  # a 48-megapixel phone photo passes; refused before decoding past this
+MIN_CROP = 256  # px: a face so small that its square is smaller than this is refused
+HEAD_AND_SHOULDERS = 3.0  # crop side, in face-box sides
+FACE_HEIGHT = 0.42  # where the face's centre sits in the crop, from the top
+BLURRY = 0.6  # quality.blur_score above this: blurry (a 2 px Gaussian blur on a face scores ~0.65)
+TOO_DARK = 60  # the 95th brightness percentile below this: far too dark
+TOO_BRIGHT = 200  # the 5th brightness percentile above this: far too bright
+NEAR_DUPLICATE = 8  # differing bits of 64 in the perceptual hash
+PERSON_WORDS = frozenset(
+    "baby boy child daughter dad father girl gentleman grandad granddad grandfather grandma "
+    "grandmother grandpa granny kid lady man mom mother mum nana person son teen teenager "
+    "toddler woman grandson granddaughter aunt uncle brother sister cousin friend".split())
+REASONS = ("not_an_image", "unreadable", "damaged", "too_large", "too_small", "too_dark",
+           "too_bright", "no_face", "blurry", "duplicate", "someone_else", "over_limit")
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError)
+_ANALYSIS_SIDE = 384  # px: sharpness is measured at most at this size
+_THUMBNAIL = 256
+
+
+class PhotoError(ValueError):
+    """One photo can't be used; `reason` is a short code, the message says why and what to do."""
+
+    def __init__(self, source: str, reason: str, advice: str):
+        super().__init__(f"{source}: {advice}")
+        self.source, self.reason, self.advice = source, reason, advice
+
+
+@dataclass(frozen=True)
+class PhotoReport:
+    """The verdict on one uploaded photo, in words a parent understands."""
+
+    index: int  # 1-based position in the upload
+    source: str  # the uploaded file's name, as shown to the user
+    accepted: bool
+    reason: str = ""  # when rejected: one of REASONS
+    message: str = ""  # when rejected: why, and what to do instead
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line: "photo 3 (IMG_3.heic): no face found; use a photo where ..."."""
+        verdict = "accepted" if self.accepted else self.message
+        return "; ".join([f"photo {self.index} ({self.source}): {verdict}", *self.warnings])
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PhotoCrop:
+    """An accepted photo's square crop, at the training resolution."""
+
+    index: int
+    source: str
+    path: Path  # the uploaded file, kept only if the user asks
+    format: str  # what the content turned out to be, e.g. "HEIF"
+    image: Image.Image
+    original_size: tuple[int, int]  # (height, width) of the upright photo
+    crop_box: tuple[int, int, int, int]  # (left, top, right, bottom) in the upright photo
+
+
+@dataclass(frozen=True)
+class Review:
+    """Every photo's verdict, and the crops of the accepted ones (in upload order)."""
+
+    reports: tuple[PhotoReport, ...]
+    crops: tuple[PhotoCrop, ...]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    crop: PhotoCrop
+    digest: str  # sha256 of the file
+    phash: int
+    descriptor: Optional[np.ndarray]
+    warnings: tuple[str, ...]
+
+
+def is_person(kind: str) -> bool:
+    """Whether a kind ("girl", "old man", "golden retriever") is a person, whose face is needed."""
+    return any(word in PERSON_WORDS for word in re.findall(r"[a-z]+", kind.casefold()))
+
+
+def review_photos(settings: Settings, kind: str, photos: Sequence[str | Path], *,
+                  on_progress: ProgressFn | None = None) -> Review:
+    """Check and crop a batch of uploads for a character of this kind; never raises for a bad file."""
+    person = is_person(kind)
+    candidates: list[_Candidate | PhotoReport] = []
+    for index, path in enumerate(photos, start=1):
+        source = Path(path).name
+        if on_progress:
+            on_progress(Progress(index - 1, len(photos), "photo", source))
+        try:
+            candidates.append(_analyse(settings, Path(path), index, kind, person))
+        except PhotoError as err:
+            candidates.append(PhotoReport(index, source, False, err.reason, err.advice))
+    if on_progress:
+        on_progress(Progress(len(photos), len(photos), "photo"))
+    return _batch_verdicts(settings, candidates)
+
+
+def open_photo(path: Path, max_bytes: int) -> tuple[Image.Image, str]:
+    """An upright 8-bit RGB image from an untrusted file, and its real format ("JPEG", "HEIF")."""
+    return _decode(_read(path, max_bytes), path.name)
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_large(path.name, size, max_bytes)
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as err:
+        raise PhotoError(path.name, "unreadable",
+                         f"could not be read ({err.strerror or err})") from None
+    if len(data) > max_bytes:
+        raise _too_large(path.name, len(data), max_bytes)
+    return data
+
+
+def _decode(data: bytes, source: str) -> tuple[Image.Image, str]:
+    try:
+        image = Image.open(io.BytesIO(data), formats=_formats())
+    except UnidentifiedImageError:
+        raise PhotoError(source, "not_an_image", "is not a photo we can read; use JPEG, PNG, "
+                         "HEIC, WebP, GIF, BMP or TIFF") from None
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(source, None) from None
+    except _DECODE_ERRORS as err:
+        raise _damaged(source, err) from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(source, width * height)
+    if width < 1 or height < 1:
+        raise _damaged(source, "no pixels")
+    try:
+        image.load()
+        return _upright_rgb(image), image.format or "unknown"
+    except _DECODE_ERRORS as err:
+        raise _damaged(source, err) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _formats() -> tuple[str, ...]:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    Image.init()
+    return tuple(name for name in FORMATS if name in Image.OPEN)
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied, colour profile to sRGB, any mode to 8-bit RGB."""
+    profile = image.info.get("icc_profile")
+    upright = ImageOps.exif_transpose(image)
+    if profile and upright.mode in ("RGB", "RGBA", "CMYK"):
+        try:
+            upright = ImageCms.profileToProfile(
+                upright, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                ImageCms.createProfile("sRGB"), outputMode="RGBA" if upright.mode == "RGBA" else "RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # an unusable profile: the pixels are used as they are
+    if upright.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(upright, dtype=np.float64)
+        top = 1.0 if upright.mode == "F" and values.max() <= 1 else 255.0 if values.max() <= 255 else 65535.0
+        upright = Image.fromarray(np.clip(values * 255.0 / top, 0, 255).astype(np.uint8), "L")
+    if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info:
+        rgba = upright.convert("RGBA")
+        upright = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return upright.convert("RGB")
+
+
+def _analyse(settings: Settings, path: Path, index: int, kind: str, person: bool) -> _Candidate:
+    source = path.name
+    data = _read(path, settings.max_upload_bytes)
+    image, fmt = _decode(data, source)
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise PhotoError(source, "too_small", f"is too small ({width}x{height} px); use a photo "
+                         f"at least {MIN_SIDE} px on its short side, e.g. the original from the phone")
+    thumbnail = image.resize(_fit(image.size, _THUMBNAIL), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    gray = np.asarray(thumbnail.convert("L"))
+    low, high = quality.exposure(gray)
+    if high < TOO_DARK:
+        raise PhotoError(source, "too_dark", "is far too dark; use a photo taken in good light")
+    if low > TOO_BRIGHT:
+        raise PhotoError(source, "too_bright", "is far too bright (washed out); use a photo "
+                         "taken out of direct glare")
+    warnings: list[str] = []
+    descriptor = None
+    if person:
+        found = faces.find_faces(image)
+        if not found:
+            raise PhotoError(source, "no_face", "no face found; use a photo where the face is "
+                             "clearly visible, looking roughly towards the camera")
+        face = found[0]
+        if len(found) > 1:
+            warnings.append(f"{len(found)} faces found; the largest was used (photos of the "
+                            f"{kind} alone work best)")
+        box = face_square(face.box, image.size)
+        if box[2] - box[0] < MIN_CROP:
+            raise PhotoError(source, "too_small", "the face is too small in this photo; use a "
+                             "closer photo where the face fills more of the picture")
+        sharpness_region = _grow(face.box, 0.1, image.size)
+        descriptor = faces.describe_face(image, face)
+    else:
+        box = _salient_box(gray, image.size)
+        sharpness_region = box
+        warnings.append(f"no face needed for a {kind}: the square crop keeps the part of the "
+                        "photo that stands out; check that it shows the whole "
+                        f"{kind}")
+    region = image.crop(sharpness_region).convert("L")
+    region = region.resize(_fit(region.size, _ANALYSIS_SIDE), Image.Resampling.BILINEAR)
+    if quality.blur_score(np.asarray(region)) > BLURRY:
+        raise PhotoError(source, "blurry", "is blurry; use a sharp photo (hold still, tap to focus)")
+    side = box[2] - box[0]
+    if side < settings.resolution:
+        warnings.append(f"the crop is {side} px and will be enlarged to {settings.resolution} px, "
+                        "so it may look soft; a closer or larger photo gives a sharper likeness")
+    crop_image = image.crop(box).resize((settings.resolution, settings.resolution),
+                                        Image.Resampling.LANCZOS, reducing_gap=3.0)
+    crop = PhotoCrop(index, source, path, fmt, crop_image, (height, width), box)
+    digest = hashlib.sha256(data).hexdigest()
+    return _Candidate(crop, digest, quality.dhash(thumbnail), descriptor, tuple(warnings))
+
+
+def face_square(face_box: tuple[int, int, int, int],
+                size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A head-and-shoulders square around a face box, kept inside a photo of this (w, h) size."""
+    left, top, right, bottom = face_box
+    width, height = size
+    side = min(round(max(right - left, bottom - top) * HEAD_AND_SHOULDERS), width, height)
+    x = round((left + right) / 2 - side / 2)
+    y = round((top + bottom) / 2 - side * FACE_HEIGHT)
+    x, y = min(max(0, x), width - side), min(max(0, y), height - side)
+    return x, y, x + side, y + side
+
+
+def _salient_box(gray: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The square of the photo's short side that best holds what stands out (see quality)."""
+    width, height = size
+    side = min(width, height)
+    x, y = quality.salient_square(gray)
+    scale = width / gray.shape[1]
+    x, y = min(round(x * scale), width - side), min(round(y * scale), height - side)
+    return x, y, x + side, y + side
+
+
+def _batch_verdicts(settings: Settings, items: list) -> Review:
+    """Duplicates, someone else's face and the photo limit, decided across the whole batch."""
+    verdicts: dict[int, PhotoReport] = {}
+    kept: list[_Candidate] = []
+    for item in items:
+        if isinstance(item, PhotoReport):
+            verdicts[item.index] = item
+            continue
+        same = next((k for k in kept if k.digest == item.digest), None)
+        near = next((k for k in kept if quality.hamming(k.phash, item.phash) <= NEAR_DUPLICATE), None)
+        if same or near:
+            message = (f"is the same photo as photo {same.crop.index}; each photo counts once" if same
+                       else f"is nearly the same as photo {near.crop.index} (a burst shot or an "
+                       "edited copy?); a different moment or angle teaches more")
+            verdicts[item.crop.index] = _rejected(item, "duplicate", message)
+        else:
+            kept.append(item)
+    with_faces = [k for k in kept if k.descriptor is not None]
+    odd = {with_faces[i].crop.index for i in faces.identity_outliers([k.descriptor for k in with_faces])}
+    accepted = []
+    for item in kept:
+        if item.crop.index in odd:
+            verdicts[item.crop.index] = _rejected(
+                item, "someone_else", "may show someone else: the face doesn't match the other "
+                "photos; leave it out if it isn't the same person")
+        elif len(accepted) >= settings.max_photos:
+            verdicts[item.crop.index] = _rejected(
+                item, "over_limit", f"not used: a character uses at most {settings.max_photos} photos")
+        else:
+            accepted.append(item.crop)
+            verdicts[item.crop.index] = PhotoReport(item.crop.index, item.crop.source, True,
+                                                    warnings=item.warnings)
+    return Review(tuple(verdicts[i] for i in sorted(verdicts)), tuple(accepted))
+
+
+def _rejected(item: _Candidate, reason: str, message: str) -> PhotoReport:
+    return PhotoReport(item.crop.index, item.crop.source, False, reason, message)
+
+
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _grow(box: tuple[int, int, int, int], margin: float,
+          size: tuple[int, int]) -> tuple[int, int, int, int]:
+    left, top, right, bottom = box
+    dx, dy = round((right - left) * margin), round((bottom - top) * margin)
+    return max(0, left - dx), max(0, top - dy), min(size[0], right + dx), min(size[1], bottom + dy)
+
+
+def _too_large(source: str, size: int, limit: int) -> PhotoError:
+    return PhotoError(source, "too_large", f"is {size / 2**20:.1f} MB; the limit is "
+                      f"{limit / 2**20:.0f} MB (share or export a smaller copy of the photo)")
+
+
+def _too_many_pixels(source: str, pixels: int | None) -> PhotoError:
+    count = f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
+    return PhotoError(source, "too_large", f"has {count}; the limit is {MAX_PIXELS // 10**6} "
+                      "megapixels (export a smaller copy of the photo)")
+
+
+def _damaged(source: str, err: object) -> PhotoError:
+    return PhotoError(source, "damaged", f"is damaged or incomplete and can't be opened ({err}); "
+                      "try exporting or copying it again")
