@@ -169,9 +169,10 @@ def _names_pattern(characters: Sequence[Character], with_triggers: bool) -> re.P
     quote = f"[{_APOSTROPHES}]"
     names = "|".join(r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
                                   for part in word.split()) for word in words)
-    # Not inside a word (also not after "D'"); an optional possessive; then no more word.
-    return re.compile(rf"(?<!\w)(?<!\w{quote})(?:{names})(?P<possessive>{quote}s)?"
-                      rf"(?!\w)(?!{quote}\w)", re.IGNORECASE)
+    joiner = f"[-{_APOSTROPHES}]"  # inside a name: "D'Arcy", "Ann-Marie"
+    # Not inside a word or name; an optional possessive; then no more word.
+    return re.compile(rf"(?<!\w)(?<!\w{joiner})(?:{names})(?P<possessive>{quote}s)?"
+                      rf"(?!\w)(?!{joiner}\w)", re.IGNORECASE)
 
 
 def _lookup(match: re.Match, characters: Sequence[Character], with_triggers: bool) -> Character:
