@@ -1,20 +1,28 @@
-"""The Character record (a person or pet of the book) and the per-user store of characters.
+"""The Character record (a person or pet of the book), the per-user store of characters, and
+`add_character`, the one call the app, the API and the CLI make to turn photos into a character.
 
     <user>/characters/<slug>/character.json   the record below
     <user>/characters/<slug>/crops/NN.png     square crops that training uses
+    <user>/characters/<slug>/originals/NN.*   the uploads, only if the user asked to keep them
     <user>/characters/<slug>/adapter/         the trained LoRA (written by train.py)
     <user>/characters/<slug>/checkpoint/      training state between chunks (train.py)
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from PIL import Image
 
+from .photos import EXTENSIONS, PhotoReport, review_photos
+from .progress import ProgressFn
 from .settings import Settings
 from .store import (StoreError, atomic_write_json, inside, locked, read_json, remove_tree,
                     slugify, staged_dir, user_dir)
@@ -22,6 +30,9 @@ from .store import (StoreError, atomic_write_json, inside, locked, read_json, re
 log = logging.getLogger(__name__)
 RECORD = "character.json"
 MAX_NAME_LENGTH = 60
+MAX_KIND_LENGTH = 40
+MAX_DESCRIPTION_LENGTH = 300  # it goes into every page's prompt, which CLIP cuts at 77 tokens
+TRIGGER_TOKENS = Path(__file__).resolve().parent.parent / "assets" / "trigger_tokens.txt"
 
 # The trained adapter's folder, shaped like its Hub repo (train.py writes it, hub.py pushes it).
 ADAPTER_DIR = "adapter"
@@ -43,6 +54,7 @@ class Crop:
     original_size: tuple[int, int]  # (height, width) of the photo after EXIF rotation
     crop_box: tuple[int, int, int, int]  # (left, top, right, bottom) in the original photo
     source: str = ""  # the uploaded file's name, for reports only
+    original: str = ""  # the kept upload, e.g. "originals/01.heic"; "" when not kept (the default)
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,8 @@ class Character:
     @classmethod
     def from_json(cls, record: dict) -> "Character":
         crops = tuple(Crop(file=c["file"], original_size=tuple(c["original_size"]),
-                           crop_box=tuple(c["crop_box"]), source=c.get("source", ""))
+                           crop_box=tuple(c["crop_box"]), source=c.get("source", ""),
+                           original=c.get("original", ""))
                       for c in record["crops"])
         return cls(name=record["name"], slug=record["slug"], kind=record["kind"],
                    description=record.get("description", ""), trigger=record["trigger"],
@@ -126,8 +139,13 @@ class CharacterStore:
 
     def create(self, name: str, kind: str, description: str, trigger: str,
                crops: Sequence[tuple[Image.Image, Crop]],
-               warnings: Sequence[str] = ()) -> Character:
-        """Save a new character with its crops, all at once or not at all."""
+               warnings: Sequence[str] = (), *,
+               originals: Sequence[tuple[Path, str]] = ()) -> Character:
+        """Save a new character with its crops, all at once or not at all.
+
+        `originals`, when given, has one (uploaded file, suffix such as ".jpg") per crop: copies
+        kept because the user asked for them.
+        """
         name, kind, description = name.strip(), kind.strip(), description.strip()
         check_name(name)
         if not kind:
@@ -142,13 +160,21 @@ class CharacterStore:
             if any(c.trigger == trigger for c in existing):
                 raise StoreError(f"trigger token {trigger!r} is already used by another character")
             slug = _free_slug(slugify(name), {c.slug for c in existing}, self.root)
+            if originals and len(originals) != len(crops):
+                raise ValueError("originals must have one entry per crop")
             saved = []
             with staged_dir(inside(self.root, slug)) as tmp:
                 for index, (image, crop) in enumerate(crops, start=1):
                     relative = f"crops/{index:02d}.png"
                     (tmp / "crops").mkdir(exist_ok=True)
                     image.convert("RGB").save(tmp / relative, format="PNG")
-                    saved.append(Crop(relative, crop.original_size, crop.crop_box, crop.source))
+                    kept = ""
+                    if originals:
+                        source, suffix = originals[index - 1]
+                        kept = f"originals/{index:02d}{suffix}"
+                        (tmp / "originals").mkdir(exist_ok=True)
+                        shutil.copyfile(source, tmp / kept)
+                    saved.append(Crop(relative, crop.original_size, crop.crop_box, crop.source, kept))
                 character = Character(name=name, slug=slug, kind=kind, description=description,
                                       trigger=trigger, crops=tuple(saved),
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,3 +205,111 @@ def _free_slug(slug: str, taken: set[str], root: Path) -> str:
     while candidate in taken or (root / candidate).exists():
         candidate, n = f"{slug}-{n}", n + 1
     return candidate
+
+
+def check_kind(kind: str) -> None:
+    """A kind is a short noun phrase that prompts reuse: "girl", "grandma", "golden retriever"."""
+    if not re.search(r"[^\W\d_]", kind):
+        raise StoreError("kind is empty: say who this is, e.g. girl, boy, woman, man, dog, cat")
+    if len(kind) > MAX_KIND_LENGTH:
+        raise StoreError(f"kind is {len(kind)} characters long; the limit is {MAX_KIND_LENGTH} "
+                         "(a word or two, e.g. 'little girl')")
+    if any(not ch.isprintable() for ch in kind):
+        raise StoreError("kind contains control characters; use a word or two, e.g. dog")
+
+
+def check_description(description: str) -> None:
+    """A look description ("curly red hair, yellow raincoat") is one short line of free text."""
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise StoreError(f"description is {len(description)} characters long; the limit is "
+                         f"{MAX_DESCRIPTION_LENGTH} (a few words about the look are enough)")
+    if any(not ch.isprintable() for ch in description):
+        raise StoreError("description contains line breaks or control characters; "
+                         "write it on one line")
+
+
+@functools.lru_cache(maxsize=1)
+def trigger_tokens() -> tuple[str, ...]:
+    """The candidate trigger tokens of assets/trigger_tokens.txt (its header says how they were made)."""
+    lines = TRIGGER_TOKENS.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def choose_trigger(user: str, name: str, taken: Collection[str]) -> str:
+    """A trigger token for a new character: rare, short, not a word, and unique for this user.
+
+    Candidates come from assets/trigger_tokens.txt: strings of 3-6 letters that CLIP's tokenizer
+    (the same for both SDXL text encoders) keeps as one token from the rarer part of its
+    vocabulary, that are not words in English or eight other languages, not fragments of
+    common words and contain none, so the adapter learns the character into a token with
+    little meaning of its own. The choice is deterministic: it starts at a position given by
+    a hash of (user, name) and skips the tokens this user's other characters already have.
+    """
+    tokens = trigger_tokens()
+    start = int.from_bytes(hashlib.sha256(f"{user}\n{name.casefold()}".encode()).digest()[:8], "big")
+    for step in range(len(tokens)):
+        token = tokens[(start + step) % len(tokens)]
+        if token not in taken:
+            return token
+    raise StoreError(f"you have {len(taken)} characters, the most one account can have; "
+                     "delete one to add another")
+
+
+class NotEnoughPhotos(ValueError):
+    """Too few photos were accepted to make a character; nothing was saved. `reports` has the
+    verdict on every photo, for the app to show."""
+
+    def __init__(self, message: str, reports: Sequence[PhotoReport]):
+        super().__init__(message)
+        self.reports = tuple(reports)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """A new character and the verdict on each photo it was made from."""
+
+    character: Character
+    reports: tuple[PhotoReport, ...]
+
+    def to_json(self) -> dict:
+        return {"character": self.character.to_json(),
+                "photos": [report.to_json() for report in self.reports]}
+
+
+def add_character(settings: Settings, user: str, name: str, kind: str, description: str,
+                  photos: Sequence[str | Path], *, keep_originals: bool = False,
+                  on_progress: ProgressFn | None = None) -> AddResult:
+    """Check and crop the photos, then save the character with the accepted ones.
+
+    Raises NotEnoughPhotos (nothing saved) when fewer than settings.min_photos are accepted,
+    and StoreError for a bad name, kind or description, before any photo is opened.
+    Uploads are not kept unless keep_originals is set; the files passed in are left as they are.
+    """
+    name, kind = name.strip(), " ".join(kind.split())
+    description = " ".join(description.split())
+    check_name(name)
+    check_kind(kind)
+    check_description(description)
+    store = CharacterStore(settings, user)
+    if any(c.name.casefold() == name.casefold() for c in store.list()):
+        raise StoreError(f"you already have a character named {name!r}; "
+                         "choose another name or delete that one first")
+    most = 2 * settings.max_photos
+    if not photos or len(photos) > most:
+        raise ValueError(f"{name}: choose between {settings.min_photos} and {most} photos "
+                         f"(about 8 good ones is best; {len(photos)} were given)")
+    review = review_photos(settings, kind, photos, on_progress=on_progress)
+    if len(review.crops) < settings.min_photos:
+        lines = [f"{name}: only {len(review.crops)} of {len(photos)} photos can be used and at "
+                 f"least {settings.min_photos} are needed, so nothing was saved. Add more photos:"]
+        lines += [report.describe() for report in review.reports]
+        raise NotEnoughPhotos("\n".join(lines), review.reports)
+    trigger = choose_trigger(user, name, {c.trigger for c in store.list()})
+    crops = [(crop.image, Crop("", crop.original_size, crop.crop_box, crop.source))
+             for crop in review.crops]
+    originals = [(crop.path, EXTENSIONS.get(crop.format, ".img")) for crop in review.crops]
+    warnings = [f"photo {report.index} ({report.source}): {warning}"
+                for report in review.reports if report.accepted for warning in report.warnings]
+    character = store.create(name, kind, description, trigger, crops, warnings,
+                             originals=originals if keep_originals else ())
+    return AddResult(character, review.reports)

@@ -65,6 +65,71 @@ def _register_foundation(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
 
 
+def _add_character(args: argparse.Namespace, settings: Settings) -> Result:
+    import shlex
+
+    from .characters import NotEnoughPhotos, add_character
+
+    try:
+        with _progress_bar(f"checking {args.name}'s photos") as show:
+            added = add_character(settings, args.user, args.name, args.kind, args.description,
+                                  args.photos, keep_originals=args.keep_originals,
+                                  on_progress=show)
+    except NotEnoughPhotos as err:
+        if args.json:
+            print(json.dumps({"error": str(err).splitlines()[0],
+                              "photos": [r.to_json() for r in err.reports]},
+                             indent=2, ensure_ascii=False))
+        raise
+    character = added.character
+    accepted = sum(report.accepted for report in added.reports)
+    lines = [f"{'ok ' if r.accepted else 'NO '} {r.describe()}" for r in added.reports]
+    lines.append(f"Saved {character.name} ({character.kind}) with {accepted} of "
+                 f"{len(added.reports)} photos; trigger token {character.trigger!r}. "
+                 f"Next: python -m pipeline train {shlex.quote(character.name)}")
+    return Result(added.to_json(), "\n".join(lines))
+
+
+def _characters(args: argparse.Namespace, settings: Settings) -> Result:
+    from .characters import CharacterStore
+
+    store = CharacterStore(settings, args.user)
+    found = store.list()
+    data = [{**c.to_json(), "has_adapter": store.has_adapter(c)} for c in found]
+    lines = [f"{c.name} ({c.kind}): {len(c.crops)} photos, trigger {c.trigger!r}, "
+             f"{'adapter trained' if store.has_adapter(c) else 'not trained yet'}"
+             for c in found]
+    return Result(data, "\n".join(lines) or "No characters yet: add one with add-character.")
+
+
+def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
+    from .characters import CharacterStore
+
+    character = CharacterStore(settings, args.user).delete(args.name)
+    return Result({"deleted": character.name, "slug": character.slug},
+                  f"Deleted {character.name} with all its photos, crops, checkpoints and adapter "
+                  "on this machine.")
+
+
+def _register_characters(sub) -> None:
+    parser = _command(sub, "add-character", _add_character,
+                      "make a character from 3 to 20 photos (about 8 is best); prints a "
+                      "verdict on each photo")
+    parser.add_argument("--name", required=True, help="the character's name, e.g. Mia")
+    parser.add_argument("--kind", required=True,
+                        help="who it is: girl, boy, woman, man, baby, dog, cat or a few words")
+    parser.add_argument("--description", default="",
+                        help="the look every page reuses, e.g. 'curly red hair, yellow raincoat'")
+    parser.add_argument("--keep-originals", action="store_true",
+                        help="also keep the uploaded files (by default only the crops are kept)")
+    parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
+                        help="photo files: JPEG, PNG, HEIC, WebP, GIF, BMP or TIFF")
+    _command(sub, "characters", _characters, "list your characters")
+    parser = _command(sub, "delete-character", _delete_character,
+                      "delete a character: its photos, crops, checkpoints and local adapter")
+    parser.add_argument("name", help="the character's name")
+
+
 def _books(args: argparse.Namespace, settings: Settings) -> Result:
     from .book import BookStore
 
@@ -318,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_foundation(sub)
+    _register_characters(sub)
     _register_books(sub)
     _register_hub(sub)
     _register_story(sub)
