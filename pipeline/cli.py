@@ -105,10 +105,19 @@ def _characters(args: argparse.Namespace, settings: Settings) -> Result:
 def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
     from .characters import CharacterStore
 
-    character = CharacterStore(settings, args.user).delete(args.name)
-    return Result({"deleted": character.name, "slug": character.slug},
+    store = CharacterStore(settings, args.user)
+    hub = None
+    if args.hub:  # the Hub repo first: if that fails, nothing is deleted and a retry works
+        from .hub import delete_hub_repo, token_from_env
+
+        hub = delete_hub_repo(settings, args.user, store.get(args.name), token_from_env())
+        if hub.status != "deleted":
+            raise RuntimeError(f"{hub.message} Nothing was deleted.")
+    character = store.delete(args.name)
+    return Result({"deleted": character.name, "slug": character.slug,
+                   "hub_repo_deleted": hub.repo_id if hub else None},
                   f"Deleted {character.name} with all its photos, crops, checkpoints and adapter "
-                  "on this machine.")
+                  "on this machine." + (f" {hub.message}." if hub else ""))
 
 
 def _register_characters(sub) -> None:
@@ -128,6 +137,8 @@ def _register_characters(sub) -> None:
     parser = _command(sub, "delete-character", _delete_character,
                       "delete a character: its photos, crops, checkpoints and local adapter")
     parser.add_argument("name", help="the character's name")
+    parser.add_argument("--hub", action="store_true",
+                        help="also delete its private Hub repo (with the token in HF_TOKEN)")
 
 
 def _books(args: argparse.Namespace, settings: Settings) -> Result:

@@ -632,3 +632,19 @@ def test_cli_pull(settings, mia, fake, waits, online, monkeypatch, capsys, tmp_p
     assert main(data + ["pull", "Mia", "--from", str(copy)]) == 0
     assert f"copied from {copy}" in capsys.readouterr().out
     assert set(files_of(adapter_of(settings, mia))) == {ADAPTER_WEIGHTS, TRAIN_CONFIG}
+
+
+def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monkeypatch, capsys):
+    data = ["--data-dir", str(settings.data_dir), "--user", "alice"]
+    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+    push(settings, fake, waits, mia)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+    assert main(data + ["delete-character", "Mia", "--hub"]) == 1
+    assert "Nothing was deleted" in capsys.readouterr().err
+    assert REPO in fake.repos and CharacterStore(settings, "alice").list() == [mia]
+
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    assert main(data + ["delete-character", "Mia", "--hub", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hub_repo_deleted"] == REPO
+    assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
