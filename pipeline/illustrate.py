@@ -194,17 +194,21 @@ def render(settings: Settings, job: RenderJob) -> list[Image.Image]:
 
     pipe = load_pipeline(settings)
     with adapters_loaded(pipe, job.adapters):
-        if job.adapters:
-            pipe.enable_lora()
-            pipe.set_adapters([a.name for a in job.adapters],
-                              adapter_weights=[a.weight for a in job.adapters])
-        else:
-            pipe.disable_lora()
+        activate(pipe, job.adapters)
         embeds = encode_long_prompt(pipe, job.prompt, job.negative)
         return [pipe(**embeds, width=job.width, height=job.height,
                      num_inference_steps=job.steps, guidance_scale=job.guidance,
                      generator=torch.Generator("cpu").manual_seed(seed)).images[0]
                 for seed in job.seeds]
+
+
+def activate(pipe, adapters: Sequence[AdapterRef]) -> None:
+    """Make exactly these loaded adapters active, at their weights; none turns LoRA off."""
+    if adapters:
+        pipe.enable_lora()
+        pipe.set_adapters([a.name for a in adapters], adapter_weights=[a.weight for a in adapters])
+    else:
+        pipe.disable_lora()
 
 
 @contextlib.contextmanager
