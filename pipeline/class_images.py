@@ -1,0 +1,95 @@
+"""Class images for prior preservation: what the base model draws for "a photo of a girl".
+
+Made once per user and kind, in the user's own folder, and reused by every character of that
+kind: <user>/class_images/<kind slug>/000.png, 001.png, ... Image i always comes from seed i,
+so a set made across several short GPU calls is the same as one made in a single call.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image
+
+from .hardware import ZEROGPU_CALL_SECONDS, detect, gpu
+from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
+from .models import load_pipeline
+from .progress import Progress, ProgressFn
+from .settings import Settings
+from .store import atomic_write_bytes, inside, slugify, user_dir
+from .train_data import class_prompt
+
+INFERENCE_STEPS = 25
+GUIDANCE = 5.0
+
+
+def class_image_dir(settings: Settings, user: str, kind: str) -> Path:
+    return inside(user_dir(settings, user), "class_images", slugify(kind))
+
+
+def class_image_paths(settings: Settings, user: str, kind: str, count: int) -> list[Path]:
+    """The first `count` class images of this kind that already exist, in order."""
+    folder = class_image_dir(settings, user, kind)
+    paths = [folder / f"{i:03d}.png" for i in range(count)]
+    existing = []
+    for path in paths:
+        if not path.is_file():
+            break
+        existing.append(path)
+    return existing
+
+
+def load_class_images(settings: Settings, user: str, kind: str, count: int) -> list[Image.Image]:
+    """The first `count` class images, at the training resolution."""
+    size = (settings.resolution, settings.resolution)
+    images = []
+    for path in class_image_paths(settings, user, kind, count):
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        images.append(image if image.size == size else image.resize(size, Image.LANCZOS))
+    return images
+
+
+def images_per_call(settings: Settings) -> int:
+    """How many class images fit in one ZeroGPU call."""
+    seconds = image_seconds(settings, detect(settings), INFERENCE_STEPS) or ZEROGPU_CALL_SECONDS
+    return max(1, int((ZEROGPU_CALL_SECONDS - CALL_OVERHEAD_SECONDS) / (seconds * SAFETY)))
+
+
+def _duration(settings: Settings, user: str, kind: str, count: int,
+              max_images: Optional[int] = None, on_progress: Optional[ProgressFn] = None) -> float:
+    missing = count - len(class_image_paths(settings, user, kind, count))
+    todo = missing if max_images is None else min(missing, max_images)
+    seconds = image_seconds(settings, detect(settings), INFERENCE_STEPS) or ZEROGPU_CALL_SECONDS
+    return min(ZEROGPU_CALL_SECONDS, CALL_OVERHEAD_SECONDS + todo * seconds * SAFETY)
+
+
+@gpu(duration=_duration)
+def generate_class_images(settings: Settings, user: str, kind: str, count: int,
+                          max_images: Optional[int] = None,
+                          on_progress: Optional[ProgressFn] = None) -> int:
+    """Make the missing class images (at most `max_images` in this call); returns how many exist.
+
+    Each image is saved as soon as it is made, so an interrupted call loses at most one.
+    """
+    import torch
+
+    done = len(class_image_paths(settings, user, kind, count))
+    todo = range(done, count if max_images is None else min(count, done + max_images))
+    if not todo:
+        return done
+    pipe = load_pipeline(settings, detect(settings))
+    folder = class_image_dir(settings, user, kind)
+    prompt = class_prompt(kind)
+    for index in todo:
+        image = pipe(prompt, num_inference_steps=INFERENCE_STEPS, guidance_scale=GUIDANCE,
+                     height=settings.resolution, width=settings.resolution,
+                     generator=torch.Generator().manual_seed(index)).images[0]
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        atomic_write_bytes(folder / f"{index:03d}.png", buffer.getvalue())
+        if on_progress is not None:
+            on_progress(Progress(index + 1, count, "class image",
+                                 message=f"drawing '{prompt}' for prior preservation"))
+    return len(class_image_paths(settings, user, kind, count))

@@ -1,0 +1,131 @@
+"""How much GPU time training will take, shown before it starts (ZeroGPU users have minutes a day).
+
+Every chunk records its measured seconds per step in <data_dir>/step_times.json, per hardware,
+base model and the options that change the cost (checkpointing, quantization, text encoders),
+as seconds per sample per megapixel; estimates scale that by resolution and batch. Until this
+hardware has measured anything, KNOWN_STEP_SECONDS gives rough per-GPU figures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .hardware import Hardware, detect
+from .progress import format_seconds
+from .settings import Settings
+from .store import StoreError, atomic_write_json, read_json
+from .train_config import TrainConfig
+
+STEP_TIMES_FILE = "step_times.json"
+REFERENCE_PIXELS = 1024 * 1024
+SAFETY = 1.2  # margin on ZeroGPU call durations: a call that runs over loses its chunk
+CALL_OVERHEAD_SECONDS = 10  # per GPU call: caching latents, the first slow step, saving
+FORWARD_SHARE = 1 / 3  # an inference forward pass costs about a third of a training step
+
+# ROUGH ESTIMATES, NOT MEASUREMENTS: seconds per SDXL LoRA training step at 1024x1024, batch 1,
+# bf16, no gradient checkpointing. Orders of magnitude taken from public reports of diffusers and
+# kohya SDXL LoRA training speeds (and, for ZeroGPU's half RTX Pro 6000, interpolated from
+# them); used only until this hardware has measured its own step time. Matched by substring of
+# the GPU name, first match wins (so "L40S" comes before "L4").
+KNOWN_STEP_SECONDS = (
+    ("H200", 0.18), ("H100", 0.2), ("B200", 0.12), ("ZeroGPU", 0.3), ("RTX PRO 6000", 0.25),
+    ("A100", 0.4), ("L40S", 0.45), ("4090", 0.45), ("A6000", 0.6), ("A10G", 1.0),
+    ("L4", 1.3), ("T4", 3.0),
+)
+# Rough cost factors applied to the table figures only (measured times already include them).
+CHECKPOINTING_COST = 1.3
+QUANTIZED_COST = {"none": 1.0, "8bit": 1.5, "4bit": 1.3}
+TEXT_ENCODER_COST = 1.1
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """GPU time still needed for a run, and where the figure comes from."""
+
+    seconds: Optional[float]  # None: nothing known yet for this hardware
+    steps_left: int
+    seconds_per_step: Optional[float]
+    class_images_to_make: int
+    source: str  # "measured" on this hardware, "table" (rough published figure) or "unknown"
+    hardware: str
+
+    def describe(self) -> str:
+        """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100)" and the like."""
+        work = f"{self.steps_left} steps"
+        if self.class_images_to_make:
+            work += f" and {self.class_images_to_make} class images"
+        if self.seconds is None:
+            return (f"{work}; no time estimate yet on {self.hardware}: "
+                    "it is measured during the first steps")
+        where = {"measured": f"measured on {self.hardware}",
+                 "table": f"rough figure for {self.hardware}, refined after the first chunk"}
+        return f"about {format_seconds(self.seconds)} of GPU time for {work} ({where[self.source]})"
+
+
+def samples_per_step(config: TrainConfig) -> int:
+    """Images through the UNet per step: the crops, and as many class images with prior preservation."""
+    return config.batch_size * (2 if config.prior_preservation else 1)
+
+
+def record_step_time(settings: Settings, hardware: Hardware, config: TrainConfig,
+                     seconds_per_step: float) -> None:
+    """Remember a measured step time for later estimates and ZeroGPU call durations."""
+    path = settings.data_dir / STEP_TIMES_FILE
+    times = _read_times(settings)
+    megapixel_samples = samples_per_step(config) * settings.resolution ** 2 / 1e6
+    times[_key(settings, hardware, config)] = seconds_per_step / megapixel_samples
+    atomic_write_json(path, times)
+
+
+def step_seconds(settings: Settings, hardware: Hardware,
+                 config: TrainConfig) -> tuple[Optional[float], str]:
+    """Seconds per training step for this config here, and "measured", "table" or "unknown"."""
+    scale = samples_per_step(config) * settings.resolution ** 2
+    measured = _read_times(settings).get(_key(settings, hardware, config))
+    if isinstance(measured, (int, float)) and measured > 0:
+        return measured * scale / 1e6, "measured"
+    for name, seconds in KNOWN_STEP_SECONDS:
+        if hardware.has_gpu and name.lower() in hardware.name.lower():
+            factor = QUANTIZED_COST[config.quantize]
+            factor *= CHECKPOINTING_COST if config.gradient_checkpointing == "on" else 1.0
+            factor *= TEXT_ENCODER_COST if config.train_text_encoder else 1.0
+            return seconds * factor * scale / REFERENCE_PIXELS, "table"
+    return None, "unknown"
+
+
+def image_seconds(settings: Settings, hardware: Hardware, inference_steps: int) -> Optional[float]:
+    """Seconds to draw one image with classifier-free guidance (two forward passes a step)."""
+    per_step, _ = step_seconds(settings, hardware, TrainConfig(prior_preservation=False))
+    return None if per_step is None else inference_steps * 2 * FORWARD_SHARE * per_step
+
+
+def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: int = 0,
+                      class_images_missing: int = 0,
+                      hardware: Optional[Hardware] = None) -> Estimate:
+    """GPU seconds for the steps left, the class images still to draw and the validation image."""
+    from .class_images import INFERENCE_STEPS
+
+    hardware = hardware or detect(settings)
+    steps_left = max(0, config.steps - steps_done)
+    per_step, source = step_seconds(settings, hardware, config)
+    per_image = image_seconds(settings, hardware, 1)
+    seconds = None
+    if per_step is not None and per_image is not None:
+        seconds = (steps_left * per_step
+                   + per_image * (class_images_missing * INFERENCE_STEPS + config.validation_steps))
+    return Estimate(seconds=seconds, steps_left=steps_left, seconds_per_step=per_step,
+                    class_images_to_make=class_images_missing, source=source, hardware=hardware.name)
+
+
+def _key(settings: Settings, hardware: Hardware, config: TrainConfig) -> str:
+    return " | ".join([hardware.name, hardware.dtype, settings.base_model,
+                       f"checkpointing={config.gradient_checkpointing}",
+                       f"quantize={config.quantize}", f"text_encoder={config.train_text_encoder}"])
+
+
+def _read_times(settings: Settings) -> dict:
+    try:
+        times = read_json(settings.data_dir / STEP_TIMES_FILE)
+    except StoreError:
+        return {}
+    return times if isinstance(times, dict) else {}

@@ -1,0 +1,359 @@
+"""DreamBooth-LoRA training of one character on SDXL, in resumable chunks.
+
+    python -m pipeline train Mia --preset person            # one call, until done
+    python -m pipeline train Mia --chunk-steps 100          # 100 steps, then stop; run again to go on
+    accelerate launch -m pipeline train Mia                 # data-parallel on every GPU
+
+`train_chunk` is the GPU function (on ZeroGPU one `spaces.GPU` call in a forked worker): it loads
+the checkpoint (or starts), trains at most `max_steps` steps or until its time is up, and writes
+a checkpoint; the chunk that reaches the last step also writes the adapter folder. Arguments and
+result are small and picklable. `train_character` is the loop the CLI, the app and the API share:
+it makes the class images, then calls `train_chunk` until the run is done, reporting progress per
+step (per chunk on ZeroGPU, where callbacks can't cross into the worker).
+
+A run split into chunks ends with exactly the adapter of an uninterrupted run with the same seed
+(bitwise on the CPU): every random draw depends only on (seed, step, process) and the checkpoint
+holds the rest of the state.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from PIL import Image
+
+from .characters import (CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
+                         CharacterStore, Crop)
+from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
+                         set_aside)
+from .class_images import (class_image_paths, generate_class_images, images_per_call,
+                           load_class_images)
+from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training,
+                       image_seconds, record_step_time, step_seconds)
+from .hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
+from .lora_files import save_adapter
+from .models import load_pipeline, load_quantized_pipeline
+from .progress import Progress, ProgressFn
+from .settings import Settings
+from .store import StoreError, atomic_write_json, read_json
+from .train_config import TrainConfig
+from .train_data import class_prompt, instance_prompt
+from .train_run import TrainingError, TrainingRun, make_accelerator, open_run
+
+log = logging.getLogger(__name__)
+VALIDATION_PROMPT = "{token} reading a book in a garden"
+LOSS_WINDOW = 20  # steps averaged for the loss shown in progress
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Where a run stands after one chunk (small and picklable: it crosses ZeroGPU's fork)."""
+
+    step: int
+    total: int
+    loss: Optional[float]  # mean over this chunk's last steps; None if it trained none
+    seconds_per_step: Optional[float]  # median measured in this chunk
+    done: bool  # the adapter folder is written
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What train_character did: where the adapter is and how the run went."""
+
+    character: str
+    adapter_dir: Path
+    done: bool
+    step: int
+    total: int
+    loss: Optional[float]
+    chunks: int
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def validation_image(self) -> Path:
+        return self.adapter_dir / VALIDATION_IMAGE
+
+
+def estimate_character(settings: Settings, user: str, name: str, config: TrainConfig) -> Estimate:
+    """GPU time still needed to train this character with this config (for the app to show)."""
+    store, character = _character(settings, user, name)
+    missing = 0
+    if config.prior_preservation:
+        have = class_image_paths(settings, user, character.kind, config.class_images)
+        missing = config.class_images - len(have)
+    done = saved_progress(store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config))
+    if _finished(store, character, config):
+        done = config.steps
+    return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
+
+
+def train_character(settings: Settings, user: str, name: str, config: TrainConfig, *,
+                    chunk_steps: Optional[int] = None, max_chunks: Optional[int] = None,
+                    on_progress: Optional[ProgressFn] = None) -> TrainResult:
+    """Train (or go on training) a character's adapter until done, or for `max_chunks` chunks.
+
+    `chunk_steps` bounds each chunk; by default one chunk on a dedicated GPU or the CPU, and
+    what fits in one ZeroGPU call there.
+    """
+    started = time.monotonic()
+    store, character = _character(settings, user, name)
+    hardware = detect(settings)
+    sliced = on_zerogpu()
+    if config.prior_preservation:
+        _make_class_images(settings, user, character.kind, config, sliced, on_progress)
+    warnings: list[str] = []
+    chunks, result = 0, None
+    if not _finished(store, character, config):
+        while max_chunks is None or chunks < max_chunks:
+            steps = chunk_steps or (_steps_per_call(settings, hardware, config) if sliced
+                                    else config.steps)
+            result = train_chunk(settings, user, name, config, steps,
+                                 on_progress=None if sliced else on_progress)
+            chunks += 1
+            warnings += [result.warning] if result.warning else []
+            if sliced and on_progress is not None:
+                on_progress(_progress(result.step, result.total, result.loss,
+                                      result.seconds_per_step))
+            if result.done:
+                break
+    step = config.steps if result is None else result.step
+    return TrainResult(character=character.name, adapter_dir=store.adapter_dir(character),
+                       done=result is None or result.done, step=step, total=config.steps,
+                       loss=None if result is None else result.loss, chunks=chunks,
+                       seconds=time.monotonic() - started, warnings=tuple(warnings))
+
+
+def chunk_duration(settings: Settings, user: str, name: str, config: TrainConfig, max_steps: int,
+                   on_progress: Optional[ProgressFn] = None) -> float:
+    """Seconds to ask ZeroGPU for: the steps this chunk will train, plus the finish if it's the last."""
+    hardware = detect(settings)
+    store, character = _character(settings, user, name)
+    done = saved_progress(store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config))
+    steps = max(0, min(max_steps, config.steps - done))
+    per_step, _ = step_seconds(settings, hardware, config)
+    seconds = CALL_OVERHEAD_SECONDS + steps * (per_step or 1.0) * SAFETY
+    if done + steps >= config.steps:
+        seconds += _finish_seconds(settings, hardware, config)
+    return min(float(ZEROGPU_CALL_SECONDS), seconds)
+
+
+@gpu(duration=chunk_duration)
+def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, max_steps: int,
+                on_progress: Optional[ProgressFn] = None) -> ChunkResult:
+    """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
+
+    The chunk that reaches `config.steps` also writes the adapter folder: diffusers and kohya
+    weights, the config, and a validation image.
+    """
+    started = time.monotonic()
+    store, character = _character(settings, user, name)
+    crops = _load_crops(store, character)
+    hardware = detect(settings)
+    accelerator = make_accelerator(hardware)
+    if accelerator.num_processes > 1:
+        hardware = dataclasses.replace(hardware, device=str(accelerator.device))
+    deadline = None
+    if on_zerogpu():
+        deadline = (started + chunk_duration(settings, user, name, config, max_steps)
+                    - _finish_seconds(settings, hardware, config))
+    class_images = []
+    if config.prior_preservation:
+        if accelerator.is_main_process:
+            generate_class_images(settings, user, character.kind, config.class_images)
+        accelerator.wait_for_everyone()
+        class_images = load_class_images(settings, user, character.kind, config.class_images)
+    prompts = [instance_prompt(character, config.describe)]
+    prompts += [class_prompt(character.kind)] if config.prior_preservation else []
+    folder = store.path(character, CHECKPOINT_DIR)
+    key = _run_key(settings, character, config)
+    pipe = _training_pipeline(settings, hardware, config)
+    with _explain_out_of_memory(config, settings), \
+            open_run(pipe, accelerator, hardware, config, crops, class_images, prompts,
+                     settings.resolution) as run:
+        step, warning = _resume(run, folder, key, config)
+        start, losses, times = step, [], []
+        end = min(config.steps, step + max_steps)
+        while step < end and not (deadline and times and time.monotonic() + times[-1] > deadline):
+            tick = time.perf_counter()
+            loss = run.mean_across_processes(run.step(step))
+            step += 1
+            times.append(time.perf_counter() - tick)
+            losses.append(loss)
+            if on_progress is not None:
+                on_progress(_progress(step, config.steps, _mean_loss(losses), _per_step(times)))
+        if accelerator.is_main_process:
+            if step > start:
+                save_checkpoint(folder, run.state(step, key), config.steps)
+            if len(times) > 1:
+                record_step_time(settings, hardware, config, _per_step(times))
+            if step >= config.steps:
+                _write_adapter(store, character, run, settings, config)
+        accelerator.wait_for_everyone()
+    return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
+                       seconds_per_step=_per_step(times), done=step >= config.steps,
+                       warning=warning)
+
+
+def validation_image(pipe, character: Character, config: TrainConfig, resolution: int) -> Image.Image:
+    """The character drawn by the pipeline as it stands (with the trained layers), fixed seed."""
+    import torch
+
+    prompt = VALIDATION_PROMPT.format(token=character.token_phrase)
+    return pipe(prompt, num_inference_steps=config.validation_steps, height=resolution,
+                width=resolution, generator=torch.Generator().manual_seed(config.seed)).images[0]
+
+
+def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore, Character]:
+    store = CharacterStore(settings, user)
+    character = store.get(name)
+    if not character.crops:
+        raise TrainingError(f"{character.name} has no photos to train on; "
+                            "add photos to the character first")
+    return store, character
+
+
+def _load_crops(store: CharacterStore, character: Character) -> list[tuple[Image.Image, Crop]]:
+    crops = []
+    for crop in character.crops:
+        path = store.path(character, crop.file)
+        try:
+            with Image.open(path) as image:
+                crops.append((image.convert("RGB"), crop))
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"{character.name}: crop {crop.file} can't be read ({err}); "
+                                "delete the character and add its photos again") from err
+    return crops
+
+
+def _make_class_images(settings: Settings, user: str, kind: str, config: TrainConfig,
+                       sliced: bool, on_progress: Optional[ProgressFn]) -> None:
+    """Draw the missing class images: in ZeroGPU-sized calls there, in one call elsewhere."""
+    while len(class_image_paths(settings, user, kind, config.class_images)) < config.class_images:
+        made = generate_class_images(settings, user, kind, config.class_images,
+                                     max_images=images_per_call(settings) if sliced else None,
+                                     on_progress=None if sliced else on_progress)
+        if sliced and on_progress is not None:
+            on_progress(Progress(made, config.class_images, "class image"))
+
+
+def _training_pipeline(settings: Settings, hardware: Hardware, config: TrainConfig):
+    """The shared pipeline, or a fresh one whose frozen UNet is quantized (CUDA only)."""
+    if config.quantize == "none":
+        return load_pipeline(settings, hardware)
+    if not hardware.has_gpu:
+        raise TrainingError(f"quantize={config.quantize!r} needs a CUDA GPU: bitsandbytes can't "
+                            "quantize the UNet on the CPU (diffusers refuses without a GPU); "
+                            "use quantize='none' here")
+    return load_quantized_pipeline(settings, hardware, bits=8 if config.quantize == "8bit" else 4)
+
+
+def _run_key(settings: Settings, character: Character, config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be continued: the config (but its length), model, character."""
+    return {"config": config.training_key(), "base_model": settings.base_model,
+            "resolution": settings.resolution, "character": character.slug,
+            "created": character.created}
+
+
+def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
+            config: TrainConfig) -> tuple[int, str]:
+    """Load the checkpoint into the run; returns the step to go on from and any warning."""
+    try:
+        state = load_checkpoint(folder)
+    except CorruptCheckpoint as err:
+        aside = set_aside(folder)
+        return 0, f"{err}; it was moved to {aside.name} and training started over"
+    if state is None:
+        return 0, ""
+    if state.key != key or state.step > config.steps:
+        log.info("checkpoint in %s is from another run; starting over", folder)
+        return 0, ""
+    run.restore(state)
+    return state.step, ""
+
+
+def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
+                   settings: Settings, config: TrainConfig) -> None:
+    """Write the adapter folder under a temporary name, then swap it in whole."""
+    for module in run.modules.values():
+        module.eval()
+    with _replaced_dir(store.adapter_dir(character)) as folder:
+        save_adapter(folder, run.modules, config)
+        validation_image(run.pipe, character, config, settings.resolution).save(
+            folder / VALIDATION_IMAGE)
+        atomic_write_json(folder / TRAIN_CONFIG, config.to_dict())
+
+
+def _finished(store: CharacterStore, character: Character, config: TrainConfig) -> bool:
+    """True when the adapter folder holds the result of exactly this config."""
+    try:
+        return read_json(store.adapter_dir(character) / TRAIN_CONFIG) == config.to_dict()
+    except StoreError:
+        return False
+
+
+@contextlib.contextmanager
+def _replaced_dir(final: Path) -> Iterator[Path]:
+    """Yield a new temporary folder; on success it replaces `final` (the old one is removed)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield new
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        if final.exists():
+            os.rename(final, old)
+        os.rename(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _explain_out_of_memory(config: TrainConfig, settings: Settings) -> Iterator[None]:
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise TrainingError(
+            f"the GPU ran out of memory training at {settings.resolution} px with batch_size "
+            f"{config.batch_size} and rank {config.rank}; lower batch_size or rank, set "
+            "gradient_checkpointing='on', quantize the base UNet (quantize='8bit' or '4bit'), "
+            "or lower TALEWEAVER_RESOLUTION") from err
+
+
+def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig) -> int:
+    per_step, _ = step_seconds(settings, hardware, config)
+    budget = ZEROGPU_CALL_SECONDS - CALL_OVERHEAD_SECONDS - _finish_seconds(settings, hardware, config)
+    return max(1, int(budget / ((per_step or 1.0) * SAFETY)))
+
+
+def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
+    """Time to keep for saving and the validation image at the end of a run."""
+    return 5 + (image_seconds(settings, hardware, config.validation_steps) or 10.0)
+
+
+def _progress(step: int, total: int, loss: Optional[float],
+              per_step: Optional[float]) -> Progress:
+    left = None if per_step is None else (total - step) * per_step
+    return Progress(step, total, "step", loss=loss, seconds_left=left)
+
+
+def _mean_loss(losses: list[float]) -> Optional[float]:
+    return statistics.fmean(losses[-LOSS_WINDOW:]) if losses else None
+
+
+def _per_step(times: list[float]) -> Optional[float]:
+    """Median step time, leaving out the first step (allocation, autotuning) when there are more."""
+    return statistics.median(times[1:] if len(times) > 1 else times) if times else None

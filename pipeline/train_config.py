@@ -1,0 +1,161 @@
+"""What a training run does: TrainConfig (every knob, validated) and the presets by goal.
+
+A parent picks a goal ("person", "pet", "object"); `preset_config` turns it into a full
+TrainConfig, scaling the number of steps with the number of photos. An engineer can still set
+any field: `preset_config("pet", 8, rank=32)` or `TrainConfig.from_dict(json)`, where an
+unknown key is an error. Does not import torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+OPTIMIZERS = ("auto", "adamw", "adamw8bit")
+SWITCHES = ("auto", "on", "off")
+QUANTIZE = ("none", "8bit", "4bit")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a goal sets: capacity, speed of learning, how long, and prior preservation."""
+
+    rank: int
+    learning_rate: float
+    prior_preservation: bool
+    steps_per_photo: int
+    min_steps: int
+    max_steps: int
+    summary: str
+
+
+PRESETS: dict[str, Preset] = {
+    # Faces need the most capacity and steps; prior preservation keeps "a girl" meaning any
+    # girl, so the other children in a story don't all get this child's face.
+    "person": Preset(rank=32, learning_rate=1e-4, prior_preservation=True, steps_per_photo=80,
+                     min_steps=400, max_steps=1200,
+                     summary="a person's face and look; other people stay different"),
+    # Fur colour and markings; pets rarely share a page with another of their kind.
+    "pet": Preset(rank=16, learning_rate=1e-4, prior_preservation=False, steps_per_photo=70,
+                  min_steps=350, max_steps=1000,
+                  summary="a pet's fur, markings and shape"),
+    # A toy or a blanket: simple shapes and colours learn quickly at a small rank.
+    "object": Preset(rank=8, learning_rate=1e-4, prior_preservation=False, steps_per_photo=50,
+                     min_steps=250, max_steps=700,
+                     summary="an object's shape and colours (a favourite toy)"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one DreamBooth-LoRA run; saved next to the adapter it produced."""
+
+    preset: str = "person"  # the goal these values started from (for the record)
+    steps: int = 640  # optimisation steps in all (per process under accelerate launch)
+    rank: int = 32  # LoRA rank of each adapted projection
+    alpha: Optional[int] = None  # LoRA alpha; None means alpha = rank (scale 1)
+    learning_rate: float = 1e-4  # peak learning rate, reached after the warm-up
+    warmup_steps: int = 50  # linear warm-up, then constant
+    batch_size: int = 1  # crops per step (class images add as many again)
+    prior_preservation: bool = True  # also learn base-model images of the kind ("girl")
+    class_images: int = 24  # how many such images; made once per user and kind
+    prior_weight: float = 1.0  # weight of the class-image loss
+    snr_gamma: float = 5.0  # min-SNR-gamma loss weighting; 0 turns it off
+    offset_noise: float = 0.0  # e.g. 0.05 lets the model make darker and brighter images
+    train_text_encoder: bool = False  # LoRA on both CLIP text encoders as well (slower)
+    describe: bool = False  # add the character's look description to the prompt
+    flip: bool = True  # also train on the mirror image of each crop
+    optimizer: str = "auto"  # auto (8-bit AdamW on a GPU, else AdamW), adamw, adamw8bit
+    weight_decay: float = 1e-4  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient clipping; 0 turns it off
+    gradient_checkpointing: str = "auto"  # auto (on for GPUs under 30 GB), on, off
+    quantize: str = "none"  # none, 8bit, 4bit: store the frozen base UNet so (CUDA only)
+    validation_steps: int = 25  # inference steps of the validation image
+    seed: int = 0  # the same seed gives the same adapter (bitwise on the CPU)
+
+    def __post_init__(self) -> None:
+        _require(self.preset in PRESETS, "preset", self.preset, " or ".join(PRESETS))
+        for name in ("steps", "rank", "batch_size", "validation_steps"):
+            _require_int(self, name, low=1)
+        for name in ("warmup_steps", "class_images", "seed"):
+            _require_int(self, name, low=0)
+        if self.alpha is not None:
+            _require_int(self, "alpha", low=1)
+        for name in ("learning_rate", "prior_weight", "snr_gamma", "offset_noise",
+                     "weight_decay", "max_grad_norm"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool)
+                     and value >= 0, name, value, "a number, at least 0")
+        _require(0 < self.learning_rate < 1, "learning_rate", self.learning_rate,
+                 "a number between 0 and 1, e.g. 1e-4")
+        for name in ("prior_preservation", "train_text_encoder", "describe", "flip"):
+            _require(isinstance(getattr(self, name), bool), name, getattr(self, name),
+                     "true or false")
+        _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
+        _require(self.gradient_checkpointing in SWITCHES, "gradient_checkpointing",
+                 self.gradient_checkpointing, ", ".join(SWITCHES))
+        _require(self.quantize in QUANTIZE, "quantize", self.quantize, ", ".join(QUANTIZE))
+        if self.prior_preservation:
+            _require(self.class_images >= 1, "class_images", self.class_images,
+                     "at least 1 when prior_preservation is on")
+
+    @property
+    def lora_alpha(self) -> int:
+        return self.alpha if self.alpha is not None else self.rank
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """A TrainConfig from JSON-like values; an unknown key is an error naming the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting {', '.join(unknown)}; "
+                             f"known settings: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def training_key(self) -> dict[str, Any]:
+        """The settings a checkpoint must share to be continued: all but the length of the run."""
+        key = self.to_dict()
+        del key["steps"], key["validation_steps"]
+        return key
+
+
+def preset_config(preset: str, photo_count: int, **overrides: Any) -> TrainConfig:
+    """The TrainConfig for a goal: steps scale with the photos within the preset's bounds.
+
+    Any field can be overridden by keyword (unknown names are an error), e.g. `steps=300`.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is unknown; choose {' or '.join(PRESETS)}")
+    if photo_count < 1:
+        raise ValueError("a character needs at least one photo to train on")
+    goal = PRESETS[preset]
+    steps = min(goal.max_steps, max(goal.min_steps, goal.steps_per_photo * photo_count))
+    values: dict[str, Any] = dict(preset=preset, steps=steps, rank=goal.rank,
+                                  learning_rate=goal.learning_rate,
+                                  prior_preservation=goal.prior_preservation)
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+PET_KINDS = frozenset({"dog", "puppy", "cat", "kitten", "rabbit", "bunny", "hamster",
+                       "guinea pig", "horse", "pony", "parrot", "bird", "turtle", "tortoise"})
+
+
+def preset_for_kind(kind: str) -> str:
+    """The goal a character's kind suggests: "pet" for animals people keep, else "person"."""
+    return "pet" if kind.strip().lower() in PET_KINDS else "person"
+
+
+def _require_int(config: TrainConfig, name: str, low: int) -> None:
+    value = getattr(config, name)
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+             name, value, f"a whole number, at least {low}")
+
+
+def _require(ok: bool, name: str, value: object, accepts: str) -> None:
+    if not ok:
+        raise ValueError(f"training setting {name}={value!r} is invalid: it accepts {accepts}")

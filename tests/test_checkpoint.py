@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from pipeline.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint, TrainingState,
+                                 load_checkpoint, save_checkpoint, saved_progress, set_aside)
+
+KEY = {"config": {"rank": 4}, "base_model": "tiny"}
+
+
+def _state(step: int) -> TrainingState:
+    generator = torch.Generator().manual_seed(step)
+    return TrainingState(step=step, key=KEY,
+                         lora={"unet.a.lora_A.weight": torch.randn(4, 8, generator=generator)},
+                         optimizer={"state": {0: {"step": torch.tensor(float(step)),
+                                                  "exp_avg": torch.randn(4, 8, generator=generator)}},
+                                    "param_groups": [{"lr": 1e-4, "params": [0]}]},
+                         lr_scheduler={"last_epoch": step, "_last_lr": [1e-4]})
+
+
+def test_round_trip_is_exact(tmp_path):
+    state = _state(17)
+    save_checkpoint(tmp_path, state, total=40)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.step == 17 and loaded.key == KEY and loaded.grad_scaler is None
+    assert torch.equal(loaded.lora["unet.a.lora_A.weight"], state.lora["unet.a.lora_A.weight"])
+    assert torch.equal(loaded.optimizer["state"][0]["exp_avg"], state.optimizer["state"][0]["exp_avg"])
+    assert loaded.lr_scheduler == state.lr_scheduler
+    assert sorted(p.name for p in tmp_path.iterdir()) == [PROGRESS_FILE, STATE_FILE]
+
+
+def test_no_checkpoint_is_none(tmp_path):
+    assert load_checkpoint(tmp_path) is None
+    assert saved_progress(tmp_path, KEY) == 0
+
+
+def test_a_new_checkpoint_replaces_the_old_one(tmp_path):
+    save_checkpoint(tmp_path, _state(5), total=40)
+    save_checkpoint(tmp_path, _state(10), total=40)
+    assert load_checkpoint(tmp_path).step == 10
+    assert saved_progress(tmp_path, KEY) == 10
+    assert saved_progress(tmp_path, {**KEY, "base_model": "other"}) == 0
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a checkpoint at all", None])
+def test_damaged_file_is_a_clear_error_and_can_be_set_aside(tmp_path, damage):
+    save_checkpoint(tmp_path, _state(5), total=40)
+    path = tmp_path / STATE_FILE
+    path.write_bytes(path.read_bytes()[:200] if damage is None else damage)
+    with pytest.raises(CorruptCheckpoint, match=STATE_FILE):
+        load_checkpoint(tmp_path)
+    aside = set_aside(tmp_path)
+    assert aside.name.startswith(f"{STATE_FILE}.corrupt-") and aside.exists()
+    assert load_checkpoint(tmp_path) is None
+
+
+def test_a_file_of_other_content_is_corrupt(tmp_path):
+    torch.save({"something": "else"}, tmp_path / STATE_FILE)
+    with pytest.raises(CorruptCheckpoint):
+        load_checkpoint(tmp_path)
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, _state(5), total=40)
+
+    def broken_save(obj, buffer):
+        buffer.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, _state(9), total=40)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path).step == 5
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,0 +1,93 @@
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
+
+
+def test_presets_differ_by_goal():
+    person, pet, thing = (preset_config(goal, 8) for goal in ("person", "pet", "object"))
+    assert person.prior_preservation and not pet.prior_preservation
+    assert person.rank > pet.rank > thing.rank
+    assert person.steps > thing.steps
+    assert {c.preset for c in (person, pet, thing)} == {"person", "pet", "object"}
+
+
+@pytest.mark.parametrize("goal", sorted(PRESETS))
+def test_steps_scale_with_photos_within_bounds(goal):
+    preset = PRESETS[goal]
+    steps = [preset_config(goal, n).steps for n in (1, 4, 8, 12, 40)]
+    assert steps == sorted(steps)
+    assert steps[0] == preset.min_steps and steps[-1] == preset.max_steps
+    assert preset_config(goal, 8).steps == min(preset.max_steps,
+                                               max(preset.min_steps, 8 * preset.steps_per_photo))
+
+
+def test_every_field_can_be_overridden():
+    config = preset_config("pet", 5, steps=123, rank=4, alpha=8, quantize="8bit",
+                           offset_noise=0.05, train_text_encoder=True)
+    assert (config.steps, config.rank, config.lora_alpha, config.quantize) == (123, 4, 8, "8bit")
+    assert config.offset_noise == 0.05 and config.train_text_encoder
+    assert config.prior_preservation is False  # still the pet preset's choice
+
+
+def test_alpha_defaults_to_rank():
+    assert TrainConfig(rank=16).lora_alpha == 16
+    assert TrainConfig(rank=16, alpha=4).lora_alpha == 4
+
+
+def test_unknown_key_is_an_error_naming_known_settings():
+    with pytest.raises(ValueError, match="unknown training setting lernrate.*known settings:.*learning_rate"):
+        TrainConfig.from_dict({"lernrate": 1e-4})
+    with pytest.raises(ValueError, match="unknown training setting"):
+        preset_config("person", 4, rnak=4)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("rank", 0), ("rank", 2.5), ("rank", True), ("steps", -1), ("learning_rate", 0),
+    ("learning_rate", 3.0), ("snr_gamma", -1), ("optimizer", "sgd"), ("quantize", "16bit"),
+    ("gradient_checkpointing", "yes"), ("flip", "no"), ("preset", "landscape"), ("alpha", 0),
+])
+def test_invalid_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"training setting {field}="):
+        TrainConfig(**{field: value})
+
+
+def test_prior_preservation_needs_class_images():
+    with pytest.raises(ValueError, match="class_images"):
+        TrainConfig(prior_preservation=True, class_images=0)
+    assert TrainConfig(prior_preservation=False, class_images=0).class_images == 0
+
+
+def test_unknown_preset_and_no_photos_are_errors():
+    with pytest.raises(ValueError, match="preset 'style' is unknown"):
+        preset_config("style", 4)
+    with pytest.raises(ValueError, match="at least one photo"):
+        preset_config("person", 0)
+
+
+def test_config_round_trips_through_json_and_is_frozen():
+    config = preset_config("object", 6, alpha=4, seed=7)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.rank = 3
+
+
+def test_training_key_ignores_only_the_length_of_the_run():
+    base = TrainConfig()
+    assert base.training_key() == dataclasses.replace(base, steps=9, validation_steps=3).training_key()
+    assert base.training_key() != dataclasses.replace(base, rank=8).training_key()
+
+
+def test_preset_for_kind():
+    assert preset_for_kind("Dog") == "pet" and preset_for_kind("guinea pig") == "pet"
+    assert preset_for_kind("girl") == "person" and preset_for_kind("grandma") == "person"
+
+
+def test_does_not_import_torch():
+    code = "import sys, pipeline.train_config, pipeline.estimate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
