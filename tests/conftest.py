@@ -70,3 +70,71 @@ def illustrated_book(book_settings):
         book = store.add_illustration(book.id, number, make_picture(1024, 1024, number),
                                       seed=1234 + number, prompt=f"watercolor, scene {number}")
     return store, book
+
+
+def make_crops(count: int, size: int, seed: int):
+    """`count` synthetic training crops (soft coloured blobs) with plausible photo geometry:
+    [(PIL image, Crop)], each from a 480x640 (h, w) photo at a different place."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.characters import Crop
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    crops = []
+    for n in range(count):
+        cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.3)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
+        colour, background = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        pixels = blob * colour + (1 - blob) * background + rng.normal(0, 8, (size, size, 3))
+        side, left, top = 200 + 20 * n, 40 * n, 30 + 10 * n
+        crops.append((Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)),
+                      Crop(file="", original_size=(480, 640),
+                           crop_box=(left, top, left + side, top + side), source=f"photo{n}.jpg")))
+    return crops
+
+
+@pytest.fixture
+def character(settings):
+    """"Mia", a girl (trigger "ohwx"), with 4 synthetic crops at settings.resolution, saved for
+    settings.local_user."""
+    from pipeline.characters import CharacterStore
+
+    return CharacterStore(settings, settings.local_user).create(
+        "Mia", "girl", "curly red hair", "ohwx", make_crops(4, settings.resolution, seed=0))
+
+
+@pytest.fixture(scope="session")
+def two_trained_characters(tiny_model_dir, tmp_path_factory):
+    """Two characters with small trained adapters on the tiny model, user "local": "Mia" (girl,
+    trigger "ohwx") and "Rex" (dog, trigger "zwx"). Returns a namespace (data_dir, user, names);
+    build Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
+    resolution=64) to use them."""
+    from types import SimpleNamespace
+
+    from pipeline.characters import CharacterStore
+    from pipeline.train import train_character
+    from pipeline.train_config import preset_config
+
+    data_dir = tmp_path_factory.mktemp("trained") / "data"
+    settings = Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
+                        resolution=64)
+    store = CharacterStore(settings, "local")
+    for name, kind, trigger, seed in (("Mia", "girl", "ohwx", 1), ("Rex", "dog", "zwx", 2)):
+        store.create(name, kind, "", trigger, make_crops(3, 64, seed))
+        config = preset_config("person", 3, steps=12, rank=4, warmup_steps=0,
+                               prior_preservation=False, validation_steps=2, seed=seed)
+        train_character(settings, "local", name, config)
+    return SimpleNamespace(data_dir=data_dir, user="local", names=("Mia", "Rex"))
+
+
+@pytest.fixture(scope="session")
+def face_photos(tmp_path_factory):
+    """Five acceptable photos of one person (scikit-image's astronaut: as is, mirrored, tilted,
+    on a wider canvas, re-lit), JPEG and PNG, each at least 512 px on its short side. They are
+    small, so the report warns that their crops will be enlarged; nothing is rejected. Each
+    takes about 1.5 s through add_character (face detection on the CPU)."""
+    from photo_fixtures import write_face_photos
+
+    return write_face_photos(tmp_path_factory.mktemp("face-photos"))
