@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Sequence
@@ -32,6 +34,22 @@ from .styles import DEFAULT_STYLE, Style, get_style
 
 MAX_CANDIDATES = 4  # pictures per page in one go
 MAX_SEED = 2**32 - 1
+
+# The cached pipeline is shared by every thread of the process (the app's users): adapter
+# changes and generation take turns (a diffusers pipeline isn't safe to call concurrently), and
+# each loaded adapter counts the blocks using it.
+_lock = threading.RLock()
+_holders: dict[tuple[int, str], int] = {}
+
+
+def _new_lock_after_fork() -> None:
+    """A ZeroGPU call runs in a forked worker: a lock some parent thread held at the fork
+    would stay locked there forever, so the worker gets a fresh one."""
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 class IllustrateError(ValueError):
@@ -193,7 +211,7 @@ def render(settings: Settings, job: RenderJob) -> list[Image.Image]:
     import torch
 
     pipe = load_pipeline(settings)
-    with adapters_loaded(pipe, job.adapters):
+    with adapters_loaded(pipe, job.adapters), _lock:
         activate(pipe, job.adapters)
         embeds = encode_long_prompt(pipe, job.prompt, job.negative)
         return [pipe(**embeds, width=job.width, height=job.height,
@@ -213,26 +231,41 @@ def activate(pipe, adapters: Sequence[AdapterRef]) -> None:
 
 @contextlib.contextmanager
 def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
-    """Hold these adapters in the pipeline for the block; those it had to load go after it.
+    """Hold these adapters in the pipeline for the block, loading those it lacks.
 
-    When no adapter is left, the LoRA layers are taken out too, so the pipeline is exactly as
-    it was loaded and no adapter leaks into a later picture that doesn't ask for it.
+    Books running side by side (two users of the app) share the loaded adapters they have in
+    common; an adapter goes when the last block using it ends, and when none is left the LoRA
+    layers go too, so the pipeline is exactly as loaded and no adapter leaks into a later
+    picture. Adapters loaded by other code are left alone.
     """
-    present = {name for names in pipe.get_list_adapters().values() for name in names}
-    added = []
+    held = []
     try:
-        for adapter in adapters:
-            if adapter.name not in present and adapter.name not in added:
-                pipe.load_lora_weights(adapter.folder, weight_name=ADAPTER_WEIGHTS,
-                                       adapter_name=adapter.name)
-                added.append(adapter.name)
+        with _lock:
+            present = {name for names in pipe.get_list_adapters().values() for name in names}
+            for adapter in {a.name: a for a in adapters}.values():
+                key = (id(pipe), adapter.name)
+                if key not in _holders:
+                    if adapter.name in present:
+                        continue
+                    pipe.load_lora_weights(adapter.folder, weight_name=ADAPTER_WEIGHTS,
+                                           adapter_name=adapter.name)
+                    _holders[key] = 0
+                _holders[key] += 1
+                held.append(key)
         yield
     finally:
-        if added:
-            pipe.enable_lora()
-            pipe.delete_adapters(added)
-            if not any(pipe.get_list_adapters().values()):
-                pipe.unload_lora_weights()
+        with _lock:
+            done = []
+            for key in held:
+                _holders[key] -= 1
+                if not _holders[key]:
+                    del _holders[key]
+                    done.append(key[1])
+            if done:
+                pipe.enable_lora()
+                pipe.delete_adapters(done)
+                if not any(pipe.get_list_adapters().values()):
+                    pipe.unload_lora_weights()
 
 
 def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:

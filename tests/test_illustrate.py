@@ -1,6 +1,7 @@
 import copy
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -83,8 +84,8 @@ def _pixels(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
-def _page_pixels(settings, book, number):
-    store = BookStore(settings, "alice")
+def _page_pixels(settings, book, number, user="alice"):
+    store = BookStore(settings, user)
     with Image.open(store.image_path(book, book.page(number).image)) as image:
         return _pixels(image)
 
@@ -150,15 +151,60 @@ def test_no_adapter_outlives_a_book(settings, cast):
     assert np.array_equal(plain(), before)
 
 
-def test_adapters_loaded_keeps_what_was_there(settings, cast, lora_folders):
+def test_adapters_loaded_shares_and_leaves_others_alone(settings, lora_folders):
     pipe = models.load_pipeline(settings)
-    theirs = AdapterRef("theirs", str(lora_folders["rex"]), 1.0)
+    first = AdapterRef("first", str(lora_folders["rex"]), 1.0)
     ours = AdapterRef("ours", str(lora_folders["mia"]), 1.0)
-    with adapters_loaded(pipe, [theirs]):
-        with adapters_loaded(pipe, [ours, theirs]):
-            assert _lora_state(pipe)["loaded"] == ["ours", "theirs"]
-        assert _lora_state(pipe)["loaded"] == ["theirs"]
+    with adapters_loaded(pipe, [first]):
+        with adapters_loaded(pipe, [ours, first, ours]):
+            assert _lora_state(pipe)["loaded"] == ["first", "ours"]
+        assert _lora_state(pipe)["loaded"] == ["first"]  # still in use by the outer block
     assert _lora_state(pipe)["layers"] == 0
+
+    pipe.load_lora_weights(str(lora_folders["rex"]), weight_name=ADAPTER_WEIGHTS,
+                           adapter_name="foreign")
+    try:
+        with adapters_loaded(pipe, [ours, AdapterRef("foreign", "unused", 1.0)]):
+            assert _lora_state(pipe)["loaded"] == ["foreign", "ours"]
+        assert _lora_state(pipe)["loaded"] == ["foreign"]  # not ours to remove
+    finally:
+        pipe.delete_adapters(["foreign"])
+        pipe.unload_lora_weights()
+
+
+def test_books_of_two_users_at_once_keep_their_own_characters(settings, cast, lora_folders):
+    bob = CharacterStore(settings, "bob")  # bob's Mia is another person: rex's weights
+    character = bob.create("Mia", "girl", "Mia look", "tvmia", _crops())
+    bob.adapter_dir(character).mkdir(parents=True)
+    (bob.adapter_dir(character) / ADAPTER_WEIGHTS).write_bytes(
+        (lora_folders["rex"] / ADAPTER_WEIGHTS).read_bytes())
+    story = "Mia waves.\n\nMia runs.\n\nMia sleeps."
+    books = {user: new_book(settings, user, "Mia", story, seed=2) for user in ("alice", "bob")}
+    errors = []
+
+    def run(user):
+        try:
+            illustrate_book(settings, user, books[user].id, TINY)
+        except Exception as err:  # reported to the main thread below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(user,)) for user in books]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    alone = {user: new_book(settings, user, "Mia again", story, seed=2) for user in books}
+    for user, book in alone.items():
+        alone[user] = illustrate_book(settings, user, book.id, TINY)
+    for user, book in books.items():
+        book = BookStore(settings, user).get(book.id)
+        for number in (1, 2, 3):
+            assert np.array_equal(_page_pixels(settings, book, number, user),
+                                  _page_pixels(settings, alone[user], number, user))
+    assert not np.array_equal(_page_pixels(settings, alone["alice"], 1, "alice"),
+                              _page_pixels(settings, alone["bob"], 1, "bob"))
+    assert _lora_state(models.load_pipeline(settings))["layers"] == 0
 
 
 def test_seeds_reproduce_and_differ(settings, cast):
