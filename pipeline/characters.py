@@ -210,7 +210,8 @@ def _free_slug(slug: str, taken: set[str], root: Path) -> str:
 def check_kind(kind: str) -> None:
     """A kind is a short noun phrase that prompts reuse: "girl", "grandma", "golden retriever"."""
     if not re.search(r"[^\W\d_]", kind):
-        raise StoreError("kind is empty: say who this is, e.g. girl, boy, woman, man, dog, cat")
+        raise StoreError("kind has no letters: say who this is, e.g. girl, boy, woman, man, "
+                         "dog, cat")
     if len(kind) > MAX_KIND_LENGTH:
         raise StoreError(f"kind is {len(kind)} characters long; the limit is {MAX_KIND_LENGTH} "
                          "(a word or two, e.g. 'little girl')")

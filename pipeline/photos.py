@@ -12,8 +12,9 @@ Each file is checked in this order; the first problem found is its verdict:
      square around it; other kinds (pets, toys): the square that best holds the part of the photo
      that stands out, with a note;
   6. the face (or the square) is sharp enough.
-Then, across the batch in upload order: exact and near duplicates (perceptual hash), faces that
-look like someone else (identity descriptors), and at most settings.max_photos accepted photos.
+A photo that is the same file as an earlier one, or nearly the same picture (perceptual hash),
+is a duplicate. Then, across the batch: faces that look like someone else (identity
+descriptors), and at most settings.max_photos accepted photos, in upload order.
 One bad file never fails the batch. Nothing is written to disk here.
 """
 from __future__ import annotations
@@ -52,6 +53,8 @@ PERSON_WORDS = frozenset(
     "toddler woman grandson granddaughter aunt uncle brother sister cousin friend".split())
 REASONS = ("not_an_image", "unreadable", "damaged", "too_large", "too_small", "too_dark",
            "too_bright", "no_face", "blurry", "duplicate", "someone_else", "over_limit")
+_SIGNATURES = re.compile(  # the first bytes of the formats above
+    rb"\x89PNG|\xff\xd8\xff|GIF8|BM|II\*\x00|MM\x00\*|RIFF....WEBP|....ftyp", re.DOTALL)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError)
 _ANALYSIS_SIDE = 384  # px: sharpness is measured at most at this size
 _THUMBNAIL = 256
@@ -109,7 +112,6 @@ class Review:
 @dataclass(frozen=True)
 class _Candidate:
     crop: PhotoCrop
-    digest: str  # sha256 of the file
     phash: int
     descriptor: Optional[np.ndarray]
     warnings: tuple[str, ...]
@@ -124,18 +126,25 @@ def review_photos(settings: Settings, kind: str, photos: Sequence[str | Path], *
                   on_progress: ProgressFn | None = None) -> Review:
     """Check and crop a batch of uploads for a character of this kind; never raises for a bad file."""
     person = is_person(kind)
-    candidates: list[_Candidate | PhotoReport] = []
-    for index, path in enumerate(photos, start=1):
-        source = Path(path).name
+    reports: dict[int, PhotoReport] = {}
+    kept: list[_Candidate] = []
+    seen: dict[str, int] = {}  # sha256 of each file read -> its photo number
+    for index, path in enumerate(map(Path, photos), start=1):
         if on_progress:
-            on_progress(Progress(index - 1, len(photos), "photo", source))
+            on_progress(Progress(index - 1, len(photos), "photo", path.name))
         try:
-            candidates.append(_analyse(settings, Path(path), index, kind, person))
+            data = _read(path, settings.max_upload_bytes)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in seen:
+                raise PhotoError(path.name, "duplicate", f"is the same file as photo "
+                                 f"{seen[digest]}; each photo counts once")
+            seen[digest] = index
+            kept.append(_analyse(settings, path, data, index, kind, person, kept))
         except PhotoError as err:
-            candidates.append(PhotoReport(index, source, False, err.reason, err.advice))
+            reports[index] = PhotoReport(index, path.name, False, err.reason, err.advice)
     if on_progress:
         on_progress(Progress(len(photos), len(photos), "photo"))
-    return _batch_verdicts(settings, candidates)
+    return _final_verdicts(settings, kept, reports)
 
 
 def open_photo(path: Path, max_bytes: int) -> tuple[Image.Image, str]:
@@ -162,6 +171,8 @@ def _decode(data: bytes, source: str) -> tuple[Image.Image, str]:
     try:
         image = Image.open(io.BytesIO(data), formats=_formats())
     except UnidentifiedImageError:
+        if _SIGNATURES.match(data[:12]):  # starts like a photo but can't be read
+            raise _damaged(source, "its header is cut short or broken") from None
         raise PhotoError(source, "not_an_image", "is not a photo we can read; use JPEG, PNG, "
                          "HEIC, WebP, GIF, BMP or TIFF") from None
     except Image.DecompressionBombError:
@@ -210,9 +221,10 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
     return upright.convert("RGB")
 
 
-def _analyse(settings: Settings, path: Path, index: int, kind: str, person: bool) -> _Candidate:
+def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str, person: bool,
+             kept: Sequence[_Candidate]) -> _Candidate:
+    """One photo's checks, from decoding to its crop; raises PhotoError with the first problem."""
     source = path.name
-    data = _read(path, settings.max_upload_bytes)
     image, fmt = _decode(data, source)
     width, height = image.size
     if min(width, height) < MIN_SIDE:
@@ -226,10 +238,18 @@ def _analyse(settings: Settings, path: Path, index: int, kind: str, person: bool
     if low > TOO_BRIGHT:
         raise PhotoError(source, "too_bright", "is far too bright (washed out); use a photo "
                          "taken out of direct glare")
+    phash = quality.dhash(thumbnail)
+    near = next((k for k in kept if quality.hamming(k.phash, phash) <= NEAR_DUPLICATE), None)
+    if near:
+        raise PhotoError(source, "duplicate", f"is nearly the same as photo {near.crop.index} "
+                         "(a burst shot or an edited copy?); a different moment or angle "
+                         "teaches more")
     warnings: list[str] = []
     descriptor = None
     if person:
         found = faces.find_faces(image)
+        if not found and _blur(image) > BLURRY:
+            raise _blurry(source)  # the likely reason no face was found
         if not found:
             raise PhotoError(source, "no_face", "no face found; use a photo where the face is "
                              "clearly visible, looking roughly towards the camera")
@@ -249,10 +269,8 @@ def _analyse(settings: Settings, path: Path, index: int, kind: str, person: bool
         warnings.append(f"no face needed for a {kind}: the square crop keeps the part of the "
                         "photo that stands out; check that it shows the whole "
                         f"{kind}")
-    region = image.crop(sharpness_region).convert("L")
-    region = region.resize(_fit(region.size, _ANALYSIS_SIDE), Image.Resampling.BILINEAR)
-    if quality.blur_score(np.asarray(region)) > BLURRY:
-        raise PhotoError(source, "blurry", "is blurry; use a sharp photo (hold still, tap to focus)")
+    if _blur(image.crop(sharpness_region)) > BLURRY:
+        raise _blurry(source)
     side = box[2] - box[0]
     if side < settings.resolution:
         warnings.append(f"the crop is {side} px and will be enlarged to {settings.resolution} px, "
@@ -260,8 +278,7 @@ def _analyse(settings: Settings, path: Path, index: int, kind: str, person: bool
     crop_image = image.crop(box).resize((settings.resolution, settings.resolution),
                                         Image.Resampling.LANCZOS, reducing_gap=3.0)
     crop = PhotoCrop(index, source, path, fmt, crop_image, (height, width), box)
-    digest = hashlib.sha256(data).hexdigest()
-    return _Candidate(crop, digest, quality.dhash(thumbnail), descriptor, tuple(warnings))
+    return _Candidate(crop, phash, descriptor, tuple(warnings))
 
 
 def face_square(face_box: tuple[int, int, int, int],
@@ -286,43 +303,31 @@ def _salient_box(gray: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int
     return x, y, x + side, y + side
 
 
-def _batch_verdicts(settings: Settings, items: list) -> Review:
-    """Duplicates, someone else's face and the photo limit, decided across the whole batch."""
-    verdicts: dict[int, PhotoReport] = {}
-    kept: list[_Candidate] = []
-    for item in items:
-        if isinstance(item, PhotoReport):
-            verdicts[item.index] = item
-            continue
-        same = next((k for k in kept if k.digest == item.digest), None)
-        near = next((k for k in kept if quality.hamming(k.phash, item.phash) <= NEAR_DUPLICATE), None)
-        if same or near:
-            message = (f"is the same photo as photo {same.crop.index}; each photo counts once" if same
-                       else f"is nearly the same as photo {near.crop.index} (a burst shot or an "
-                       "edited copy?); a different moment or angle teaches more")
-            verdicts[item.crop.index] = _rejected(item, "duplicate", message)
-        else:
-            kept.append(item)
+def _final_verdicts(settings: Settings, kept: list[_Candidate],
+                    reports: dict[int, PhotoReport]) -> Review:
+    """Someone else's face and the photo limit, decided across the whole batch."""
     with_faces = [k for k in kept if k.descriptor is not None]
     odd = {with_faces[i].crop.index for i in faces.identity_outliers([k.descriptor for k in with_faces])}
     accepted = []
     for item in kept:
-        if item.crop.index in odd:
-            verdicts[item.crop.index] = _rejected(
-                item, "someone_else", "may show someone else: the face doesn't match the other "
-                "photos; leave it out if it isn't the same person")
+        index, source = item.crop.index, item.crop.source
+        if index in odd:
+            reports[index] = PhotoReport(
+                index, source, False, "someone_else", "may show someone else: the face doesn't "
+                "match the other photos; leave it out if it isn't the same person")
         elif len(accepted) >= settings.max_photos:
-            verdicts[item.crop.index] = _rejected(
-                item, "over_limit", f"not used: a character uses at most {settings.max_photos} photos")
+            reports[index] = PhotoReport(index, source, False, "over_limit", "not used: a "
+                                         f"character uses at most {settings.max_photos} photos")
         else:
             accepted.append(item.crop)
-            verdicts[item.crop.index] = PhotoReport(item.crop.index, item.crop.source, True,
-                                                    warnings=item.warnings)
-    return Review(tuple(verdicts[i] for i in sorted(verdicts)), tuple(accepted))
+            reports[index] = PhotoReport(index, source, True, warnings=item.warnings)
+    return Review(tuple(reports[i] for i in sorted(reports)), tuple(accepted))
 
 
-def _rejected(item: _Candidate, reason: str, message: str) -> PhotoReport:
-    return PhotoReport(item.crop.index, item.crop.source, False, reason, message)
+def _blur(image: Image.Image) -> float:
+    """quality.blur_score at most _ANALYSIS_SIDE px: about the detail a training crop keeps."""
+    small = image.resize(_fit(image.size, _ANALYSIS_SIDE), Image.Resampling.BILINEAR)
+    return quality.blur_score(np.asarray(small.convert("L")))
 
 
 def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
@@ -346,6 +351,10 @@ def _too_many_pixels(source: str, pixels: int | None) -> PhotoError:
     count = f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
     return PhotoError(source, "too_large", f"has {count}; the limit is {MAX_PIXELS // 10**6} "
                       "megapixels (export a smaller copy of the photo)")
+
+
+def _blurry(source: str) -> PhotoError:
+    return PhotoError(source, "blurry", "is blurry; use a sharp photo (hold still, tap to focus)")
 
 
 def _damaged(source: str, err: object) -> PhotoError:

@@ -132,8 +132,8 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def face_photos(tmp_path_factory):
     """Five acceptable photos of one person (scikit-image's astronaut: as is, mirrored, tilted,
-    on a wider canvas, re-lit), JPEG and PNG, each at least 512 px on its short side. They are
-    small, so the report warns that their crops will be enlarged; nothing is rejected. Each
+    on a wider canvas, re-lit), JPEG and PNG, each at least 512 px on its short side; none is
+    rejected (at a 1024 px resolution each gets a warning that its crop is enlarged). Each
     takes about 1.5 s through add_character (face detection on the CPU)."""
     from photo_fixtures import write_face_photos
 
