@@ -296,7 +296,7 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
         raise StoreError(f"you already have a character named {name!r}; "
                          "choose another name or delete that one first")
     most = 2 * settings.max_photos
-    if not photos or len(photos) > most:
+    if not settings.min_photos <= len(photos) <= most:
         raise ValueError(f"{name}: choose between {settings.min_photos} and {most} photos "
                          f"(about 8 good ones is best; {len(photos)} were given)")
     review = review_photos(settings, kind, photos, on_progress=on_progress)

@@ -134,8 +134,9 @@ def test_long_unicode_names_and_duplicates(one_photo, face_photos):
 
 
 def test_photo_count_limits(settings):
-    with pytest.raises(ValueError, match="choose between 3 and 40 photos"):
-        add_character(settings, "local", "Mia", "girl", "", [])
+    for too_few in ([], ["/a.jpg", "/b.jpg"]):
+        with pytest.raises(ValueError, match="choose between 3 and 40 photos"):
+            add_character(settings, "local", "Mia", "girl", "", too_few)
     with pytest.raises(ValueError, match="41 were given"):
         add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"] * 41)
 
@@ -197,10 +198,15 @@ def test_cli_add_list_delete(settings, face_photos, capsys, tmp_path, cli_env):
     data = ["--data-dir", str(settings.data_dir)]
     user = ["--user", "grandpa"]
     (tmp_path / "notes.jpg").write_text("not a photo")
-    code = main([*data, *user, "add-character", "--name", "Rex", "--kind", "dog",
-                 str(tmp_path / "notes.jpg")])
+    Image.new("RGB", (300, 200), "white").save(tmp_path / "tiny.png")
+    bad = [str(tmp_path / name) for name in ("notes.jpg", "tiny.png", "gone.jpg")]
+    code = main([*data, *user, "add-character", "--name", "Rex", "--kind", "dog", *bad])
     out = capsys.readouterr()
-    assert code == 1 and "only 0 of 1 photos can be used" in out.err and "notes.jpg" in out.err
+    assert code == 1 and "only 0 of 3 photos can be used" in out.err
+    assert "photo 3 (gone.jpg): could not be read" in out.err
+    assert main([*data, *user, "--json", "add-character", "--name", "Rex", "--kind", "dog", *bad]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert [p["reason"] for p in failed["photos"]] == ["not_an_image", "too_small", "unreadable"]
 
     code = main([*data, *user, "add-character", "--name", "Grandpa Joe", "--kind", "man",
                  "--description", "white beard", "--keep-originals", "--json",
