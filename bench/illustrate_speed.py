@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="default: the style's")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoders" on every load
     width, _, height = args.size.partition("x")
 
     data = Path(tempfile.mkdtemp(prefix="taleweaver-bench-"))

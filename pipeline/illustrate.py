@@ -311,11 +311,10 @@ def _draw(settings: Settings, store: BookStore, book_id: str, number: int, scene
                     width=config.width or style.width, height=config.height or style.height,
                     steps=config.steps or style.steps, guidance=style.guidance,
                     adapters=tuple(adapters[name] for name in names))
-    book = None
-    for index, (seed, image) in enumerate(zip(seeds, render(settings, job))):
-        book = store.add_illustration(book_id, number, image, seed=seed, prompt=job.prompt,
-                                      choose=index == 0)
-    return book
+    saved = [store.add_illustration(book_id, number, image, seed=seed, prompt=job.prompt,
+                                    choose=index == 0)
+             for index, (seed, image) in enumerate(zip(seeds, render(settings, job)))]
+    return saved[-1]
 
 
 def _adapters(settings: Settings, user: str, names: Iterable[str], weight: float,
