@@ -7,17 +7,19 @@ so a set made across several short GPU calls is the same as one made in a single
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 from typing import Optional
 
 from PIL import Image
 
-from .hardware import ZEROGPU_CALL_SECONDS, detect, gpu
 from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
+from .hardware import ZEROGPU_CALL_SECONDS, detect, gpu
 from .models import load_pipeline
 from .progress import Progress, ProgressFn
 from .settings import Settings
 from .store import atomic_write_bytes, inside, slugify, user_dir
+from .train_config import TrainConfig
 from .train_data import class_prompt
 
 INFERENCE_STEPS = 25
@@ -31,13 +33,7 @@ def class_image_dir(settings: Settings, user: str, kind: str) -> Path:
 def class_image_paths(settings: Settings, user: str, kind: str, count: int) -> list[Path]:
     """The first `count` class images of this kind that already exist, in order."""
     folder = class_image_dir(settings, user, kind)
-    paths = [folder / f"{i:03d}.png" for i in range(count)]
-    existing = []
-    for path in paths:
-        if not path.is_file():
-            break
-        existing.append(path)
-    return existing
+    return list(itertools.takewhile(Path.is_file, (folder / f"{i:03d}.png" for i in range(count))))
 
 
 def load_class_images(settings: Settings, user: str, kind: str, count: int) -> list[Image.Image]:
@@ -53,16 +49,21 @@ def load_class_images(settings: Settings, user: str, kind: str, count: int) -> l
 
 def images_per_call(settings: Settings) -> int:
     """How many class images fit in one ZeroGPU call."""
-    seconds = image_seconds(settings, detect(settings), INFERENCE_STEPS) or ZEROGPU_CALL_SECONDS
+    seconds = _image_seconds(settings)
     return max(1, int((ZEROGPU_CALL_SECONDS - CALL_OVERHEAD_SECONDS) / (seconds * SAFETY)))
+
+
+def _image_seconds(settings: Settings) -> float:
+    """Seconds per class image; while nothing is known, a whole call (so one image per call)."""
+    seconds = image_seconds(settings, detect(settings), TrainConfig(), INFERENCE_STEPS)
+    return ZEROGPU_CALL_SECONDS if seconds is None else seconds
 
 
 def _duration(settings: Settings, user: str, kind: str, count: int,
               max_images: Optional[int] = None, on_progress: Optional[ProgressFn] = None) -> float:
     missing = count - len(class_image_paths(settings, user, kind, count))
     todo = missing if max_images is None else min(missing, max_images)
-    seconds = image_seconds(settings, detect(settings), INFERENCE_STEPS) or ZEROGPU_CALL_SECONDS
-    return min(ZEROGPU_CALL_SECONDS, CALL_OVERHEAD_SECONDS + todo * seconds * SAFETY)
+    return min(ZEROGPU_CALL_SECONDS, CALL_OVERHEAD_SECONDS + todo * _image_seconds(settings) * SAFETY)
 
 
 @gpu(duration=_duration)

@@ -51,6 +51,8 @@ class Estimate:
 
     def describe(self) -> str:
         """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100)" and the like."""
+        if not self.steps_left and not self.class_images_to_make:
+            return "nothing left to train"
         work = f"{self.steps_left} steps"
         if self.class_images_to_make:
             work += f" and {self.class_images_to_make} class images"
@@ -59,7 +61,9 @@ class Estimate:
                     "it is measured during the first steps")
         where = {"measured": f"measured on {self.hardware}",
                  "table": f"rough figure for {self.hardware}, refined after the first chunk"}
-        return f"about {format_seconds(self.seconds)} of GPU time for {work} ({where[self.source]})"
+        processor = "CPU" if self.hardware == "CPU" else "GPU"
+        return (f"about {format_seconds(self.seconds)} of {processor} time for {work} "
+                f"({where[self.source]})")
 
 
 def samples_per_step(config: TrainConfig) -> int:
@@ -93,10 +97,14 @@ def step_seconds(settings: Settings, hardware: Hardware,
     return None, "unknown"
 
 
-def image_seconds(settings: Settings, hardware: Hardware, inference_steps: int) -> Optional[float]:
-    """Seconds to draw one image with classifier-free guidance (two forward passes a step)."""
-    per_step, _ = step_seconds(settings, hardware, TrainConfig(prior_preservation=False))
-    return None if per_step is None else inference_steps * 2 * FORWARD_SHARE * per_step
+def image_seconds(settings: Settings, hardware: Hardware, config: TrainConfig,
+                  inference_steps: int) -> Optional[float]:
+    """Seconds to draw one image with classifier-free guidance (two forward passes a step),
+    from the step time of this config: a forward pass is about a third of a training step."""
+    per_step, _ = step_seconds(settings, hardware, config)
+    if per_step is None:
+        return None
+    return inference_steps * 2 * FORWARD_SHARE * per_step / samples_per_step(config)
 
 
 def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: int = 0,
@@ -108,7 +116,7 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     hardware = hardware or detect(settings)
     steps_left = max(0, config.steps - steps_done)
     per_step, source = step_seconds(settings, hardware, config)
-    per_image = image_seconds(settings, hardware, 1)
+    per_image = image_seconds(settings, hardware, config, 1)
     seconds = None
     if per_step is not None and per_image is not None:
         seconds = (steps_left * per_step

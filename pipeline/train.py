@@ -341,7 +341,7 @@ def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
     """Time to keep for saving and the validation image at the end of a run."""
-    return 5 + (image_seconds(settings, hardware, config.validation_steps) or 10.0)
+    return 5 + (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
 
 
 def _progress(step: int, total: int, loss: Optional[float],

@@ -66,9 +66,9 @@ def prepare_training_set(pipe, crops: Sequence[tuple[Image.Image, Crop]],
         ids += [crop_time_ids(crop, resolution, True) for _, crop in crops]
     square = (resolution, resolution, 0, 0, resolution, resolution)
     device = pipe.unet.device
+    latents = encode_images(pipe, images, resolution)
+    class_latents = encode_images(pipe, class_images, resolution) if class_images else None
     with torch.no_grad():
-        latents = encode_images(pipe, images, resolution)
-        class_latents = encode_images(pipe, class_images, resolution) if class_images else None
         embeds, pooled = encode_prompts(pipe, prompts) if cache_text else (None, None)
     return TrainingSet(
         latents=latents,
@@ -95,7 +95,9 @@ def encode_images(pipe, images: Sequence[Image.Image], resolution: int):
             image = image.resize((resolution, resolution), Image.LANCZOS)
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0)
         pixels = pixels.permute(2, 0, 1)[None].to(vae.device, vae.dtype)
-        out.append(vae.encode(pixels).latent_dist.mode().float() * vae.config.scaling_factor)
+        with torch.no_grad():
+            latent = vae.encode(pixels).latent_dist.mode()
+        out.append(latent.float() * vae.config.scaling_factor)
     return torch.cat(out)
 
 

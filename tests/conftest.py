@@ -138,3 +138,34 @@ def face_photos(tmp_path_factory):
     from photo_fixtures import write_face_photos
 
     return write_face_photos(tmp_path_factory.mktemp("face-photos"))
+
+
+def pipeline_snapshot(pipe) -> dict:
+    """Everything that would betray a visit to a pipeline: every tensor with its requires_grad,
+    dtype and device; every module's class, train flag and instance attribute names.
+    Run the pipeline once before taking it (transformers marks its hooks on a first call)."""
+    import torch
+
+    out = {}
+    for name, component in pipe.components.items():
+        if isinstance(component, torch.nn.Module):
+            tensors = {k: (v.detach().clone(), v.requires_grad, v.dtype, v.device)
+                       for k, v in component.state_dict(keep_vars=True).items()}
+            modules = [(k, type(m).__name__, m.training, sorted(vars(m)))
+                       for k, m in component.named_modules()]
+            out[name] = (tensors, modules)
+    return out
+
+
+def assert_same_pipeline(before: dict, after: dict) -> None:
+    """Two pipeline_snapshot()s are identical, bit for bit."""
+    import torch
+
+    assert before.keys() == after.keys()
+    for name in before:
+        (tensors_a, modules_a), (tensors_b, modules_b) = before[name], after[name]
+        assert modules_a == modules_b, name
+        assert tensors_a.keys() == tensors_b.keys(), name
+        for key, (value, *flags) in tensors_a.items():
+            assert torch.equal(value, tensors_b[key][0]), (name, key)
+            assert tuple(flags) == tensors_b[key][1:], (name, key)

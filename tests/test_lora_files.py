@@ -6,6 +6,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from conftest import assert_same_pipeline, pipeline_snapshot
 from pipeline import models
 from pipeline.characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
 from pipeline.lora_files import (kohya_state_dict, load_lora_state, lora_layers, lora_state_dict,
@@ -13,31 +14,6 @@ from pipeline.lora_files import (kohya_state_dict, load_lora_state, lora_layers,
 from pipeline.train_config import TrainConfig
 
 CONFIG = TrainConfig(rank=4, alpha=8, train_text_encoder=True)  # alpha != rank on purpose
-
-
-def snapshot(pipe) -> dict:
-    """Everything that could betray a visit: tensors, requires_grad, module classes, train flags,
-    instance attributes."""
-    out = {}
-    for name, component in pipe.components.items():
-        if isinstance(component, torch.nn.Module):
-            tensors = {k: (v.detach().clone(), v.requires_grad, v.dtype, v.device)
-                       for k, v in component.state_dict(keep_vars=True).items()}
-            modules = [(k, type(m).__name__, m.training, sorted(vars(m)))
-                       for k, m in component.named_modules()]
-            out[name] = (tensors, modules)
-    return out
-
-
-def assert_same(before: dict, after: dict) -> None:
-    assert before.keys() == after.keys()
-    for name in before:
-        (tensors_a, modules_a), (tensors_b, modules_b) = before[name], after[name]
-        assert modules_a == modules_b, name
-        assert tensors_a.keys() == tensors_b.keys(), name
-        for key, (value, *flags) in tensors_a.items():
-            assert torch.equal(value, tensors_b[key][0]), (name, key)
-            assert tuple(flags) == tensors_b[key][1:], (name, key)
 
 
 def render(pipe) -> np.ndarray:
@@ -77,7 +53,7 @@ def second_pipeline(tiny_model_dir):
 def test_cached_pipeline_is_left_exactly_as_found(settings):
     pipe = models.load_pipeline(settings)
     image = render(pipe)  # first: transformers marks its output hooks on a first forward pass
-    before = snapshot(pipe)
+    before = pipeline_snapshot(pipe)
     with lora_layers(pipe, CONFIG, gradient_checkpointing=True) as modules:
         assert set(modules) == {"unet", "text_encoder", "text_encoder_2"}
         params = trainable_parameters(modules)
@@ -87,7 +63,7 @@ def test_cached_pipeline_is_left_exactly_as_found(settings):
         assert pipe.unet.is_gradient_checkpointing
         randomise(modules)
         assert not np.array_equal(render(pipe), image)
-    assert_same(before, snapshot(pipe))
+    assert_same_pipeline(before, pipeline_snapshot(pipe))
     assert np.array_equal(render(pipe), image)
     assert not pipe.unet.is_gradient_checkpointing
 
@@ -95,11 +71,11 @@ def test_cached_pipeline_is_left_exactly_as_found(settings):
 def test_pipeline_is_restored_when_training_fails(settings):
     pipe = models.load_pipeline(settings)
     render(pipe)
-    before = snapshot(pipe)
+    before = pipeline_snapshot(pipe)
     with pytest.raises(RuntimeError, match="boom"):
         with lora_layers(pipe, CONFIG, gradient_checkpointing=False):
             raise RuntimeError("boom")
-    assert_same(before, snapshot(pipe))
+    assert_same_pipeline(before, pipeline_snapshot(pipe))
 
 
 def test_refuses_a_pipeline_with_adapters_still_loaded(second_pipeline, tmp_path):

@@ -1,0 +1,292 @@
+import dataclasses
+import json
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import assert_same_pipeline, make_crops, pipeline_snapshot
+from pipeline import cli, models, train
+from pipeline.characters import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
+                                 VALIDATION_IMAGE, CharacterStore)
+from pipeline.checkpoint import PROGRESS_FILE, STATE_FILE
+from pipeline.estimate import record_step_time
+from pipeline.hardware import detect
+from pipeline.settings import Settings
+from pipeline.train import (ChunkResult, TrainingError, estimate_character, train_character,
+                            train_chunk)
+from pipeline.train_config import preset_config
+
+USER = "local"
+# Everything on: prior preservation, text-encoder LoRA, offset noise, alpha != rank, warm-up.
+FULL = preset_config("person", 4, steps=24, rank=4, alpha=8, warmup_steps=5, class_images=2,
+                     offset_noise=0.05, train_text_encoder=True, validation_steps=2)
+# What `train Mia --steps N --rank 4 --no-prior-preservation --set ...` gives (see _cli below).
+PLAIN = preset_config("person", 4, steps=20, rank=4, prior_preservation=False, warmup_steps=0,
+                      validation_steps=2)
+
+
+def make_mia(settings: Settings):
+    """The same character as conftest's `character` fixture."""
+    return CharacterStore(settings, USER).create("Mia", "girl", "curly red hair", "ohwx",
+                                                 make_crops(4, settings.resolution, seed=0))
+
+
+def adapter_files(settings: Settings) -> tuple[dict, np.ndarray]:
+    folder = settings.data_dir / "users" / USER / "characters" / "mia" / "adapter"
+    with Image.open(folder / VALIDATION_IMAGE) as image:
+        return load_file(str(folder / ADAPTER_WEIGHTS)), np.asarray(image)
+
+
+def assert_same_adapter(a, b) -> None:
+    (weights_a, image_a), (weights_b, image_b) = a, b
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert np.array_equal(image_a, image_b)
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    return settings.data_dir / "users" / USER / "characters" / "mia" / CHECKPOINT_DIR
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, tmp_path_factory):
+    """FULL and PLAIN trained in one uninterrupted chunk each: {config: (weights, image)}."""
+    out = {}
+    for config in (FULL, PLAIN):
+        settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
+                            data_dir=tmp_path_factory.mktemp("reference") / "data")
+        make_mia(settings)
+        result = train_character(settings, USER, "Mia", config)
+        assert result.done and result.chunks == 1 and result.step == config.steps
+        out[config] = adapter_files(settings)
+    return out
+
+
+def test_writes_the_adapter_folder(settings, character, reference):
+    progress = []
+    result = train_character(settings, USER, "Mia", PLAIN, on_progress=progress.append)
+    folder = result.adapter_dir
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE])
+    assert json.loads((folder / TRAIN_CONFIG).read_text()) == PLAIN.to_dict()
+    assert result.validation_image == folder / VALIDATION_IMAGE
+    assert (result.done, result.step, result.total, result.chunks) == (True, 20, 20, 1)
+    assert [p.done for p in progress] == list(range(1, 21)) and progress[-1].seconds_left == 0
+    assert all(p.unit == "step" and p.loss > 0 for p in progress)
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+    assert CharacterStore(settings, USER).has_adapter(character)
+
+
+def test_chunked_equals_uninterrupted_bitwise(settings, character, reference):
+    for steps in (7, 9, 100):
+        result = train_character(settings, USER, "Mia", FULL, chunk_steps=steps, max_chunks=1)
+    assert result.done and result.step == FULL.steps
+    assert_same_adapter(adapter_files(settings), reference[FULL])
+    kinds = settings.data_dir / "users" / USER / "class_images"
+    assert [p.name for p in kinds.iterdir()] == ["girl"]
+
+
+def test_simulated_zerogpu_runs_chunks_sized_by_the_step_time(settings, character, reference,
+                                                              monkeypatch):
+    monkeypatch.setattr(train, "on_zerogpu", lambda: True)
+    record_step_time(settings, detect(settings), FULL, 20.0)  # slow: a few steps per call
+    progress = []
+    result = train_character(settings, USER, "Mia", FULL, on_progress=progress.append)
+    assert [p.unit for p in progress] == ["class image", "class image", "step", "step"]
+    assert result.done and result.chunks == 2 and progress[2].done < FULL.steps
+    assert_same_adapter(adapter_files(settings), reference[FULL])
+
+
+def test_chunk_arguments_and_result_pickle(settings, character):
+    result = train_chunk(settings, USER, "Mia", PLAIN, 3)
+    assert result == ChunkResult(step=3, total=20, loss=result.loss,
+                                 seconds_per_step=result.seconds_per_step, done=False)
+    for value in (settings, PLAIN, result):
+        assert pickle.loads(pickle.dumps(value)) == value
+    assert train.chunk_duration(settings, USER, "Mia", PLAIN, 5) > 0
+
+
+def test_adapter_changes_the_output_and_reloads_exactly(settings, character, tiny_model_dir):
+    from diffusers import StableDiffusionXLPipeline
+
+    result = train_character(settings, USER, "Mia", FULL)
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_model_dir))
+    pipe.set_progress_bar_config(disable=True)
+    base = np.asarray(train.validation_image(pipe, character, FULL, 64))
+    pipe.load_lora_weights(str(result.adapter_dir), weight_name=ADAPTER_WEIGHTS, adapter_name="mia")
+    reloaded = np.asarray(train.validation_image(pipe, character, FULL, 64))
+    saved = np.asarray(Image.open(result.validation_image))
+    assert np.array_equal(reloaded, saved)
+    assert not np.array_equal(base, saved)
+
+
+def test_the_shared_pipeline_is_left_as_found(settings, character):
+    pipe = models.load_pipeline(settings)
+    pipe("warm-up", num_inference_steps=1, height=64, width=64)
+    before = pipeline_snapshot(pipe)
+    train_character(settings, USER, "Mia", FULL)
+    assert models.load_pipeline(settings) is pipe
+    assert_same_pipeline(before, pipeline_snapshot(pipe))
+
+
+def test_finished_run_is_not_repeated_and_more_steps_continue_it(settings, character, reference):
+    short = dataclasses.replace(PLAIN, steps=12)
+    train_character(settings, USER, "Mia", short)
+    again = train_character(settings, USER, "Mia", short)
+    assert again.done and again.chunks == 0
+    assert estimate_character(settings, USER, "Mia", short).steps_left == 0
+    assert estimate_character(settings, USER, "Mia", PLAIN).steps_left == 8
+    longer = train_character(settings, USER, "Mia", PLAIN)
+    assert longer.chunks == 1 and longer.step == 20
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_another_config_starts_over(settings, character):
+    train_chunk(settings, USER, "Mia", PLAIN, 10)
+    other = dataclasses.replace(PLAIN, rank=2)
+    assert train_chunk(settings, USER, "Mia", other, 4).step == 4
+    assert train_chunk(settings, USER, "Mia", PLAIN, 4).step == 4  # rank 4's was replaced
+
+
+def test_corrupt_checkpoint_starts_over_and_is_kept_aside(settings, character, reference):
+    train_character(settings, USER, "Mia", PLAIN, chunk_steps=8, max_chunks=1)
+    (checkpoint_dir(settings) / STATE_FILE).write_bytes(b"\x00garbage")
+    result = train_character(settings, USER, "Mia", PLAIN)
+    assert result.done and len(result.warnings) == 1
+    assert "can't be read" in result.warnings[0] and "started over" in result.warnings[0]
+    assert [p.name for p in checkpoint_dir(settings).glob(f"{STATE_FILE}.corrupt-*")]
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_estimate_before_and_during_training(settings, character):
+    before = estimate_character(settings, USER, "Mia", FULL)
+    assert (before.steps_left, before.class_images_to_make) == (24, 2)
+    train_character(settings, USER, "Mia", FULL, chunk_steps=10, max_chunks=1)
+    during = estimate_character(settings, USER, "Mia", FULL)
+    assert (during.steps_left, during.class_images_to_make) == (14, 0)
+    assert during.source == "measured" and during.seconds > 0
+
+
+def test_character_without_crops_is_a_clear_error(settings, character):
+    record = settings.data_dir / "users" / USER / "characters" / "mia" / "character.json"
+    data = json.loads(record.read_text())
+    (settings.data_dir / "users" / USER / "characters" / "mia" / data["crops"][1]["file"]).unlink()
+    with pytest.raises(TrainingError, match="crop crops/02.png can't be read"):
+        train_character(settings, USER, "Mia", PLAIN)
+    record.write_text(json.dumps({**data, "crops": []}))
+    with pytest.raises(TrainingError, match="Mia has no photos to train on"):
+        train_character(settings, USER, "Mia", PLAIN)
+
+
+def test_model_that_cannot_load_names_the_setting(settings, character, tmp_path):
+    broken = dataclasses.replace(settings, base_model=str(tmp_path / "missing-model"))
+    with pytest.raises(models.ModelUnavailableError, match="TALEWEAVER_BASE_MODEL"):
+        train_character(broken, USER, "Mia", PLAIN)
+
+
+def test_out_of_memory_says_what_to_lower(settings, character, monkeypatch):
+    def no_memory(self, step):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(train.TrainingRun, "step", no_memory)
+    with pytest.raises(TrainingError, match="ran out of memory.*lower batch_size or rank.*quantize"):
+        train_character(settings, USER, "Mia", PLAIN)
+
+
+def test_quantization_needs_a_gpu(settings, character):
+    with pytest.raises(TrainingError, match="quantize='8bit' needs a CUDA GPU"):
+        train_character(settings, USER, "Mia", dataclasses.replace(PLAIN, quantize="8bit"))
+
+
+CLI_OPTIONS = ["--rank", "4", "--no-prior-preservation", "--set", "warmup_steps=0",
+               "--set", "validation_steps=2"]
+
+
+@pytest.fixture
+def cli_env(settings, monkeypatch):
+    """TALEWEAVER_* variables for these settings, set here and returned for subprocesses, which
+    also get this process's thread count (CPU results are bitwise equal only at equal counts)."""
+    env = {"TALEWEAVER_BASE_MODEL": settings.base_model, "TALEWEAVER_VAE": "",
+           "TALEWEAVER_DEVICE": "cpu", "TALEWEAVER_RESOLUTION": "64",
+           "TALEWEAVER_DATA_DIR": str(settings.data_dir)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
+def test_cli_chunk_steps_stop_and_the_same_command_goes_on(settings, character, cli_env,
+                                                          reference, capsys):
+    command = ["train", "Mia", "--steps", "20", "--chunk-steps", "8", *CLI_OPTIONS]
+    for expected in ("step 8 of 20", "step 16 of 20", "Mia's adapter is ready after 20 steps"):
+        assert cli.main(command) == 0
+        out, err = capsys.readouterr()
+        assert expected in out
+    assert "Training Mia (person preset, 20 steps)" in err and "20/20" in err
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_cli_estimate_and_errors(settings, character, cli_env, capsys):
+    assert cli.main(["train", "Mia", "--estimate", "--json", "--preset", "pet",
+                     "--set", "snr_gamma=0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["preset"] == "pet" and report["config"]["snr_gamma"] == 0
+    assert report["estimate"]["steps_left"] == report["config"]["steps"]
+    assert not (settings.data_dir / "users" / USER / "characters" / "mia" / "adapter").exists()
+    assert cli.main(["train", "Mia", "--set", "lernrate=1"]) == 1
+    assert "unknown training setting lernrate" in capsys.readouterr().err
+    assert cli.main(["train", "Nobody"]) == 1
+    assert "no character named 'Nobody'" in capsys.readouterr().err
+
+
+def test_a_killed_process_loses_only_its_chunk(settings, character, cli_env):
+    steps = 60
+    config = dataclasses.replace(PLAIN, steps=steps)
+    train_character(settings, USER, "Mia", config, chunk_steps=10, max_chunks=1)
+    command = [sys.executable, "-m", "pipeline", "train", "Mia", "--steps", str(steps), *CLI_OPTIONS]
+    killed = subprocess.Popen(command, env=cli_env, text=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    seen = ""
+    while not re.search(rf"\b(1[3-9]|[2-9]\d)/{steps}\b", seen):  # a few steps past the checkpoint
+        char = killed.stderr.read(1)
+        assert char, f"the run ended before it could be killed: {seen[-500:]}"
+        seen += char
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads((checkpoint_dir(settings) / PROGRESS_FILE).read_text())["step"] == 10
+    last = subprocess.run([*command, "--json"], env=cli_env, capture_output=True, text=True,
+                          timeout=120)
+    assert last.returncode == 0, last.stderr
+    report = json.loads(last.stdout)
+    assert report["done"] and report["step"] == steps and report["chunks"] == 1
+    resumed = adapter_files(settings)
+    uninterrupted = dataclasses.replace(settings, data_dir=settings.data_dir.parent / "whole")
+    make_mia(uninterrupted)
+    train_character(uninterrupted, USER, "Mia", config)
+    assert_same_adapter(resumed, adapter_files(uninterrupted))
+
+
+def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, reference):
+    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+               "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pipeline",
+               "train", "Mia", "--steps", "20", *CLI_OPTIONS]
+    done = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=240,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "adapter is ready after 20 steps" in done.stdout
+    weights, _ = adapter_files(settings)
+    single, _ = reference[PLAIN]
+    # Two processes average gradients over different batches: not the one-process result
+    # (two unconnected processes would each have written exactly that).
+    assert weights.keys() == single.keys()
+    assert any(not torch.equal(weights[k], single[k]) for k in weights)
