@@ -11,12 +11,14 @@ never touched by a failed upload.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shlex
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -48,6 +50,12 @@ MAX_WAIT_S = 60.0
 STATUSES = ("pushed", "skipped", "failed", "deleted")
 UNREACHABLE = ("network", "offline", "server", "rate_limited")  # kinds of _classify
 Sleep = Callable[[float], None]
+WHOAMI_TTL_S = 600.0  # how long the user name of a token is remembered
+WHOAMI_CACHE_SIZE = 1024
+
+# sha256(token) -> (user name, monotonic expiry); never the token itself.
+_token_users: dict[str, tuple[str, float]] = {}
+_token_users_lock = threading.Lock()
 
 
 class AdapterUnavailableError(ValueError):
@@ -56,6 +64,10 @@ class AdapterUnavailableError(ValueError):
 
 class AdapterFolderError(ValueError):
     """A folder does not hold a usable adapter (no or damaged weights file)."""
+
+
+class TokenError(ValueError):
+    """A Hugging Face token that is missing, not accepted by the Hub, or can't be checked now."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,38 @@ def token_from_env() -> str | None:
     Only the CLI calls this; the app passes each signed-in user's OAuth token instead.
     """
     return os.environ.get("HF_TOKEN", "").strip() or None
+
+
+def user_for_token(token: str | None, *, api: Any = None, sleep: Sleep = time.sleep,
+                   ttl: float = WHOAMI_TTL_S, clock: Callable[[], float] = time.monotonic) -> str:
+    """The Hugging Face user name a token belongs to (the Hub's whoami), remembered for `ttl` s.
+
+    The app identifies API callers by the token they pass; the cache spares a Hub call per
+    request and holds only a hash of each token. Raises TokenError when the Hub refuses the
+    token or can't be asked (offline).
+    """
+    if not token:
+        raise TokenError("no Hugging Face token: sign in with Hugging Face, or pass your token "
+                         "(gradio_client: Client(url, oauth_token='hf_...'))")
+    key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    with _token_users_lock:
+        known = _token_users.get(key)
+    if known and known[1] > clock():
+        return known[0]
+    api = api if api is not None else _hf_api()
+    try:
+        name = _whoami(api, token, sleep)
+    except _HubCallFailed as err:
+        raise TokenError(f"the Hugging Face token could not be checked: {err.reason}") from None
+    with _token_users_lock:
+        now = clock()
+        if len(_token_users) >= WHOAMI_CACHE_SIZE:
+            for stale in [k for k, (_, expiry) in _token_users.items() if expiry <= now]:
+                del _token_users[stale]
+            if len(_token_users) >= WHOAMI_CACHE_SIZE:
+                _token_users.clear()
+        _token_users[key] = (name, now + ttl)
+    return name
 
 
 def repo_id_for(namespace: str, character: Character) -> str:

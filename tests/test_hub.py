@@ -648,3 +648,34 @@ def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monke
     assert main(data + ["delete-character", "Mia", "--hub", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hub_repo_deleted"] == REPO
     assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
+
+
+# --- who a token belongs to (the app's API callers) -----------------------------------------
+
+@pytest.fixture
+def token_cache(monkeypatch):
+    monkeypatch.setattr(hub, "_token_users", {})
+
+
+def test_a_tokens_user_is_asked_once_and_remembered_for_a_while(fake, waits, token_cache):
+    clock = [100.0]
+    ask = dict(api=fake, sleep=waits.append, ttl=60, clock=lambda: clock[0])
+
+    assert hub.user_for_token(ALICE, **ask) == "alice"
+    assert hub.user_for_token(BOB, **ask) == "bob"
+    assert hub.user_for_token(ALICE, **ask) == "alice"
+    assert fake.methods() == ["whoami", "whoami"]
+    clock[0] += 61
+    assert hub.user_for_token(ALICE, **ask) == "alice"
+    assert fake.methods() == ["whoami"] * 3
+    assert ALICE not in repr(hub._token_users) and BOB not in repr(hub._token_users)
+
+
+def test_a_refused_missing_or_uncheckable_token_is_a_clear_error(fake, waits, token_cache):
+    with pytest.raises(hub.TokenError, match="401 Unauthorized"):
+        hub.user_for_token("hf_guessed", api=fake, sleep=waits.append)
+    with pytest.raises(hub.TokenError, match="no Hugging Face token"):
+        hub.user_for_token("", api=fake, sleep=waits.append)
+    with pytest.raises(hub.TokenError, match="offline mode"):
+        hub.user_for_token(ALICE, sleep=waits.append)  # the real client, HF_HUB_OFFLINE=1
+    assert hub._token_users == {}
