@@ -168,20 +168,30 @@ def regenerate_page(settings: Settings, user: str, book_id: str, page_number: in
     in the story, and the page's characters become the ones the scene names.
     """
     store = BookStore(settings, user)
-    book = store.get(book_id)
+    book = store.get(book_id) if scene is None else set_page_scene(settings, user, book_id,
+                                                                     page_number, scene)
     page = book.page(page_number)
-    if scene is not None:
-        edited = set_scene(page, scene, CharacterStore(settings, user).list(), settings,
-                           label=f"page {page_number}'s scene")
-        book = store.update_page(book_id, page_number, scene=edited.scene,
-                                 characters=edited.characters)
-        page = book.page(page_number)
     first = page_seed(book.seed, page_number) + len(page.candidates) if seed is None \
         else _check_seed(seed)
     adapters = _adapters(settings, user, page.characters, config.adapter_weight, token)
     with adapters_loaded(load_pipeline(settings), adapters.values()):
         return _draw(settings, store, book_id, page_number, page.scene, page.characters,
                      _seeds(first, config.candidates), get_style(book.style), config, adapters)
+
+
+def set_page_scene(settings: Settings, user: str, book_id: str, page_number: int,
+                   scene: str) -> Book:
+    """Change a page's scene prompt without drawing it (the app's editable pages table).
+
+    Names become the characters' trigger words, and the page's characters become the ones
+    the scene names, as in the story; its pictures stay.
+    """
+    store = BookStore(settings, user)
+    page = store.get(book_id).page(page_number)
+    edited = set_scene(page, scene, CharacterStore(settings, user).list(), settings,
+                       label=f"page {page_number}'s scene")
+    return store.update_page(book_id, page_number, scene=edited.scene,
+                             characters=edited.characters)
 
 
 def choose_candidate(settings: Settings, user: str, book_id: str, page_number: int,

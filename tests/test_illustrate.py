@@ -223,6 +223,17 @@ def test_regenerate_with_an_edited_scene(settings, cast):
                         scene="x" * (settings.max_page_chars + 1))
 
 
+def test_a_scene_edited_before_drawing_changes_the_page_and_its_characters(settings, cast):
+    book = new_book(settings, "alice", "Beach day", STORY, seed=3)
+    book = illustrate.set_page_scene(settings, "alice", book.id, 4, "Mia and Rex wave goodbye")
+    page = book.page(4)
+    assert page.scene == "ohwx girl and zwx dog wave goodbye"
+    assert page.characters == ("Mia", "Rex") and not page.illustrated
+    assert book.characters == ("Mia", "Rex") and BookStore(settings, "alice").get(book.id) == book
+    with pytest.raises(StoryError, match="page 4's scene has"):
+        illustrate.set_page_scene(settings, "alice", book.id, 4, "x" * 5000)
+
+
 def test_a_failed_page_keeps_the_pages_before_it_and_the_book_resumes(settings, cast,
                                                                         monkeypatch):
     whole = new_book(settings, "alice", "Whole", STORY, seed=9)
