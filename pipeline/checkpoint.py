@@ -2,7 +2,7 @@
 the chunk it was in.
 
     <character>/checkpoint/state.pt        step, LoRA weights, optimizer, LR schedule, grad scaler
-    <character>/checkpoint/progress.json   step and total in plain JSON (estimates read it without torch)
+    <character>/checkpoint/progress.json   step and total as JSON, for estimates (no torch needed)
 
 The random draws of step k are a pure function of (seed, k, process), see train_step.step_generator,
 so the step number is the whole random state: a resumed run draws exactly what an uninterrupted

@@ -97,7 +97,8 @@ def load_lora_state(modules: dict[str, Any], state: dict[str, Any]) -> None:
     expected = set(lora_state_dict(modules))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state))[:3], sorted(set(state) - expected)[:3]
-        raise ValueError(f"saved LoRA weights don't fit this model (missing {missing}, unexpected {extra})")
+        raise ValueError(f"saved LoRA weights don't fit this model "
+                         f"(missing {missing}, unexpected {extra})")
     for name, module in modules.items():
         prefix = f"{name}."
         part = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}

@@ -32,7 +32,7 @@ class TrainingError(ValueError):
 
 
 def make_accelerator(hardware: Hardware):
-    """The Accelerator for this hardware's dtype (one mixed precision per process, as accelerate requires)."""
+    """The Accelerator for this hardware's dtype (accelerate allows one mixed precision per process)."""
     from accelerate import Accelerator
 
     precision = PRECISION[hardware.dtype]
@@ -69,7 +69,7 @@ def make_optimizer(params: list, config: TrainConfig, hardware: Hardware):
         import bitsandbytes
 
         return bitsandbytes.optim.AdamW8bit(params, **options)
-    return torch.optim.AdamW(params, **options)
+    return torch.optim.AdamW(params, fused=True, **options)  # one kernel for all LoRA tensors
 
 
 def warmup_then_constant(warmup_steps: int):

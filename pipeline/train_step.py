@@ -93,7 +93,10 @@ def diffusion_loss(unet, batch: Batch, prompt_embeds, pooled_embeds, schedule: N
     a = schedule.sqrt_alpha[t].view(-1, 1, 1, 1)
     s = schedule.sqrt_sigma[t].view(-1, 1, 1, 1)
     noisy = a * batch.latents + s * batch.noise
-    target = batch.noise if schedule.prediction_type == "epsilon" else a * batch.noise - s * batch.latents
+    if schedule.prediction_type == "epsilon":
+        target = batch.noise
+    else:
+        target = a * batch.noise - s * batch.latents  # v-prediction
     prediction = unet(noisy, t, encoder_hidden_states=prompt_embeds[batch.prompt_index],
                       added_cond_kwargs={"text_embeds": pooled_embeds[batch.prompt_index],
                                          "time_ids": batch.time_ids},
