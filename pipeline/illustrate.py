@@ -276,6 +276,8 @@ def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
                 pipe.delete_adapters(done)
                 if not any(pipe.get_list_adapters().values()):
                     pipe.unload_lora_weights()
+                    for component in pipe.components.values():  # unloading leaves this behind
+                        getattr(component, "__dict__", {}).pop("_hf_peft_config_loaded", None)
 
 
 def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:

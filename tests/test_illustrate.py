@@ -116,6 +116,8 @@ def test_no_adapter_outlives_a_book(settings, cast):
     regenerate_page(settings, "alice", book.id, 3, TINY)
     assert _lora_state(pipe) == {"loaded": [], "active": [], "disabled": False, "layers": 0}
     assert np.array_equal(plain(), before)
+    for component in pipe.components.values():  # not even a flag left on the UNet
+        assert not {"peft_config", "_hf_peft_config_loaded"} & set(getattr(component, "__dict__", {}))
 
 
 def test_adapters_loaded_shares_and_leaves_others_alone(settings, cast):
