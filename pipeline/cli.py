@@ -245,7 +245,8 @@ def _progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
         if bar is None or bar.unit != progress.unit:
             if bar is not None:
                 bar.close()
-            bar = tqdm(total=progress.total, unit=progress.unit, desc=description, file=sys.stderr)
+            bar = tqdm(total=progress.total, initial=progress.done, unit=progress.unit,
+                       desc=description, file=sys.stderr)
         bar.n = progress.done
         loss = [] if progress.loss is None else [f"loss {progress.loss:.4f}"]
         bar.set_postfix_str(" · ".join(loss + ([progress.message] if progress.message else [])))

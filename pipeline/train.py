@@ -8,8 +8,9 @@
 the checkpoint (or starts), trains at most `max_steps` steps or until its time is up, and writes
 a checkpoint; the chunk that reaches the last step also writes the adapter folder. Arguments and
 result are small and picklable. `train_character` is the loop the CLI, the app and the API share:
-it makes the class images, then calls `train_chunk` until the run is done, reporting progress per
-step (per chunk on ZeroGPU, where callbacks can't cross into the worker).
+it calls `train_chunk` until the run is done, reporting progress per step (per chunk on ZeroGPU,
+where callbacks can't cross into the worker, and where the class images for prior preservation
+are drawn first, in calls of their own).
 
 A run split into chunks ends with exactly the adapter of an uninterrupted run with the same seed
 (bitwise on the CPU): every random draw depends only on (seed, step, process) and the checkpoint
@@ -110,8 +111,8 @@ def train_character(settings: Settings, user: str, name: str, config: TrainConfi
     store, character = _character(settings, user, name)
     hardware = detect(settings)
     sliced = on_zerogpu()
-    if config.prior_preservation:
-        _make_class_images(settings, user, character.kind, config, sliced, on_progress)
+    if config.prior_preservation and sliced:
+        _make_class_images_in_slices(settings, user, character.kind, config, on_progress)
     warnings: list[str] = []
     chunks, result = 0, None
     if not _finished(store, character, config):
@@ -153,8 +154,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
                 on_progress: Optional[ProgressFn] = None) -> ChunkResult:
     """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
 
-    The chunk that reaches `config.steps` also writes the adapter folder: diffusers and kohya
-    weights, the config, and a validation image.
+    Draws missing class images first. The chunk that reaches `config.steps` also writes the
+    adapter folder: diffusers and kohya weights, the config, and a validation image.
     """
     started = time.monotonic()
     store, character = _character(settings, user, name)
@@ -167,31 +168,15 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     if on_zerogpu():
         deadline = (started + chunk_duration(settings, user, name, config, max_steps)
                     - _finish_seconds(settings, hardware, config))
-    class_images = []
-    if config.prior_preservation:
-        if accelerator.is_main_process:
-            generate_class_images(settings, user, character.kind, config.class_images)
-        accelerator.wait_for_everyone()
-        class_images = load_class_images(settings, user, character.kind, config.class_images)
-    prompts = [instance_prompt(character, config.describe)]
-    prompts += [class_prompt(character.kind)] if config.prior_preservation else []
-    folder = store.path(character, CHECKPOINT_DIR)
-    key = _run_key(settings, character, config)
+    class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
+    folder, key = store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config)
     pipe = _training_pipeline(settings, hardware, config)
     with _explain_out_of_memory(config, settings), \
-            open_run(pipe, accelerator, hardware, config, crops, class_images, prompts,
-                     settings.resolution) as run:
-        step, warning = _resume(run, folder, key, config)
-        start, losses, times = step, [], []
-        end = min(config.steps, step + max_steps)
-        while step < end and not (deadline and times and time.monotonic() + times[-1] > deadline):
-            tick = time.perf_counter()
-            loss = run.mean_across_processes(run.step(step))
-            step += 1
-            times.append(time.perf_counter() - tick)
-            losses.append(loss)
-            if on_progress is not None:
-                on_progress(_progress(step, config.steps, _mean_loss(losses), _per_step(times)))
+            open_run(pipe, accelerator, hardware, config, crops, class_images,
+                     _prompts(character, config), settings.resolution) as run:
+        start, warning = _resume(run, folder, key, config)
+        step, losses, times = _train_steps(run, start, min(config.steps, start + max_steps),
+                                           deadline, on_progress)
         if accelerator.is_main_process:
             if step > start:
                 save_checkpoint(folder, run.state(step, key), config.steps)
@@ -203,6 +188,21 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
                        seconds_per_step=_per_step(times), done=step >= config.steps,
                        warning=warning)
+
+
+def _train_steps(run: TrainingRun, start: int, end: int, deadline: Optional[float],
+                 on_progress: Optional[ProgressFn]) -> tuple[int, list[float], list[float]]:
+    """Steps `start` to `end` (fewer if the next would pass the deadline): the step reached,
+    the losses and the seconds of each step."""
+    step, losses, times = start, [], []
+    while step < end and not (deadline and times and time.monotonic() + times[-1] > deadline):
+        tick = time.perf_counter()
+        losses.append(run.mean_across_processes(run.step(step)))
+        times.append(time.perf_counter() - tick)
+        step += 1
+        if on_progress is not None:
+            on_progress(_progress(step, run.config.steps, _mean_loss(losses), _per_step(times)))
+    return step, losses, times
 
 
 def validation_image(pipe, character: Character, config: TrainConfig, resolution: int) -> Image.Image:
@@ -236,15 +236,33 @@ def _load_crops(store: CharacterStore, character: Character) -> list[tuple[Image
     return crops
 
 
-def _make_class_images(settings: Settings, user: str, kind: str, config: TrainConfig,
-                       sliced: bool, on_progress: Optional[ProgressFn]) -> None:
-    """Draw the missing class images: in ZeroGPU-sized calls there, in one call elsewhere."""
+def _make_class_images_in_slices(settings: Settings, user: str, kind: str, config: TrainConfig,
+                                 on_progress: Optional[ProgressFn]) -> None:
+    """Draw the missing class images in ZeroGPU-sized calls, reporting after each."""
     while len(class_image_paths(settings, user, kind, config.class_images)) < config.class_images:
         made = generate_class_images(settings, user, kind, config.class_images,
-                                     max_images=images_per_call(settings) if sliced else None,
-                                     on_progress=None if sliced else on_progress)
-        if sliced and on_progress is not None:
+                                     max_images=images_per_call(settings))
+        if on_progress is not None:
             on_progress(Progress(made, config.class_images, "class image"))
+
+
+def _class_images(settings: Settings, user: str, kind: str, config: TrainConfig, accelerator,
+                  on_progress: Optional[ProgressFn]) -> list[Image.Image]:
+    """The class images for prior preservation (none without it); the main process draws the
+    missing ones (on ZeroGPU, train_character already drew them in calls of their own)."""
+    if not config.prior_preservation:
+        return []
+    have = class_image_paths(settings, user, kind, config.class_images)
+    if accelerator.is_main_process and len(have) < config.class_images:
+        generate_class_images(settings, user, kind, config.class_images, on_progress=on_progress)
+    accelerator.wait_for_everyone()
+    return load_class_images(settings, user, kind, config.class_images)
+
+
+def _prompts(character: Character, config: TrainConfig) -> list[str]:
+    """The instance prompt, and the class prompt with prior preservation."""
+    prompts = [instance_prompt(character, config.describe)]
+    return prompts + [class_prompt(character.kind)] if config.prior_preservation else prompts
 
 
 def _training_pipeline(settings: Settings, hardware: Hardware, config: TrainConfig):

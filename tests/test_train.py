@@ -276,6 +276,16 @@ def test_a_killed_process_loses_only_its_chunk(settings, character, cli_env):
     assert_same_adapter(resumed, adapter_files(uninterrupted))
 
 
+def test_mixed_precision_trains_float32_lora_on_a_bfloat16_model(settings, character, cli_env):
+    env = {**cli_env, "TALEWEAVER_DTYPE": "bfloat16"}  # another process: one precision each
+    done = subprocess.run([sys.executable, "-m", "pipeline", "train", "Mia", "--steps", "6",
+                           *CLI_OPTIONS], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights, image = adapter_files(settings)
+    assert {v.dtype for v in weights.values()} == {torch.float32}
+    assert all(torch.isfinite(v).all() for v in weights.values()) and image.std() > 0
+
+
 def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, reference):
     command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
                "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pipeline",

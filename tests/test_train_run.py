@@ -76,6 +76,18 @@ def test_eight_bit_adamw_trains_and_resumes_exactly_on_the_cpu(settings):
         assert all(torch.equal(whole[k], v) for k, v in lora_state_dict(run.modules).items())
 
 
+def test_gradient_checkpointing_gives_the_same_steps(settings):
+    states = []
+    for checkpointing in ("off", "on"):
+        config = TrainConfig(rank=4, prior_preservation=False, gradient_checkpointing=checkpointing)
+        with _run(settings, config) as run:
+            assert run.pipe.unet.is_gradient_checkpointing == (checkpointing == "on")
+            for step in range(3):
+                run.step(step)
+            states.append(lora_state_dict(run.modules))
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 def test_optimizer_choice():
     params = [torch.nn.Parameter(torch.zeros(3))]
     assert type(make_optimizer(params, TrainConfig(), CPU)) is torch.optim.AdamW
