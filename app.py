@@ -1,22 +1,77 @@
-"""Taleweaver's Gradio app: UI wiring onto the pipeline package, no ML logic here."""
-from __future__ import annotations
+"""Taleweaver's Gradio app: four tabs (Characters, Train, Story, Gallery), sign-in with Hugging
+Face on a Space, and a public API with the same functions (see the README for gradio_client).
 
+    python app.py                      # preloads the base model, then serves on :7860
+
+Importing this module builds the UI and loads no model, so tests can launch it in-process.
+UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
+"""
 import gradio as gr
 
+from pipeline.hardware import detect, on_zerogpu
 from pipeline.settings import Settings
+from ui import characters, gallery, story, train
+from ui.auth import oauth_configured, show_login_button, sign_in_required
+from ui.common import PRIVATE, escape_md
 
-SETTINGS = Settings.from_env()
+THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="rose", neutral_hue="stone")
+CSS = """
+.tw-header h1 { margin-bottom: 0; }
+.tw-reader { max-width: 760px; margin: 0 auto; }
+.tw-title { text-align: center; font-size: 2rem; margin: 0.5rem 0; }
+.tw-page-text { text-align: center; font-size: 1.35rem; line-height: 1.5; padding: 0.5rem 1rem; }
+.tw-where { text-align: center; }
+"""
+HEADER = """\
+# 📖 Taleweaver
+Illustrated storybooks starring your own family: **1** add each character from a few photos,
+**2** train it, **3** write the story, **4** read it and download the PDF."""
+
+
+def launch_options() -> dict:
+    """What `launch()` takes besides the address (Gradio 6: theme and CSS go there)."""
+    return {"theme": THEME, "css": CSS}
 
 
 def build_ui(settings: Settings) -> gr.Blocks:
-    """The app's Blocks; building it loads no model."""
-    with gr.Blocks(title="Taleweaver") as demo:
-        gr.Markdown("# Taleweaver\nIllustrated storybooks starring your own family.")
-        gr.Markdown(f"Base model: `{settings.base_model}`")
+    """The app's Blocks: building it loads no model and reads no user's data."""
+
+    def banner() -> dict:
+        notes = []
+        if sign_in_required(settings) and not oauth_configured():
+            notes.append("Sign-in is required here: use the API with your Hugging Face token "
+                         "(`Client(url, oauth_token=\"hf_...\")`).")
+        hardware = detect(settings)
+        if not hardware.has_gpu:
+            notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
+                         f"model `{escape_md(settings.base_model)}`; real SDXL training and "
+                         "pictures need a GPU (a ZeroGPU or GPU Space, or your own GPU).")
+        elif on_zerogpu():
+            notes.append("Running on ZeroGPU: training goes on in slices of GPU time, one "
+                         "after another, without further clicks. The Train tab shows the GPU "
+                         "time a character needs before it starts.")
+        return gr.update(value="\n\n".join(notes), visible=bool(notes))
+
+    with gr.Blocks(title="Taleweaver", delete_cache=(1800, 3600)) as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown(HEADER, elem_classes="tw-header")
+            if show_login_button(settings):
+                gr.LoginButton(scale=0, min_width=240)
+        notice = gr.Markdown(visible=False)
+        with gr.Tabs():
+            characters.build(settings, demo)
+            train.build(settings, demo)
+            story.build(settings, demo)
+            gallery.build(settings, demo)
+        demo.load(banner, None, notice, **PRIVATE)
     return demo
 
 
+SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    demo.launch()
+    from pipeline.models import load_pipeline
+
+    load_pipeline(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call, as it requires
+    demo.launch(**launch_options())

@@ -1,0 +1,325 @@
+"""app.py through gradio_client: the app launched in-process on 127.0.0.1 with the tiny model,
+sign-in required, and two API users (fake tokens for "alice" and "bob", whoami faked).
+
+One app serves the whole module. Alice makes a character from real face photos, trains it a
+few steps, writes a 3-page story, illustrates it at 64x64 in 2 steps and downloads the PDF;
+Bob tries to reach her characters and books every way the API allows.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from pypdf import PdfReader  # noqa: E402
+
+from pipeline import draft, hub  # noqa: E402
+from pipeline.book import BookStore  # noqa: E402
+from pipeline.characters import CharacterStore  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from ui import auth  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob"}
+ALICE, BOB = list(TOKENS)
+STORY = """Mia woke up early and looked at the sea.
+
+Mia built a sandcastle with a red flag.
+Scene: Mia on the beach next to a big sandcastle with a red flag
+
+That night Mia dreamed of boats."""
+TRAINING = '{"prior_preservation": false, "validation_steps": 2}'
+TINY = (64, 64, 2)  # width, height, steps of every picture drawn here
+REQUIRED = {"/add_character", "/list_characters", "/delete_character", "/train_character",
+            "/draft_story", "/illustrate_book", "/illustrate_page", "/export_book",
+            "/list_books", "/delete_book"}
+
+
+class FakeWhoami:
+    """The Hub's whoami for the two fake tokens; any other token is refused (401)."""
+
+    calls = 0
+
+    def whoami(self, token=None, **_):
+        import httpx2
+        from huggingface_hub.errors import HfHubHTTPError
+
+        FakeWhoami.calls += 1
+        if token not in TOKENS:
+            response = httpx2.Response(401, request=httpx2.Request("GET", "https://hf.co/api"))
+            raise HfHubHTTPError("401 Client Error.", response=response)
+        return {"name": TOKENS[token], "type": "user"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory):
+    """(url, settings): the app with sign-in required, launched once for the module."""
+    import app
+
+    settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
+                        data_dir=tmp_path_factory.mktemp("app") / "data",
+                        require_login="always")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hub, "_hf_api", FakeWhoami)
+        patch.setattr(hub, "_token_users", {})
+        demo = app.build_ui(settings)
+        _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                server_port=free_port(), quiet=True, **app.launch_options())
+        try:
+            yield url, settings
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+def client(served, downloads, token=None) -> Client:
+    return Client(served[0], oauth_token=token, verbose=False, download_files=downloads,
+                  analytics_enabled=False)
+
+
+def call(api: Client, *args, api_name: str):
+    """The endpoint's result, and every progress line it showed while running."""
+    job = api.submit(*args, api_name=api_name)
+    lines = []
+    while not job.done():
+        status = job.status()
+        if status.progress_data:
+            lines += [unit.desc for unit in status.progress_data if unit.desc]
+        time.sleep(0.02)
+    return job.result(), lines
+
+
+@pytest.fixture(scope="module")
+def alice_book(served, downloads, face_photos):
+    """Alice's whole flow through the API; returns what each step answered."""
+    api = client(served, downloads, ALICE)
+    added, add_progress = call(api, "Mia", "girl", "curly red hair",
+                               [handle_file(p) for p in face_photos[:3]], False,
+                               api_name="/add_character")
+    estimate = api.predict("Mia", "person", 4, TRAINING, api_name="/estimate_training")
+    trained, train_progress = call(api, "Mia", "person", 4, TRAINING,
+                                   api_name="/train_character")
+    book = api.predict("Mia at the Sea", STORY, "pastel", 7, api_name="/new_book")
+    illustrated, _ = call(api, book["id"], 2, *TINY, api_name="/illustrate_book")
+    return dict(api=api, added=added, add_progress=add_progress, estimate=estimate,
+                trained=trained, train_progress=train_progress, book=book,
+                illustrated=illustrated)
+
+
+def test_importing_the_app_builds_the_ui_and_loads_no_model():
+    code = ("import sys, time; t = time.perf_counter(); import app; "
+            "from pipeline import models; "
+            "print(len(models._cache), 'torch' in sys.modules, 'diffusers' in sys.modules, "
+            "len(app.demo.fns), round(time.perf_counter() - t, 2))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALEWEAVER_")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    cached, torch_loaded, diffusers_loaded, events, seconds = out
+    assert (cached, torch_loaded, diffusers_loaded) == ("0", "False", "False")
+    assert int(events) > 20
+    print(f"import app: {seconds} s")
+
+
+def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
+    endpoints = client(served, downloads).view_api(print_info=False,
+                                                   return_format="dict")["named_endpoints"]
+    assert REQUIRED <= set(endpoints)
+    assert set(endpoints) - REQUIRED == {"/estimate_training", "/push_adapter", "/new_book",
+                                         "/choose_candidate", "/get_book"}
+    for name, endpoint in endpoints.items():
+        assert endpoint["description"], name
+        assert endpoint["oauth_token"] == "optional", name
+    names = [p["parameter_name"] for p in endpoints["/illustrate_page"]["parameters"]]
+    assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps"]
+
+
+def test_the_whole_flow(alice_book, served, downloads):
+    api, settings = alice_book["api"], served[1]
+    assert [p["accepted"] for p in alice_book["added"]["photos"]] == [True] * 3
+    assert any(line.startswith("photo ") for line in alice_book["add_progress"])
+    assert "4 steps" in alice_book["estimate"]["text"]
+    assert alice_book["estimate"]["config"]["steps"] == 4
+
+    trained = alice_book["trained"]
+    assert trained["done"] and trained["step"] == trained["total"] == 4
+    assert "adapter_dir" not in trained
+    assert trained["hub"]["status"] == "skipped" and "offline" in trained["hub"]["message"]
+    assert any(re.match(r"step \d/4 · loss \d", line) for line in alice_book["train_progress"])
+    [mia] = api.predict(api_name="/list_characters")
+    assert (mia["name"], mia["photos"], mia["trained"]) == ("Mia", 3, True)
+
+    book = alice_book["illustrated"]
+    assert len(book["pages"]) == 3 and all(p["image"] for p in book["pages"])
+    assert all(len(p["candidates"]) == 2 for p in book["pages"])
+    assert book["pages"][1]["characters"] == ["Mia"]
+    assert book["pages"][1]["scene"].startswith(f"{mia['trigger']} girl (curly red hair) on")
+
+    redrawn = api.predict(book["id"], 3, "Mia asleep in a boat", 99, 1, *TINY,
+                          api_name="/illustrate_page")
+    assert redrawn["pages"][2]["scene"].endswith("asleep in a boat")
+    assert len(redrawn["pages"][2]["candidates"]) == 3
+    chosen = api.predict(book["id"], 3, 2, api_name="/choose_candidate")
+    assert chosen["pages"][2]["image"] == chosen["pages"][2]["candidates"][1]["file"]
+    assert api.predict(book["id"], api_name="/get_book") == chosen
+
+    pdf = Path(api.predict(book["id"], "pdf", False, api_name="/export_book"))
+    assert pdf.name == "mia-at-the-sea.pdf" and pdf.is_relative_to(downloads)
+    assert len(PdfReader(pdf).pages) == 4  # the cover and three pages
+    html = Path(api.predict(book["id"], "html", False, api_name="/export_book"))
+    assert "Mia at the Sea" in html.read_text(encoding="utf-8")
+    [listed] = api.predict(api_name="/list_books")
+    assert (listed["id"], listed["pages"], listed["illustrated"]) == (book["id"], 3, 3)
+    assert BookStore(settings, "alice").get(book["id"]).page(3).image == \
+        chosen["pages"][2]["image"]
+
+
+def test_a_story_is_drafted_by_the_story_model(alice_book, monkeypatch):
+    answer = {"pages": [{"text": "Mia finds a map.", "scene": "Mia holding a map"},
+                        {"text": "Mia follows it.", "scene": "Mia on a path"}]}
+    monkeypatch.setattr(draft, "load_story_model", lambda settings: None)
+    monkeypatch.setattr(draft, "generate", lambda *args: json.dumps(answer))
+    drafted = alice_book["api"].predict("a treasure hunt", ["Mia"], 2, 0,
+                                        api_name="/draft_story")
+    assert drafted["story"] == ("Mia finds a map.\nScene: Mia holding a map\n\n"
+                                "Mia follows it.\nScene: Mia on a path\n")
+    assert drafted["warnings"] == []
+
+
+def test_errors_arrive_as_messages(alice_book, tmp_path, face_photos):
+    api = alice_book["api"]
+    (tmp_path / "shopping.jpg").write_text("eggs, milk")
+    photos = [face_photos[3], tmp_path / "shopping.jpg", face_photos[3]]
+    with pytest.raises(AppError) as refused:
+        api.predict("Leo", "boy", "", [handle_file(p) for p in photos], False,
+                    api_name="/add_character")
+    message = str(refused.value)
+    assert "only 1 of 3 photos can be used" in message and "nothing was saved" in message
+    assert "shopping.jpg" in message and "wide.png" in message and "same file" in message
+    with pytest.raises(AppError, match="no book with id 'feedfacefeedface'"):
+        api.predict("feedfacefeedface", api_name="/get_book")
+    with pytest.raises(AppError, match="more training settings: not valid JSON"):
+        api.predict("Mia", "person", 4, "{rank: 4}", api_name="/estimate_training")
+    with pytest.raises(AppError, match="crayon is not in the list of choices: \\['watercolor'"):
+        api.predict("T", "Mia.", "crayon", None, api_name="/new_book")
+    assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
+
+
+def test_bob_cannot_reach_alices_characters_or_books(alice_book, served, downloads):
+    url, settings = served
+    book_id = alice_book["book"]["id"]
+    bob = client(served, downloads, BOB)
+    assert bob.predict(api_name="/list_characters") == []
+    assert bob.predict(api_name="/list_books") == []
+    refused = {
+        "/get_book": (book_id,), "/export_book": (book_id, "pdf", False),
+        "/illustrate_book": (book_id, 1, *TINY), "/delete_book": (book_id,),
+        "/illustrate_page": (book_id, 1, "", -1, 1, *TINY),
+        "/choose_candidate": (book_id, 1, 1),
+    }
+    for name, args in refused.items():
+        with pytest.raises(AppError, match=f"no book with id '{book_id}'"):
+            bob.predict(*args, api_name=name)
+    for name, args in {"/train_character": ("Mia", "person", 4, TRAINING),
+                       "/estimate_training": ("Mia", "", 0, ""),
+                       "/delete_character": ("Mia", False), "/push_adapter": ("mia",),
+                       "/draft_story": ("a day out", ["Mia"], 2, 0)}.items():
+        with pytest.raises(AppError, match="no character named '(Mia|mia)'; your characters: "
+                                           "none yet"):
+            bob.predict(*args, api_name=name)
+    for guess in ("../alice", "../../users/alice/books/" + book_id):
+        with pytest.raises(AppError, match="is not a book id"):
+            bob.predict(guess, api_name="/get_book")
+
+    own = bob.predict("Bob's Mia", "Mia went out.", "pastel", 1, api_name="/new_book")
+    assert own["pages"][0]["characters"] == [] and own["pages"][0]["scene"] == "Mia went out."
+    assert [b["id"] for b in bob.predict(api_name="/list_books")] == [own["id"]]
+    assert [b["id"] for b in alice_book["api"].predict(api_name="/list_books")] == [book_id]
+    assert CharacterStore(settings, "alice").get("Mia").name == "Mia"
+
+
+def test_no_file_of_the_data_folder_is_served(alice_book, served):
+    url, settings = served
+    book = BookStore(settings, "alice").get(alice_book["book"]["id"])
+    secret = [BookStore(settings, "alice").image_path(book, book.page(1).image),
+              CharacterStore(settings, "alice").folder(CharacterStore(settings, "alice")
+                                                        .get("Mia")) / "crops" / "01.png"]
+    for path in secret:
+        assert path.is_file()
+        assert httpx.get(f"{url.rstrip('/')}/gradio_api/file={path}").status_code == 403
+
+
+def test_without_a_token_or_with_a_wrong_one_nothing_is_answered(served, downloads):
+    with pytest.raises(AppError, match="Please sign in with Hugging Face"):
+        client(served, downloads).predict(api_name="/list_books")
+    with pytest.raises(AppError, match="401 Unauthorized"):
+        client(served, downloads, "hf_guessed_token").predict(api_name="/list_characters")
+
+
+def test_deleting_a_book_and_a_character(alice_book, served, downloads):
+    api, settings = client(served, downloads, ALICE), served[1]
+    scratch = api.predict("Scratch", "One page.", "pastel", 1, api_name="/new_book")
+    assert api.predict(scratch["id"], api_name="/delete_book") == {
+        "deleted": scratch["id"], "title": "Scratch"}
+    with pytest.raises(AppError, match="no book with id"):
+        api.predict(scratch["id"], api_name="/get_book")
+
+    from conftest import make_crops
+
+    CharacterStore(settings, "alice").create("Rex", "dog", "", "zwx", make_crops(3, 64, seed=5))
+    assert api.predict("rex", False, api_name="/delete_character") == {"deleted": "Rex",
+                                                                       "hub": None}
+    assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
+    with pytest.raises(AppError, match="not deleted: offline mode.*Nothing was deleted"):
+        api.predict("Mia", True, api_name="/delete_character")
+    assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
+
+
+@pytest.mark.parametrize("mode, environ, required, button", [
+    ("never", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, False, False),
+    ("auto", {}, False, False),
+    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b"}, False, False),
+    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, True, True),
+    ("always", {}, True, False),
+])
+def test_when_sign_in_is_required(monkeypatch, mode, environ, required, button):
+    for key in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(require_login=mode)
+    assert auth.sign_in_required(settings) is required
+    assert auth.show_login_button(settings) is button
+
+
+def test_who_is_asking(monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("HF_TOKEN", "hf_space_owner")
+    local = auth.identify(Settings(require_login="never", local_user="me"), None, None)
+    assert local == auth.Identity("me", "hf_space_owner")
+    profile = gr.OAuthProfile({"name": "Alice", "preferred_username": "alice",
+                               "profile": "", "picture": ""})
+    token = gr.OAuthToken(token="hf_alice_oauth", scope="contribute-repos", expires_at=0)
+    signed_in = auth.identify(Settings(require_login="always"), profile, token)
+    assert signed_in == auth.Identity("alice", "hf_alice_oauth")
+    with pytest.raises(gr.Error, match="Please sign in"):
+        auth.identify(Settings(require_login="always"), None, None)

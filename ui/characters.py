@@ -1,0 +1,176 @@
+"""Characters tab: a person or pet from a few photos, the verdict on each photo with the crops
+kept for training, the user's characters, delete.
+
+Public API: /add_character, /delete_character (events) and /list_characters (gr.api).
+"""
+from typing import Optional
+
+import gradio as gr
+
+from pipeline import hub
+from pipeline.characters import CharacterStore, add_character
+from pipeline.settings import Settings
+from ui.auth import identify, identify_quietly
+from ui.common import PRIVATE, choices, escape_md, picture, progress_bar, user_errors
+
+KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
+PHOTO_TYPES = ["image", ".heic", ".heif"]
+TABLE_HEADERS = ["Name", "Kind", "Look", "Photos", "Trained", "Hub repo"]
+REPORT_HEADERS = ["#", "Photo", "Verdict", "Notes"]
+INTRO = """\
+Add each person or pet of your story with **3 to 20 photos** (about 8 is best): the same person,
+sharp, in good light, from different angles and days, the face clearly visible. Photos straight
+from a phone are fine (JPEG, HEIC, PNG, WebP). Only square crops are kept, never your uploads
+unless you ask."""
+
+
+def character_rows(settings: Settings, user: str) -> list[dict]:
+    """The user's characters as plain data (what /list_characters returns)."""
+    store = CharacterStore(settings, user)
+    rows = []
+    for character in store.list():
+        record = hub.hub_record(settings, user, character)
+        rows.append({"name": character.name, "kind": character.kind,
+                     "description": character.description, "trigger": character.trigger,
+                     "photos": len(character.crops), "trained": store.has_adapter(character),
+                     "hub_repo": record.repo_id if record else ""})
+    return rows
+
+
+def build(settings: Settings, demo: gr.Blocks) -> None:
+    """The Characters tab and its events (inside the app's gr.Tabs)."""
+
+    @user_errors
+    def add_character_api(name: str, kind: str, description: str,
+                          photos: Optional[list[str]], keep_originals: bool = False,
+                          profile: Optional[gr.OAuthProfile] = None,
+                          token: Optional[gr.OAuthToken] = None,
+                          progress=gr.Progress()) -> dict:
+        """Make a character from 3 to 20 photos of one person or pet; each photo gets a verdict.
+
+        Nothing is saved when fewer than 3 photos can be used; the error names each photo and
+        the reason.
+
+        Args:
+            name: the character's name, e.g. Mia
+            kind: who it is: girl, boy, woman, man, baby, dog, cat, or a few words
+            description: the look every page reuses, e.g. "curly red hair" (may be empty)
+            photos: photo files (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)
+            keep_originals: also keep the uploaded files (by default only the crops are kept)
+        """
+        who = identify(settings, profile, token)
+        added = add_character(settings, who.user, name or "", kind or "", description or "",
+                              photos or [], keep_originals=bool(keep_originals),
+                              on_progress=progress_bar(progress))
+        return added.to_json()
+
+    @user_errors
+    def list_characters(profile: Optional[gr.OAuthProfile] = None,
+                        token: Optional[gr.OAuthToken] = None) -> list[dict]:
+        """Your characters: name, kind, look, photo count, trigger token, trained or not, Hub repo."""
+        return character_rows(settings, identify(settings, profile, token).user)
+
+    @user_errors
+    def delete_character_api(name: str, delete_hub_repo: bool = False,
+                             profile: Optional[gr.OAuthProfile] = None,
+                             token: Optional[gr.OAuthToken] = None) -> dict:
+        """Delete a character with its photos, crops, checkpoints and adapter on this machine.
+
+        Args:
+            name: the character's name
+            delete_hub_repo: also delete its private Hub repo; that goes first, and if it
+                fails nothing is deleted
+        """
+        who = identify(settings, profile, token)
+        store = CharacterStore(settings, who.user)
+        character = store.get(name or "")
+        removed_repo = None
+        if delete_hub_repo:
+            removed_repo = hub.delete_hub_repo(settings, who.user, character, who.token)
+            if removed_repo.status != "deleted":
+                raise gr.Error(f"{removed_repo.message} Nothing was deleted.",
+                               duration=None, print_exception=False)
+        store.delete(character.name)
+        return {"deleted": character.name,
+                "hub": removed_repo.to_json() if removed_repo else None}
+
+    def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,
+                token: Optional[gr.OAuthToken] = None):
+        who = identify_quietly(settings, profile, token)
+        rows = character_rows(settings, who.user) if who else []
+        table = [[r["name"], r["kind"], r["description"], r["photos"],
+                  "yes" if r["trained"] else "not yet", r["hub_repo"] or "-"] for r in rows]
+        names = [(r["name"], r["name"]) for r in rows]
+        return gr.update(value=table, visible=bool(rows)), gr.update(visible=not rows), \
+            choices(names, current)
+
+    def show_added(result: dict, profile: Optional[gr.OAuthProfile] = None,
+                   token: Optional[gr.OAuthToken] = None):
+        who = identify_quietly(settings, profile, token)
+        if not result or who is None:
+            return gr.update(), gr.update(), gr.update()
+        store = CharacterStore(settings, who.user)
+        character = store.get(result["character"]["name"])
+        reports = result["photos"]
+        rows = [[r["index"], r["source"], "accepted" if r["accepted"] else r["message"],
+                 "; ".join(r["warnings"])] for r in reports]
+        crops = [(picture(store.path(character, crop.file)), crop.source)
+                 for crop in character.crops]
+        used = sum(r["accepted"] for r in reports)
+        message = (f"Saved **{escape_md(character.name)}** ({escape_md(character.kind)}) with "
+                   f"{used} of {len(reports)} photos. Next: train {escape_md(character.name)} "
+                   "in the **Train** tab.")
+        return message, gr.update(value=rows, visible=True), gr.update(value=crops, visible=True)
+
+    def show_deleted(result: dict) -> str:
+        if not result:
+            return ""
+        hub_line = f" {escape_md(result['hub']['message'])}." if result.get("hub") else ""
+        return (f"Deleted **{escape_md(result['deleted'])}** with its photos, crops and "
+                f"adapter.{hub_line}")
+
+    with gr.Tab("1 · Characters", id="characters") as tab:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                name = gr.Textbox(label="Name", placeholder="Mia", max_length=60)
+                kind = gr.Dropdown(KINDS, value="girl", label="Who is it?",
+                                   allow_custom_value=True,
+                                   info="Pick one, or type a word or two (e.g. golden retriever)")
+                description = gr.Textbox(label="Look (optional)", max_length=300,
+                                         placeholder="curly red hair, yellow raincoat",
+                                         info="Shown on every page this character is on")
+                keep = gr.Checkbox(label="Also keep the original photos", value=False)
+            with gr.Column(scale=3):
+                photos = gr.File(label="Photos (drag and drop several at once)",
+                                 file_count="multiple", file_types=PHOTO_TYPES, height=260)
+        add_button = gr.Button("Add character", variant="primary")
+        added = gr.JSON(visible=False)
+        added_note = gr.Markdown()
+        report = gr.Dataframe(headers=REPORT_HEADERS, label="Each photo", interactive=False,
+                              visible=False, wrap=True, column_widths=["6%", "24%", "35%", "35%"])
+        crops = gr.Gallery(label="Crops kept for training", columns=8, height=180,
+                           visible=False, object_fit="cover")
+        gr.Markdown("### Your characters")
+        none_yet = gr.Markdown("No characters yet: add one above.")
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, visible=False, wrap=True)
+        with gr.Accordion("Delete a character", open=False):
+            with gr.Row(equal_height=True):
+                to_delete = gr.Dropdown([], label="Character", allow_custom_value=True)
+                hub_too = gr.Checkbox(label="Also delete its private Hugging Face repo")
+                delete_button = gr.Button("Delete", variant="stop")
+            deleted = gr.JSON(visible=False)
+            deleted_note = gr.Markdown()
+        gr.api(list_characters, api_name="list_characters")
+
+    listing = [table, none_yet, to_delete]
+    add_button.click(add_character_api, [name, kind, description, photos, keep], added,
+                     api_name="add_character").success(
+        show_added, added, [added_note, report, crops], **PRIVATE).then(
+        refresh, to_delete, listing, **PRIVATE)
+    delete_button.click(delete_character_api, [to_delete, hub_too], deleted,
+                        api_name="delete_character").success(
+        show_deleted, deleted, deleted_note, **PRIVATE).then(
+        refresh, to_delete, listing, **PRIVATE)
+    tab.select(refresh, to_delete, listing, **PRIVATE)
+    demo.load(refresh, to_delete, listing, **PRIVATE)

@@ -1,0 +1,85 @@
+"""What every tab shares: our errors as gr.Error, progress bars, pictures and download files.
+
+Files reach the browser only through gradio's cache, whose folder names are hashes of the
+content: a handler returns PIL images, or files written to a private scratch folder, never a
+path inside the data folder (which is not in `allowed_paths`), so nobody can fetch another
+user's pictures or books by guessing a URL.
+"""
+import functools
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import gradio as gr
+from PIL import Image
+
+from pipeline.progress import Progress, ProgressFn
+
+F = TypeVar("F", bound=Callable)
+SCRATCH = Path(tempfile.gettempdir()) / "taleweaver-downloads"
+SCRATCH_MAX_AGE_S = 3600  # gradio has copied a download into its cache long before this
+GPU = dict(concurrency_id="gpu", concurrency_limit=1)  # one GPU job at a time, app-wide
+PRIVATE = dict(api_visibility="private")
+
+
+def user_errors(fn: F) -> F:
+    """Turn the engine's errors (ValueError, RuntimeError) into gr.Error with their message."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, RuntimeError) as err:
+            raise gr.Error(str(err), duration=None, print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar(progress: gr.Progress) -> ProgressFn:
+    """A ProgressFn that moves a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left"."""
+    def show(update: Progress) -> None:
+        if update.total:
+            progress((update.done, update.total), desc=update.describe(), unit=update.unit)
+        else:
+            progress(None, desc=update.describe())
+
+    return show
+
+
+def picture(path: Optional[Path]) -> Optional[Image.Image]:
+    """A picture from the user's folder, loaded (gradio serves a cached copy, not the file)."""
+    if path is None or not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def scratch_file(name: str) -> Path:
+    """A fresh path for a download (a book's PDF); scratch folders older than an hour go."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - SCRATCH_MAX_AGE_S
+    for old in SCRATCH.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+    return Path(tempfile.mkdtemp(dir=SCRATCH)) / name
+
+
+def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = True) -> dict:
+    """A dropdown update keeping the current value while it is still a choice; otherwise the
+    first choice (or nothing, with first=False)."""
+    values = [v for _, v in pairs]
+    if value not in values:
+        value = values[0] if values and first else None
+    return gr.update(choices=pairs, value=value)
+
+
+def escape_md(text: str) -> str:
+    """Free text (a name, a title) shown literally inside gr.Markdown."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text)
