@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pipeline import models  # noqa: E402
-from pipeline.characters import ADAPTER_WEIGHTS, CharacterStore, Crop  # noqa: E402
+from pipeline.characters import CharacterStore, Crop  # noqa: E402
 from pipeline.illustrate import (AdapterRef, IllustrateConfig, activate,  # noqa: E402
                                  adapters_loaded, illustrate_book, new_book)
 from pipeline.settings import Settings  # noqa: E402
