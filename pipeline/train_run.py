@@ -21,8 +21,9 @@ from .train_config import TrainConfig
 from .train_data import TrainingSet, encode_prompts, prepare_training_set
 from .train_step import Batch, NoiseSchedule, diffusion_loss, draw_batch, step_generator
 
-# Below this much GPU memory, "auto" turns gradient checkpointing on (SDXL at 1024 px with a
-# rank-32 LoRA and prior preservation needs roughly 30 GB without it).
+# Below this much GPU memory, "auto" turns gradient checkpointing on. A rough figure, not
+# measured here: SDXL LoRA training at 1024 px (a crop and a class image per step, bf16) is
+# commonly reported to need 20 to 30 GB without checkpointing.
 CHECKPOINTING_BELOW_GB = 30
 PRECISION = {"float16": "fp16", "bfloat16": "bf16", "float32": "no"}
 

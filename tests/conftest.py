@@ -169,3 +169,16 @@ def assert_same_pipeline(before: dict, after: dict) -> None:
         for key, (value, *flags) in tensors_a.items():
             assert torch.equal(value, tensors_b[key][0]), (name, key)
             assert tuple(flags) == tensors_b[key][1:], (name, key)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's torch work on one thread: the tiny model's small kernels are faster so,
+    and far faster when other work shares the two CPU cores. Use with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,9 +1,12 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.class_images import (class_image_dir, class_image_paths, generate_class_images,
                                    load_class_images)
 from pipeline.store import user_dir
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_made_once_per_user_and_kind_in_the_users_folder(settings):

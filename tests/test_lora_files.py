@@ -13,6 +13,8 @@ from pipeline.lora_files import (kohya_state_dict, load_lora_state, lora_layers,
                                  save_adapter, trainable_parameters)
 from pipeline.train_config import TrainConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CONFIG = TrainConfig(rank=4, alpha=8, train_text_encoder=True)  # alpha != rank on purpose
 
 

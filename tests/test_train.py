@@ -26,6 +26,8 @@ from pipeline.train import (ChunkResult, TrainingError, estimate_character, trai
                             train_chunk)
 from pipeline.train_config import preset_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 USER = "local"
 # Everything on: prior preservation, text-encoder LoRA, offset noise, alpha != rank, warm-up.
 FULL = preset_config("person", 4, steps=24, rank=4, alpha=8, warmup_steps=5, class_images=2,
@@ -59,7 +61,7 @@ def checkpoint_dir(settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_model_dir, tmp_path_factory):
+def reference(one_thread, tiny_model_dir, tmp_path_factory):
     """FULL and PLAIN trained in one uninterrupted chunk each: {config: (weights, image)}."""
     out = {}
     for config in (FULL, PLAIN):

@@ -1,5 +1,6 @@
 import dataclasses
 
+import pytest
 import torch
 from PIL import Image, ImageOps
 
@@ -8,6 +9,8 @@ from pipeline import models
 from pipeline.characters import Crop
 from pipeline.train_data import (class_prompt, crop_time_ids, encode_images, encode_prompts,
                                  instance_prompt, prepare_training_set)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_prompts(character):

@@ -9,6 +9,8 @@ from pipeline.train_config import TrainConfig
 from pipeline.train_run import (TrainingError, make_accelerator, make_optimizer, open_run,
                                 uses_gradient_checkpointing, warmup_then_constant)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 PROMPTS = ["a photo of ohwx girl", "a photo of a girl"]
 

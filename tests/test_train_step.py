@@ -6,6 +6,8 @@ from pipeline.train_data import TrainingSet
 from pipeline.train_step import (Batch, NoiseSchedule, diffusion_loss, draw_batch,
                                  min_snr_weights, step_generator)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _data(with_class: bool) -> TrainingSet:
     generator = torch.Generator().manual_seed(0)
