@@ -94,6 +94,8 @@ def main() -> None:
     settings = Settings(base_model=str(args.model_dir), vae="", device=args.device,
                         resolution=args.resolution, data_dir=Path(tempfile.mkdtemp()))
     hardware = detect(settings)
+    if args.quantize != "none" and not hardware.has_gpu:
+        parser.error("--quantize needs a CUDA GPU: bitsandbytes can't quantize on the CPU")
     config = TrainConfig(rank=args.rank, batch_size=args.batch, steps=2 * args.steps + args.warmup,
                          warmup_steps=0, prior_preservation=False, quantize=args.quantize,
                          gradient_checkpointing=args.gradient_checkpointing,

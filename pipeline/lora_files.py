@@ -47,8 +47,9 @@ def lora_layers(pipe, config: TrainConfig, *, gradient_checkpointing: bool) -> I
     components = {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
     for name, module in modules.items():
         if getattr(module, "peft_config", None):
-            raise RuntimeError(f"the shared pipeline's {name} still has LoRA adapters "
-                               f"{sorted(module.peft_config)} loaded; unload them before training")
+            raise RuntimeError(f"the shared pipeline's {name} has LoRA adapters "
+                               f"{sorted(module.peft_config)} loaded (is a book being illustrated "
+                               "in this process?); train when that is done")
     snapshot = {name: _flags(c) for name, c in components.items()}
     try:
         for component in components.values():
