@@ -21,16 +21,23 @@ CSS = """
 .tw-title { text-align: center; font-size: 2rem; margin: 0.5rem 0; }
 .tw-page-text { text-align: center; font-size: 1.35rem; line-height: 1.5; padding: 0.5rem 1rem; }
 .tw-where { text-align: center; }
+.tw-notice { background: #fff7e6; border: 1px solid #f5d08a; border-radius: 8px;
+             padding: 0.4rem 0.9rem; }
+.tw-pages button[aria-label="Add row"], .tw-pages .add-row-button { display: none; }
+.toast-message-text, .toast-msg { white-space: pre-line; }
+.tw-table table, .tw-table th, .tw-table td, .tw-table .cell-wrap, .tw-table span {
+    font-family: var(--font); }
 """
 HEADER = """\
-# 📖 Taleweaver
+# Taleweaver
 Illustrated storybooks starring your own family: **1** add each character from a few photos,
 **2** train it, **3** write the story, **4** read it and download the PDF."""
 
 
 def launch_options() -> dict:
     """What `launch()` takes besides the address (Gradio 6: theme and CSS go there)."""
-    return {"theme": THEME, "css": CSS}
+    return {"theme": THEME, "css": CSS, "run_history": False,
+            "footer_links": ["api", "gradio", "settings"]}
 
 
 def build_ui(settings: Settings) -> gr.Blocks:
@@ -44,7 +51,7 @@ def build_ui(settings: Settings) -> gr.Blocks:
         hardware = detect(settings)
         if not hardware.has_gpu:
             notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
-                         f"model `{escape_md(settings.base_model)}`; real SDXL training and "
+                         f"model {escape_md(settings.base_model)}; real SDXL training and "
                          "pictures need a GPU (a ZeroGPU or GPU Space, or your own GPU).")
         elif on_zerogpu():
             notes.append("Running on ZeroGPU: training goes on in slices of GPU time, one "
@@ -57,7 +64,7 @@ def build_ui(settings: Settings) -> gr.Blocks:
             gr.Markdown(HEADER, elem_classes="tw-header")
             if show_login_button(settings):
                 gr.LoginButton(scale=0, min_width=240)
-        notice = gr.Markdown(visible=False)
+        notice = gr.Markdown(visible=False, elem_classes="tw-notice")
         with gr.Tabs():
             characters.build(settings, demo)
             train.build(settings, demo)

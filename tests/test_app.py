@@ -219,7 +219,7 @@ def test_errors_arrive_as_messages(alice_book, tmp_path, face_photos):
     with pytest.raises(AppError, match="more training settings: not valid JSON"):
         api.predict("Mia", "person", 4, "{rank: 4}", api_name="/estimate_training")
     with pytest.raises(AppError, match="crayon is not in the list of choices: \\['watercolor'"):
-        api.predict("T", "Mia.", "crayon", None, api_name="/new_book")
+        api.predict("T", "Mia.", "crayon", -1, api_name="/new_book")
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
 
 

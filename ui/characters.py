@@ -148,12 +148,15 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         added = gr.JSON(visible=False)
         added_note = gr.Markdown()
         report = gr.Dataframe(headers=REPORT_HEADERS, label="Each photo", interactive=False,
-                              visible=False, wrap=True, column_widths=["6%", "24%", "35%", "35%"])
-        crops = gr.Gallery(label="Crops kept for training", columns=8, height=180,
-                           visible=False, object_fit="cover")
+                              visible=False, wrap=True, column_widths=["6%", "24%", "35%", "35%"],
+                              elem_classes="tw-table")
+        crops = gr.Gallery(label="Crops kept for training", columns=8, height=210,
+                           visible=False, object_fit="contain", fit_columns=False,
+                           allow_preview=True, buttons=["fullscreen"])
         gr.Markdown("### Your characters")
         none_yet = gr.Markdown("No characters yet: add one above.")
-        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, visible=False, wrap=True)
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, visible=False, wrap=True,
+                             elem_classes="tw-table")
         with gr.Accordion("Delete a character", open=False):
             with gr.Row(equal_height=True):
                 to_delete = gr.Dropdown([], label="Character", allow_custom_value=True)

@@ -86,10 +86,14 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         who = identify_quietly(settings, profile, token)
         items = BookStore(settings, who.user).gallery() if who else []
         covers = [(picture(item.thumbnail) or Image.new("RGB", (256, 256), NO_PICTURE),
-                   f"{item.title} · {item.illustrated}/{item.pages} pages") for item in items]
+                   item.title if item.illustrated == item.pages
+                   else f"{item.title} ({item.illustrated}/{item.pages} drawn)")
+                  for item in items]
         listed = book_choices(settings, who.user) if who else []
+        dropdown = choices(listed, current, first=False)
+        dropdown["visible"] = bool(listed)
         return (gr.update(value=covers, visible=bool(covers)), gr.update(visible=not covers),
-                [item.id for item in items], choices(listed, current, first=False))
+                [item.id for item in items], dropdown)
 
     def pick_cover(ids: list, evt: gr.SelectData):
         return ids[evt.index] if evt.index is not None and evt.index < len(ids) else gr.update()
@@ -124,15 +128,19 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             return max(0, int(number or 0) + step)
         return move
 
+    def no_download():
+        return gr.update(value=None, visible=False)
+
     def show_deleted(result: dict) -> str:
         return f"Deleted “{html.escape(result['title'])}”." if result else ""
 
     with gr.Tab("4 · Gallery", id="gallery") as tab:
         none_yet = gr.Markdown("No books yet: write one in the **Story** tab.", visible=False)
-        covers = gr.Gallery(label="Your books: click a cover to read it", columns=5, height=280,
-                            allow_preview=False, object_fit="cover", visible=False)
+        covers = gr.Gallery(label="Your books: click a cover to read it", columns=5,
+                            height=330, allow_preview=False, object_fit="cover",
+                            fit_columns=False, visible=False, buttons=[])
         ids = gr.State([])
-        book_id = gr.Dropdown([], label="Book", allow_custom_value=True)
+        book_id = gr.Dropdown([], label="Open a book", allow_custom_value=True, visible=False)
         deleted_note = gr.HTML()
         with gr.Column(visible=False, elem_classes="tw-reader") as reader:
             heading = gr.HTML()
@@ -148,7 +156,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 format_choice = gr.Radio(FORMATS, value="pdf", label="Download as", scale=2)
                 draft = gr.Checkbox(label="Pages without a picture as text only", scale=1)
                 export_button = gr.Button("Make the download", variant="primary", scale=1)
-            download = gr.File(label="Your book", interactive=False)
+            download = gr.File(label="Your book", interactive=False, visible=False)
             delete_button = gr.Button("Delete this book", variant="stop", size="sm")
             deleted = gr.JSON(visible=False)
         cover_page = gr.State(0)
@@ -158,14 +166,17 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     reading = [reader, heading, image, text, where, number]
     listing = [covers, none_yet, ids, book_id]
     covers.select(pick_cover, ids, book_id, **PRIVATE).then(
-        read, [book_id, cover_page], reading, **PRIVATE)
-    book_id.input(read, [book_id, cover_page], reading, **PRIVATE)
+        read, [book_id, cover_page], reading, **PRIVATE).then(no_download, None, download,
+                                                              **PRIVATE)
+    book_id.input(read, [book_id, cover_page], reading, **PRIVATE).then(
+        no_download, None, download, **PRIVATE)
     back.click(turn(-1), number, number, **PRIVATE).then(read, [book_id, number], reading,
                                                             **PRIVATE)
     forward.click(turn(1), number, number, **PRIVATE).then(read, [book_id, number], reading,
                                                               **PRIVATE)
     export_button.click(export_book_api, [book_id, format_choice, draft], download,
-                        api_name="export_book")
+                        api_name="export_book").success(
+        lambda: gr.update(visible=True), None, download, **PRIVATE)
     delete_button.click(delete_book_api, book_id, deleted, api_name="delete_book").success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         refresh, book_id, listing, **PRIVATE).then(read, [book_id, cover_page], reading,

@@ -65,8 +65,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         return {**draft.to_json(), "story": draft.story_text()}
 
     @user_errors
-    def new_book_api(title: str, story: str, style: str = DEFAULT_STYLE,
-                     seed: Optional[float] = None, profile: Optional[gr.OAuthProfile] = None,
+    def new_book_api(title: str, story: str, style: str = DEFAULT_STYLE, seed: int = -1,
+                     profile: Optional[gr.OAuthProfile] = None,
                      token: Optional[gr.OAuthToken] = None) -> dict:
         """Split a story into pages with your characters and save it as a new book (no pictures
         yet). Each page gets a scene prompt in which names become the characters' trigger words.
@@ -75,11 +75,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             title: the book's title
             story: the story: pages apart by blank lines; optional "Scene: ..." lines
             style: art style: watercolor, pastel, cartoon, pencil, 3d or papercut
-            seed: the book's seed (empty: random; it is recorded in the book)
+            seed: the book's seed (-1: random; either way it is recorded in the book)
         """
         who = identify(settings, profile, token)
         book = new_book(settings, who.user, title or "", story or "", style or DEFAULT_STYLE,
-                        None if seed is None else int(seed))
+                        None if seed is None or seed < 0 else int(seed))
         return book.to_json()
 
     @user_errors
@@ -191,7 +191,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                     "the PDF in the **Gallery** tab, or redraw a page below.")
         number = min(max(int(page or 1), 1), len(book.pages))
         return (gr.update(choices=book_choices(settings, user), value=book.id),
-                rows, gr.update(value=pictures, visible=bool(pictures)), drawn, note,
+                gr.update(value=rows, visible=True), gr.update(value=pictures, visible=bool(pictures)), drawn, note,
                 page_candidates(store, book, number))
 
     def page_candidates(store: BookStore, book: Book, number: int):
@@ -207,9 +207,10 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                   token: Optional[gr.OAuthToken] = None):
         _, store, book = stored_book(result, profile, token)
         if book is None or evt.index is None or evt.index >= len(drawn):
-            return gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update()
         number = drawn[evt.index]
-        return number, book.page(number).scene, page_candidates(store, book, number)
+        return (number, book.page(number).scene, page_candidates(store, book, number),
+                gr.update(open=True))
 
     def candidate_number(evt: gr.SelectData) -> int:
         return evt.index + 1
@@ -243,7 +244,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             with gr.Row():
                 candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1,
                                        label="Pictures per page to choose from")
-                seed = gr.Number(None, precision=0, label="Book seed (empty: random)")
+                seed = gr.Number(-1, precision=0, minimum=-1, label="Book seed (-1: random)")
             with gr.Row():
                 width = gr.Number(0, precision=0, minimum=0, label="Width (0: the style's)")
                 height = gr.Number(0, precision=0, minimum=0, label="Height (0: the style's)")
@@ -256,20 +257,23 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         book = gr.JSON(visible=False)
         note = gr.Markdown()
         pages = gr.Dataframe(headers=PAGE_HEADERS, type="array", interactive=True,
-                             static_columns=[0, 1, 3], wrap=True, row_count=0,
-                             column_widths=["8%", "40%", "40%", "12%"], label="Pages")
+                             static_columns=[0, 1, 3], wrap=True, row_count=0, visible=False,
+                             column_widths=["8%", "40%", "40%", "12%"], label="Pages",
+                             elem_classes=["tw-pages", "tw-table"])
         drawn = gr.State([])
         page_pictures = gr.Gallery(label="Pictures: click one to redraw that page or choose "
-                                         "another picture", columns=4, height=300,
-                                   allow_preview=False, visible=False, object_fit="contain")
-        with gr.Accordion("Redraw a page", open=False):
+                                         "another picture", columns=4, height=330,
+                                   allow_preview=False, visible=False, object_fit="contain",
+                                   fit_columns=False, buttons=[])
+        with gr.Accordion("Redraw a page, or choose another picture", open=False) as redraw:
             with gr.Row():
                 page = gr.Number(1, precision=0, minimum=1, label="Page")
                 redraw_seed = gr.Number(-1, precision=0, label="Seed (-1: a new one)")
             scene = gr.Textbox(label="New scene prompt (empty: keep the page's)", lines=2)
             redraw_button = gr.Button("Redraw this page", size="sm")
-        page_choices = gr.Gallery(columns=4, height=260, allow_preview=False, visible=False,
-                                  object_fit="contain")
+            page_choices = gr.Gallery(columns=4, height=330, allow_preview=False,
+                                      visible=False, object_fit="contain", fit_columns=False,
+                                      buttons=[])
         candidate = gr.Number(1, precision=0, visible=False)
 
     drawing = [candidates, width, height, steps]
@@ -290,7 +294,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         api_name="choose_candidate").success(show_book, [book, page], shown, **PRIVATE)
     pages.input(save_scenes, [book_id, pages], book, **PRIVATE).success(
         show_book, [book, page], shown, **PRIVATE)
-    page_pictures.select(pick_page, [drawn, book], [page, scene, page_choices], **PRIVATE)
+    page_pictures.select(pick_page, [drawn, book], [page, scene, page_choices, redraw],
+                         **PRIVATE)
     book_id.input(open_book, book_id, book, **PRIVATE).success(
         show_book, [book, page], shown, **PRIVATE)
     tab.select(refresh, book_id, [book_id, cast], **PRIVATE)

@@ -152,7 +152,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         try:
             needed = estimate(settings, who.user, name, preset, steps, options)
         except (ValueError, RuntimeError) as err:
-            return f"⚠️ {escape_md(str(err))}"
+            return f"**Can't estimate yet:** {escape_md(str(err))}"
         return f"**Estimated:** {escape_md(needed['text'])}"
 
     def show_result(result: dict, profile: Optional[gr.OAuthProfile] = None,
@@ -163,12 +163,12 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         name = escape_md(result["character"])
         loss = "" if result["loss"] is None else f", loss {result['loss']:.4f}"
         if result["done"]:
-            lines = [f"✅ **{name}** is trained ({result['step']} steps{loss}). Use {name} in "
+            lines = [f"**{name}** is trained ({result['step']} steps{loss}). Use {name} in "
                      "a story in the **Story** tab."]
         else:
             lines = [f"**{name}**: step {result['step']} of {result['total']}{loss}. Press "
                      "the button again to continue."]
-        lines += [f"⚠️ {escape_md(w)}" for w in result["warnings"]]
+        lines += [f"**Note:** {escape_md(w)}" for w in result["warnings"]]
         store = CharacterStore(settings, who.user)
         image = picture(store.adapter_dir(store.get(result["character"])) / VALIDATION_IMAGE)
         return "\n\n".join(lines), gr.update(value=image, visible=image is not None), \
@@ -177,8 +177,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def hub_line(pushed: Optional[dict]) -> str:
         if not pushed:
             return ""
-        icon = {"pushed": "☁️", "skipped": "ℹ️", "failed": "⚠️"}.get(pushed["status"], "")
-        return f"{icon} **Hugging Face Hub:** {escape_md(pushed['message'])}"
+        return f"**Hugging Face Hub:** {escape_md(pushed['message'])}"
 
     with gr.Tab("2 · Train", id="train") as tab:
         gr.Markdown(INTRO)
@@ -199,7 +198,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         status = gr.Markdown()
         with gr.Row(equal_height=False):
             validation = gr.Image(label="Validation image (drawn by the adapter)",
-                                  visible=False, height=320, interactive=False)
+                                  visible=False, height=320, interactive=False,
+                                  buttons=["download", "fullscreen"])
             with gr.Column():
                 hub_note = gr.Markdown()
                 push_button = gr.Button("Upload to my Hugging Face repo", size="sm")
@@ -213,6 +213,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     train_button.click(train_character_api, estimate_inputs, trained,
                        api_name="train_character", **GPU).success(
         show_result, trained, [status, validation, hub_note], **PRIVATE).then(
+        refresh, name, [name, no_characters], **PRIVATE).then(
         show_estimate, estimate_inputs, estimate_note, **PRIVATE)
     push_button.click(push_adapter_api, name, pushed, api_name="push_adapter").success(
         hub_line, pushed, hub_note, **PRIVATE)
