@@ -13,6 +13,7 @@ from pipeline.draft import draft_story
 from pipeline.illustrate import (MAX_CANDIDATES, IllustrateConfig, choose_candidate,
                                  illustrate_book, new_book, regenerate_page, set_page_scene)
 from pipeline.settings import Settings
+from pipeline.store import StoreError
 from pipeline.styles import DEFAULT_STYLE, load_styles
 from ui.auth import identify, identify_quietly
 from ui.common import GPU, PRIVATE, choices, escape_md, picture, progress_bar, user_errors
@@ -163,12 +164,18 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         who = identify(settings, profile, token)
         return BookStore(settings, who.user).get(book_id).to_json() if book_id else {}
 
-    def stored_book(result: dict, profile, token) -> tuple[str, Optional[BookStore], Optional[Book]]:
+    def stored_book(result: dict, profile: Optional[gr.OAuthProfile],
+                    token: Optional[gr.OAuthToken]) -> tuple[str, Optional[BookStore],
+                                                             Optional[Book]]:
+        """The book a result names, read again from the asking user's own store."""
         who = identify_quietly(settings, profile, token)
         if not result or who is None:
             return "", None, None
         store = BookStore(settings, who.user)
-        return who.user, store, store.get(result["id"])
+        try:
+            return who.user, store, store.get(result["id"])
+        except StoreError:  # deleted meanwhile, in another tab
+            return who.user, store, None
 
     def show_book(result: dict, page: float, profile: Optional[gr.OAuthProfile] = None,
                   token: Optional[gr.OAuthToken] = None):
@@ -191,7 +198,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                     "the PDF in the **Gallery** tab, or redraw a page below.")
         number = min(max(int(page or 1), 1), len(book.pages))
         return (gr.update(choices=book_choices(settings, user), value=book.id),
-                gr.update(value=rows, visible=True), gr.update(value=pictures, visible=bool(pictures)), drawn, note,
+                gr.update(value=rows, visible=True),
+                gr.update(value=pictures, visible=bool(pictures)), drawn, note,
                 page_candidates(store, book, number))
 
     def page_candidates(store: BookStore, book: Book, number: int):
