@@ -11,7 +11,8 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import identify, identify_quietly
-from ui.common import PRIVATE, choices, escape_md, picture, progress_bar, user_errors
+from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, picture, progress_bar,
+                       user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -67,7 +68,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     @user_errors
     def list_characters(profile: Optional[gr.OAuthProfile] = None,
                         token: Optional[gr.OAuthToken] = None) -> list[dict]:
-        """Your characters: name, kind, look, photo count, trigger token, trained or not, Hub repo."""
+        """Your characters: name, kind, look, photos, trigger token, trained or not, Hub repo."""
         return character_rows(settings, identify(settings, profile, token).user)
 
     @user_errors
@@ -89,7 +90,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             removed_repo = hub.delete_hub_repo(settings, who.user, character, who.token)
             if removed_repo.status != "deleted":
                 raise gr.Error(f"{removed_repo.message} Nothing was deleted.",
-                               duration=None, print_exception=False)
+                               duration=ERROR_SECONDS, print_exception=False)
         store.delete(character.name)
         return {"deleted": character.name,
                 "hub": removed_repo.to_json() if removed_repo else None}

@@ -23,6 +23,7 @@ SCRATCH = Path(tempfile.gettempdir()) / "taleweaver-downloads"
 SCRATCH_MAX_AGE_S = 3600  # gradio has copied a download into its cache long before this
 GPU = dict(concurrency_id="gpu", concurrency_limit=1)  # one GPU job at a time, app-wide
 PRIVATE = dict(api_visibility="private")
+ERROR_SECONDS = 30  # long enough to read a verdict on every photo
 
 
 def user_errors(fn: F) -> F:
@@ -34,13 +35,13 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except (ValueError, RuntimeError) as err:
-            raise gr.Error(str(err), duration=None, print_exception=False) from None
+            raise gr.Error(str(err), duration=ERROR_SECONDS, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def progress_bar(progress: gr.Progress) -> ProgressFn:
-    """A ProgressFn that moves a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left"."""
+    """A ProgressFn moving a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left"."""
     def show(update: Progress) -> None:
         if update.total:
             progress((update.done, update.total), desc=update.describe(), unit=update.unit)
