@@ -5,6 +5,7 @@ One app serves the whole module. Alice makes a character from real face photos, 
 few steps, writes a 3-page story, illustrates it at 64x64 in 2 steps and downloads the PDF;
 Bob tries to reach her characters and books every way the API allows.
 """
+import dataclasses
 import json
 import os
 import re
@@ -308,6 +309,26 @@ def test_when_sign_in_is_required(monkeypatch, mode, environ, required, button):
     settings = Settings(require_login=mode)
     assert auth.sign_in_required(settings) is required
     assert auth.show_login_button(settings) is button
+
+
+def test_the_sign_in_button_appears_only_where_sign_in_works(monkeypatch, tmp_path):
+    import app
+
+    settings = Settings(data_dir=tmp_path / "data", require_login="auto")
+    for key in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert not app.build_ui(settings).expects_oauth
+    assert not app.build_ui(dataclasses.replace(settings, require_login="always")).expects_oauth
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "someone/taleweaver")
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
+    import gradio.oauth  # what a Space with hf_oauth sets; gradio reads it when imported
+
+    for name, value in (("OAUTH_CLIENT_ID", "client-id"), ("OAUTH_CLIENT_SECRET", "secret"),
+                        ("OAUTH_SCOPES", "openid profile contribute-repos"),
+                        ("OPENID_PROVIDER_URL", "https://huggingface.co")):
+        monkeypatch.setattr(gradio.oauth, name, value)
+    assert app.build_ui(settings).expects_oauth
 
 
 def test_who_is_asking(monkeypatch):
