@@ -6,6 +6,8 @@ Face on a Space, and a public API with the same functions (see the README for gr
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
+from typing import Optional
+
 import gradio as gr
 
 from pipeline.hardware import detect, on_zerogpu
@@ -43,11 +45,15 @@ def launch_options() -> dict:
 def build_ui(settings: Settings) -> gr.Blocks:
     """The app's Blocks: building it loads no model and reads no user's data."""
 
-    def banner() -> dict:
+    def banner(profile: Optional[gr.OAuthProfile] = None) -> dict:
         notes = []
         if sign_in_required(settings) and not oauth_configured():
             notes.append("Sign-in is required here: use the API with your Hugging Face token "
                          "(`Client(url, oauth_token=\"hf_...\")`).")
+        elif sign_in_required(settings) and profile is None:
+            notes.append("**Sign in with Hugging Face** (top right) to begin: your photos, "
+                         "characters and books are private to you, and your adapters go to "
+                         "private repos in your own account.")
         hardware = detect(settings)
         if not hardware.has_gpu:
             notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
