@@ -1,0 +1,56 @@
+"""CLI commands for books: books, export, delete-book."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..settings import Settings
+from .core import Result, command
+
+
+def _books(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..book import BookStore
+
+    items = BookStore(settings, args.user).gallery()
+    data = [{**dataclasses.asdict(item), "thumbnail": item.thumbnail and str(item.thumbnail)}
+            for item in items]
+    lines = [f"{item.id}  {item.title}  ({item.illustrated}/{item.pages} pages illustrated, "
+             f"made {item.created[:10]})" for item in items]
+    return Result(data, "\n".join(lines) or "No books yet.")
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..book import BookStore
+    from ..export import export_book
+
+    store = BookStore(settings, args.user)
+    done = export_book(store, store.get(args.book_id), args.out, draft=args.draft)
+    lines = [f"Saved {done.path} ({done.pages} pages)."]
+    if done.text_only:
+        lines.append("Draft: no picture yet on page(s) " + ", ".join(map(str, done.text_only)))
+    if done.dropped:
+        lines.append("Left out characters the book font can't print: " + " ".join(done.dropped))
+    return Result({**dataclasses.asdict(done), "path": str(done.path)}, "\n".join(lines))
+
+
+def _delete_book(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..book import BookStore
+
+    store = BookStore(settings, args.user)
+    book = store.get(args.book_id)
+    store.delete(book.id)
+    return Result({"deleted": book.id, "title": book.title},
+                  f"Deleted {book.title!r} ({book.id}) with all its pictures.")
+
+
+def register(sub) -> None:
+    command(sub, "books", _books, "list your books, newest first")
+    parser = command(sub, "export", _export, "save a book as a printable PDF or an HTML file")
+    parser.add_argument("book_id", help="the book's id (see `books`)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="file to write: FILE.pdf (square 8.5 in pages) or FILE.html")
+    parser.add_argument("--draft", action="store_true",
+                        help="allow pages without a picture yet, set as text-only pages")
+    parser = command(sub, "delete-book", _delete_book, "delete a book and all its pictures")
+    parser.add_argument("book_id", help="the book's id (see `books`)")

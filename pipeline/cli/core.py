@@ -1,0 +1,74 @@
+"""What every subcommand shares: the Result it returns, the global options, progress bars."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..settings import Settings
+
+
+@dataclass
+class Result:
+    """What a subcommand produced: `data` for --json, `text` for a terminal."""
+
+    data: Any
+    text: str
+
+
+Handler = Callable[[argparse.Namespace, Settings], Result]
+
+
+def common_options(suppress: bool) -> argparse.ArgumentParser:
+    """--data-dir, --user and --json, accepted before or after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data-dir", type=Path, default=default,
+                        help="where characters and books live (default: TALEWEAVER_DATA_DIR or ./data)")
+    parser.add_argument("--user", default=default,
+                        help="whose data to use (default: TALEWEAVER_LOCAL_USER, 'local')")
+    parser.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="print machine-readable JSON instead of text")
+    return parser
+
+
+def command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help,
+                            parents=[common_options(suppress=True)])
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def is_main_process() -> bool:
+    """False in the other processes of `accelerate launch`, which stay quiet."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
+    """A ProgressFn drawing a tqdm bar on stderr, closed when the block ends."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def show(progress) -> None:
+        nonlocal bar
+        if bar is None or bar.unit != progress.unit:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=progress.total, initial=progress.done, unit=progress.unit,
+                       desc=description, file=sys.stderr)
+        bar.n = progress.done
+        loss = [] if progress.loss is None else [f"loss {progress.loss:.4f}"]
+        bar.set_postfix_str(" · ".join(loss + ([progress.message] if progress.message else [])))
+
+    try:
+        yield show
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,50 @@
+"""CLI commands for the Hub: push, pull."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..settings import Settings
+from .core import Result, command
+
+
+def _push(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..characters import CharacterStore
+    from ..hub import push_adapter, token_from_env
+
+    character = CharacterStore(settings, args.user).get(args.name)
+    result = push_adapter(settings, args.user, character, token_from_env(),
+                          include_validation_image=args.with_validation_image)
+    if result.status == "failed":
+        raise RuntimeError(result.message)
+    return Result(result.to_json(), result.message)
+
+
+def _pull(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..characters import CharacterStore
+    from ..hub import ensure_local_adapter, install_adapter, token_from_env
+
+    store = CharacterStore(settings, args.user)
+    character = store.get(args.name)
+    if args.source is not None:
+        folder, source = install_adapter(settings, args.user, character, args.source), "folder"
+    else:
+        source = "local" if store.has_adapter(character) else "hub"
+        folder = ensure_local_adapter(settings, args.user, character, token_from_env())
+    how = {"folder": f"copied from {args.source}", "local": "already on this machine",
+           "hub": "downloaded from its private Hub repo"}[source]
+    return Result({"path": str(folder), "source": source},
+                  f"{character.name}'s adapter is {how}: {folder}")
+
+
+def register(sub) -> None:
+    parser = command(sub, "push", _push, "upload a character's adapter to a private repo in "
+                     "your Hugging Face namespace, with the token in HF_TOKEN")
+    parser.add_argument("name", help="the character's name")
+    parser.add_argument("--with-validation-image", action="store_true",
+                        help="also upload validation.png (it shows the person; off by default)")
+    parser = command(sub, "pull", _pull, "make sure a character's adapter is on this machine: "
+                     "download it from its private repo (HF_TOKEN) or copy it from a folder")
+    parser.add_argument("name", help="the character's name")
+    parser.add_argument("--from", dest="source", type=Path, default=None,
+                        help="a folder shaped like the adapter repo (e.g. a git clone of it)")

@@ -1,0 +1,102 @@
+"""CLI commands for training: train, and tiny-model (the tiny test model)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from .core import Result, command, is_main_process, progress_bar
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """KEY=VALUE for --set: the value as JSON (numbers, true/false, null), else as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. snr_gamma=0")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..characters import CharacterStore
+    from ..train import estimate_character, train_character
+    from ..train_config import preset_config, preset_for_kind
+
+    character = CharacterStore(settings, args.user).get(args.name)
+    overrides = dict(args.set or ())
+    for field in ("steps", "rank", "learning_rate", "batch_size", "prior_preservation",
+                  "train_text_encoder", "quantize", "seed"):
+        if getattr(args, field) is not None:
+            overrides[field] = getattr(args, field)
+    config = preset_config(args.preset or preset_for_kind(character.kind),
+                           max(1, len(character.crops)), **overrides)
+    estimate = estimate_character(settings, args.user, character.name, config)
+    data = {"character": character.name, "config": config.to_dict(),
+            "estimate": dataclasses.asdict(estimate)}
+    if args.estimate:
+        return Result(data, f"{character.name}: {estimate.describe()}")
+    main_process = is_main_process()
+    if main_process and not args.json:
+        print(f"Training {character.name} ({config.preset} preset, {config.steps} steps): "
+              f"{estimate.describe()}", file=sys.stderr)
+    with progress_bar(f"training {character.name}") as show:
+        result = train_character(settings, args.user, character.name, config,
+                                 chunk_steps=args.chunk_steps,
+                                 max_chunks=1 if args.chunk_steps else None,
+                                 on_progress=show if main_process else None)
+    data.update(dataclasses.asdict(result), validation_image=str(result.validation_image))
+    loss = "" if result.loss is None else f", loss {result.loss:.4f}"
+    if result.done:
+        text = (f"{character.name}'s adapter is ready after {result.step} steps{loss}: "
+                f"{result.adapter_dir} (see {result.validation_image.name})")
+    else:
+        text = (f"{character.name}: step {result.step} of {result.total}{loss}; "
+                "run the same command again to go on")
+    return Result(data, "\n".join([*(f"warning: {w}" for w in result.warnings), text]))
+
+
+def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..testing import save_tiny_model
+
+    out = save_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
+    return Result({"path": str(out)},
+                  f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} python app.py")
+
+
+def register(sub) -> None:
+    parser = command(sub, "tiny-model", _tiny_model,
+                     "build a tiny random SDXL-architecture pipeline (for tests and CPU demos)")
+    parser.add_argument("out_dir", type=Path, help="folder to save it in")
+    parser.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
+    parser.add_argument("--channels", type=int, nargs=2, default=(32, 64), metavar=("C1", "C2"),
+                        help="UNet block widths (default 32 64); wider makes a larger random "
+                             "model for timing, e.g. 320 640")
+    parser = command(sub, "train", _train, "train (or go on training) a character's LoRA adapter "
+                     "on the base model; run it again to continue an unfinished run")
+    parser.add_argument("name", help="the character's name")
+    parser.add_argument("--preset", choices=("person", "pet", "object"), default=None,
+                        help="what the character is (default: from its kind, e.g. dog -> pet)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps in all (default: the preset's, scaled by photos)")
+    parser.add_argument("--chunk-steps", type=int, default=None, metavar="K",
+                        help="train at most K steps, save a checkpoint and stop")
+    parser.add_argument("--rank", type=int, default=None, help="LoRA rank")
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--prior-preservation", action=argparse.BooleanOptionalAction,
+                        default=None, help="also learn base-model images of the kind")
+    parser.add_argument("--train-text-encoder", action=argparse.BooleanOptionalAction,
+                        default=None, help="LoRA on the text encoders too")
+    parser.add_argument("--quantize", choices=("none", "8bit", "4bit"), default=None,
+                        help="store the frozen base UNet in 8 or 4 bits (CUDA only)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
+                        help="any other training setting, e.g. --set snr_gamma=0 (repeatable)")
+    parser.add_argument("--estimate", action="store_true",
+                        help="only print the GPU-time estimate and the settings")
