@@ -15,7 +15,7 @@ from PIL import Image
 
 from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
 from .hardware import ZEROGPU_CALL_SECONDS, detect, gpu
-from .models import load_pipeline
+from .models import load_pipeline, pipeline_lock, require_no_adapters
 from .progress import Progress, ProgressFn
 from .settings import Settings
 from .store import atomic_write_bytes, inside, slugify, user_dir
@@ -72,7 +72,9 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
                           on_progress: Optional[ProgressFn] = None) -> int:
     """Make the missing class images (at most `max_images` in this call); returns how many exist.
 
-    Each image is saved as soon as it is made, so an interrupted call loses at most one.
+    Each image is saved as soon as it is made, so an interrupted call loses at most one. Each is
+    drawn holding models.pipeline_lock() by the base model alone: while a book holds adapters on
+    the shared pipeline this refuses (models.PipelineInUseError) rather than save their look.
     """
     import torch
 
@@ -84,9 +86,11 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
     folder = class_image_dir(settings, user, kind)
     prompt = class_prompt(kind)
     for index in todo:
-        image = pipe(prompt, num_inference_steps=INFERENCE_STEPS, guidance_scale=GUIDANCE,
-                     height=settings.resolution, width=settings.resolution,
-                     generator=torch.Generator().manual_seed(index)).images[0]
+        with pipeline_lock():
+            require_no_adapters(pipe, "drawing class images")
+            image = pipe(prompt, num_inference_steps=INFERENCE_STEPS, guidance_scale=GUIDANCE,
+                         height=settings.resolution, width=settings.resolution,
+                         generator=torch.Generator().manual_seed(index)).images[0]
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         atomic_write_bytes(folder / f"{index:03d}.png", buffer.getvalue())

@@ -4,7 +4,10 @@ For each page exactly the adapters of its characters are active (none on a page 
 its seeds come from the book's seed and the page number, and it is saved as soon as it is
 drawn, so an interrupted book continues from the first page without a picture. A book loads
 its adapters once and switches them per page; the shared cached pipeline is left as it was
-found (our adapters, and the LoRA layers they added, are removed at the end).
+found (our adapters, and the LoRA layers they added, are removed at the end). Adapter changes
+and drawing hold `models.pipeline_lock()`, so a page waits for a training chunk running on the
+shared pipeline in another thread; while a book holds adapters, training in this process refuses
+to start (models.PipelineInUseError), since it needs the base model alone.
 
 On ZeroGPU each page is one `gpu()` call (`render`) with a duration estimate.
 """
@@ -13,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Sequence
@@ -26,7 +27,7 @@ from .book import Book, BookStore
 from .characters import ADAPTER_WEIGHTS, Character, CharacterStore
 from .hardware import ZEROGPU_CALL_SECONDS, gpu
 from .hub import ensure_local_adapter
-from .models import load_pipeline
+from .models import load_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
 from .settings import Settings
 from .story import parse_story, set_scene
@@ -35,21 +36,10 @@ from .styles import DEFAULT_STYLE, Style, get_style
 MAX_CANDIDATES = 4  # pictures per page in one go
 MAX_SEED = 2**32 - 1
 
-# The cached pipeline is shared by every thread of the process (the app's users): adapter
-# changes and generation take turns (a diffusers pipeline isn't safe to call concurrently), and
-# each loaded adapter counts the blocks using it.
-_lock = threading.RLock()
+# The cached pipeline is shared by every thread of the process (the app's users, training):
+# adapter changes and generation hold models.pipeline_lock(), and each loaded adapter counts
+# the blocks using it (guarded by that lock too).
 _holders: dict[tuple[int, str], int] = {}
-
-
-def _new_lock_after_fork() -> None:
-    """A ZeroGPU call runs in a forked worker: a lock some parent thread held at the fork
-    would stay locked there forever, so the worker gets a fresh one."""
-    global _lock
-    _lock = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 class IllustrateError(ValueError):
@@ -221,7 +211,7 @@ def render(settings: Settings, job: RenderJob) -> list[Image.Image]:
     import torch
 
     pipe = load_pipeline(settings)
-    with adapters_loaded(pipe, job.adapters), _lock:
+    with adapters_loaded(pipe, job.adapters), pipeline_lock():
         activate(pipe, job.adapters)
         embeds = encode_long_prompt(pipe, job.prompt, job.negative)
         return [pipe(**embeds, width=job.width, height=job.height,
@@ -250,7 +240,7 @@ def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
     """
     held = []
     try:
-        with _lock:
+        with pipeline_lock():
             present = {name for names in pipe.get_list_adapters().values() for name in names}
             for adapter in {a.name: a for a in adapters}.values():
                 key = (id(pipe), adapter.name)
@@ -264,7 +254,7 @@ def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
                 held.append(key)
         yield
     finally:
-        with _lock:
+        with pipeline_lock():
             done = []
             for key in held:
                 _holders[key] -= 1

@@ -3,7 +3,7 @@
 Training borrows the one pipeline per process that illustration also uses (on ZeroGPU it already
 sits on the GPU; a second SDXL UNet would cost 5 GB and a load per chunk). `lora_layers` adds the
 trainable layers and, whatever happens, takes them off again and restores every flag it touched,
-so the pipeline is left exactly as it was found.
+so the pipeline is left exactly as it was found; train.py holds models.pipeline_lock() meanwhile.
 
 Files written (names from characters.py, the layout hub.py pushes):
     pytorch_lora_weights.safetensors   diffusers format + adapter metadata: load_lora_weights
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
+from .models import require_no_adapters
 from .train_config import TrainConfig
 
 ADAPTER_NAME = "taleweaver"
@@ -39,17 +40,15 @@ def lora_layers(pipe, config: TrainConfig, *, gradient_checkpointing: bool) -> I
 
     Yields the modules that carry them. Everything else is frozen meanwhile; on exit every
     requires_grad and train/eval flag is put back and the pipeline computes exactly as before.
+    A pipeline holding loaded adapters is refused (models.PipelineInUseError). On the shared
+    pipeline, hold models.pipeline_lock() for the whole block.
     """
     import torch
     from peft import LoraConfig
 
+    require_no_adapters(pipe, "training")
     modules = trained_modules(pipe, config)
     components = {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
-    for name, module in modules.items():
-        if getattr(module, "peft_config", None):
-            raise RuntimeError(f"the shared pipeline's {name} has LoRA adapters "
-                               f"{sorted(module.peft_config)} loaded (is a book being illustrated "
-                               "in this process?); train when that is done")
     snapshot = {name: _flags(c) for name, c in components.items()}
     try:
         for component in components.values():

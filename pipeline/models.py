@@ -2,9 +2,14 @@
 
 The real model (stabilityai/stable-diffusion-xl-base-1.0) and the tiny test model built by
 pipeline/testing.py load through the same `load_pipeline`, so tests exercise production code.
+
+The cached pipeline is shared by every thread of the process (the app's users): whoever changes
+it (adapters, training layers) or runs it holds `pipeline_lock()` meanwhile, since a diffusers
+pipeline isn't safe to use from two threads at once.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,43 @@ class ModelUnavailableError(RuntimeError):
 
 
 _cache: dict[tuple[str, str, str, str], Any] = {}
-_lock = threading.Lock()
+_cache_lock = threading.Lock()  # guards _cache (held while a pipeline loads)
+_pipeline_lock = threading.RLock()  # turns at using or changing a cached pipeline
+
+
+def _fresh_locks_after_fork() -> None:
+    """A ZeroGPU call runs in a forked worker: a lock some other parent thread held at the fork
+    would stay locked there forever (that thread isn't in the child), so the worker gets new ones."""
+    global _cache_lock, _pipeline_lock
+    _cache_lock = threading.Lock()
+    _pipeline_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+
+
+class PipelineInUseError(RuntimeError):
+    """The shared pipeline holds LoRA adapters (a book being illustrated in this process), so
+    work that needs the bare base model (training, class images) can't start now."""
+
+
+def pipeline_lock() -> threading.RLock:
+    """The process-wide lock for the cached pipelines: hold it (`with pipeline_lock():`) while
+    changing or running one. Re-entrant; call this each time, as a forked worker gets a new one."""
+    return _pipeline_lock
+
+
+def require_no_adapters(pipe, task: str) -> None:
+    """Raise PipelineInUseError, naming them, when LoRA adapters are loaded into the pipeline.
+
+    Call it holding `pipeline_lock()`, so that no adapter arrives before the task is done.
+    """
+    loaded = sorted({name for names in pipe.get_list_adapters().values() for name in names})
+    if loaded:
+        raise PipelineInUseError(
+            f"{task} needs the base model alone, but the shared pipeline has LoRA adapters "
+            f"{loaded} loaded (is a book being illustrated in this process?); "
+            "train when that is done")
 
 
 def load_pipeline(settings: Settings, hardware: Hardware | None = None):
@@ -30,7 +71,7 @@ def load_pipeline(settings: Settings, hardware: Hardware | None = None):
     hardware = hardware or detect(settings)
     vae = vae_source(settings, hardware)
     key = (settings.base_model, vae, hardware.device, hardware.dtype)
-    with _lock:
+    with _cache_lock:
         if key not in _cache:
             _cache[key] = _load(settings.base_model, vae, hardware)
         return _cache[key]
@@ -67,7 +108,7 @@ def load_quantized_pipeline(settings: Settings, hardware: Hardware, bits: int):
 
 def clear_cache() -> None:
     """Forget every loaded pipeline (tests that change the model, or freeing memory)."""
-    with _lock:
+    with _cache_lock:
         _cache.clear()
 
 

@@ -42,7 +42,7 @@ from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_trainin
                        image_seconds, record_step_time, step_seconds)
 from .hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
 from .lora_files import save_adapter
-from .models import load_pipeline, load_quantized_pipeline
+from .models import load_pipeline, load_quantized_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
 from .settings import Settings
 from .store import StoreError, atomic_write_json, read_json
@@ -155,7 +155,9 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
 
     Draws missing class images first. The chunk that reaches `config.steps` also writes the
-    adapter folder: diffusers and kohya weights, the config, and a validation image.
+    adapter folder: diffusers and kohya weights, the config, and a validation image. On the
+    shared pipeline it holds models.pipeline_lock() throughout (illustration in another thread
+    waits for it), and refuses to start (models.PipelineInUseError) while a book holds adapters.
     """
     started = time.monotonic()
     store, character = _character(settings, user, name)
@@ -170,8 +172,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
                     - _finish_seconds(settings, hardware, config))
     class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
     folder, key = store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config)
-    pipe = _training_pipeline(settings, hardware, config)
-    with _explain_out_of_memory(config, settings), \
+    with _training_pipeline(settings, hardware, config) as pipe, \
+            _explain_out_of_memory(config, settings), \
             open_run(pipe, accelerator, hardware, config, crops, class_images,
                      _prompts(character, config), settings.resolution) as run:
         start, warning = _resume(run, folder, key, config)
@@ -265,15 +267,20 @@ def _prompts(character: Character, config: TrainConfig) -> list[str]:
     return prompts + [class_prompt(character.kind)] if config.prior_preservation else prompts
 
 
-def _training_pipeline(settings: Settings, hardware: Hardware, config: TrainConfig):
-    """The shared pipeline, or a fresh one whose frozen UNet is quantized (CUDA only)."""
+@contextlib.contextmanager
+def _training_pipeline(settings: Settings, hardware: Hardware, config: TrainConfig) -> Iterator[Any]:
+    """The shared pipeline, held (models.pipeline_lock) for the whole chunk so that illustration
+    in another thread waits rather than draw with half-trained layers; or a fresh pipeline of
+    this chunk's own, whose frozen UNet is quantized (CUDA only), which needs no lock."""
     if config.quantize == "none":
-        return load_pipeline(settings, hardware)
+        with pipeline_lock():
+            yield load_pipeline(settings, hardware)
+        return
     if not hardware.has_gpu:
         raise TrainingError(f"quantize={config.quantize!r} needs a CUDA GPU: bitsandbytes can't "
                             "quantize the UNet on the CPU (diffusers refuses without a GPU); "
                             "use quantize='none' here")
-    return load_quantized_pipeline(settings, hardware, bits=8 if config.quantize == "8bit" else 4)
+    yield load_quantized_pipeline(settings, hardware, bits=8 if config.quantize == "8bit" else 4)
 
 
 def _run_key(settings: Settings, character: Character, config: TrainConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from pipeline.characters import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS,
 from pipeline.checkpoint import PROGRESS_FILE, STATE_FILE
 from pipeline.estimate import record_step_time
 from pipeline.hardware import detect
+from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
 from pipeline.settings import Settings
 from pipeline.train import (ChunkResult, TrainingError, estimate_character, train_character,
                             train_chunk)
@@ -139,6 +141,50 @@ def test_the_shared_pipeline_is_left_as_found(settings, character):
     train_character(settings, USER, "Mia", FULL)
     assert models.load_pipeline(settings) is pipe
     assert_same_pipeline(before, pipeline_snapshot(pipe))
+
+
+@pytest.fixture
+def page_job(two_trained_characters):
+    """A page to draw with another trained character's adapter (Rex, from conftest)."""
+    trained = Settings(data_dir=two_trained_characters.data_dir)
+    store = CharacterStore(trained, two_trained_characters.user)
+    rex = AdapterRef("rex", str(store.adapter_dir(store.get("Rex"))), 1.0)
+    return RenderJob(prompt="zwx dog on a beach", negative="", seeds=(5,), width=64, height=64,
+                     steps=2, guidance=5.0, adapters=(rex,))
+
+
+def test_illustration_in_another_thread_waits_for_the_training_chunk(settings, character,
+                                                                     reference, page_job):
+    alone = np.asarray(render(settings, page_job)[0])
+    drawn, waiting = [], []
+
+    def start_a_page_meanwhile(progress):
+        if progress.done == 3:
+            page = threading.Thread(target=lambda: drawn.extend(render(settings, page_job)))
+            page.start()
+            page.join(timeout=1.0)
+            waiting.append(page)  # still alive here: it waits for the chunk's lock
+
+    train_character(settings, USER, "Mia", PLAIN, on_progress=start_a_page_meanwhile)
+    assert [page.is_alive() for page in waiting] == [True] and not drawn
+    waiting[0].join(timeout=60)
+    assert np.array_equal(np.asarray(drawn[0]), alone)
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_training_refuses_while_a_book_holds_adapters_and_changes_nothing(settings, character,
+                                                                         page_job):
+    pipe = models.load_pipeline(settings)
+    with adapters_loaded(pipe, page_job.adapters):
+        with pytest.raises(models.PipelineInUseError, match=r"training needs the base model "
+                           r"alone.*\['rex'\] loaded.*book being illustrated"):
+            train_character(settings, USER, "Mia", PLAIN)
+        assert pipe.get_list_adapters()["unet"] == ["rex"]
+        with pytest.raises(models.PipelineInUseError, match="drawing class images"):
+            train_character(settings, USER, "Mia", FULL)
+    assert not checkpoint_dir(settings).exists()
+    assert not (settings.data_dir / "users" / USER / "class_images" / "girl").exists()
+    assert train_character(settings, USER, "Mia", PLAIN).done  # once the book is done
 
 
 def test_finished_run_is_not_repeated_and_more_steps_continue_it(settings, character, reference):
