@@ -7,7 +7,7 @@ in with Hugging Face, the CLI passes `token_from_env()` (HF_TOKEN). With no toke
 sent at all, so the Hub client never falls back to a token found on the machine (a Space's
 owner's) on a user's behalf. With no token or offline the adapter simply stays local; Hub
 errors come back as a HubResult with a message that says what to do, and the local adapter is
-never touched by a failed upload.
+never touched by a failed upload. Retries and the sorting of Hub errors are in hub_calls.py.
 """
 from __future__ import annotations
 
@@ -23,33 +23,26 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
-import httpx2
 from huggingface_hub import constants
-from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
-                                    OfflineModeIsEnabled, RepositoryNotFoundError)
 
 from .characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
                          CharacterStore)
+from .hub_calls import ATTEMPTS  # noqa: F401  (part of this module's public names)
+from .hub_calls import UNREACHABLE, HubCallFailed, Sleep, call_hub
 from .model_card import MODEL_CARD, render_model_card
 from .settings import Settings
 from .store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
                     remove_tree, staged_dir)
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 REPO_PREFIX = "taleweaver-"
 HUB_RECORD = "hub.json"  # in the adapter folder: where it was pushed or downloaded from
 # The only files that ever leave the machine (the validation image only when the user opts in).
 PUBLISHED = (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD, VALIDATION_IMAGE)
-ATTEMPTS = 4  # tries per Hub call for transient errors (network, 409, 429, 5xx)
-FIRST_WAIT_S = 2.0  # backoff before the second try; doubles each time
-MAX_WAIT_S = 60.0
 STATUSES = ("pushed", "skipped", "failed", "deleted")
-UNREACHABLE = ("network", "offline", "server", "rate_limited")  # kinds of _classify
-Sleep = Callable[[float], None]
 WHOAMI_TTL_S = 600.0  # how long the user name of a token is remembered
 WHOAMI_CACHE_SIZE = 1024
 
@@ -86,6 +79,27 @@ class HubResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+class RepoNotDeleted(ValueError):
+    """A character was kept because its Hub repo could not be deleted; `result` says why."""
+
+    def __init__(self, message: str, result: HubResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class DeletedCharacter:
+    """A character that was deleted, and what happened to its Hub repo (None: not asked)."""
+
+    name: str
+    slug: str
+    hub: HubResult | None
+
+    def to_json(self) -> dict:
+        return {"deleted": self.name, "slug": self.slug,
+                "hub": self.hub.to_json() if self.hub else None}
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,7 @@ def user_for_token(token: str | None, *, api: Any = None, sleep: Sleep = time.sl
     api = api if api is not None else _hf_api()
     try:
         name = _whoami(api, token, sleep)
-    except _HubCallFailed as err:
+    except HubCallFailed as err:
         raise TokenError(f"the Hugging Face token could not be checked: {err.reason}") from None
     with _token_users_lock:
         now = clock()
@@ -188,22 +202,22 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
     repo_id = ""
     try:
         repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
-        _call(lambda: api.create_repo(repo_id, token=token, private=True, repo_type="model",
-                                      exist_ok=True), sleep)
-        info = _call(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
+        call_hub(lambda: api.create_repo(repo_id, token=token, private=True, repo_type="model",
+                                         exist_ok=True), sleep)
+        info = call_hub(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
         if not info.private:
             return HubResult("failed", repo_id, _url(repo_id), (
                 f"Not uploaded: {repo_id} already exists and is public, and Taleweaver only "
                 "uploads adapters into private repos. Make it private (repo settings) or delete "
                 f"it, then push again. {character.name}'s adapter stays on this machine."))
         files = _prepare_files(settings, character, folder, repo_id, include_validation_image)
-        remote = _call(lambda: api.list_repo_files(repo_id, repo_type="model", token=token),
-                       sleep)
+        remote = call_hub(lambda: api.list_repo_files(repo_id, repo_type="model", token=token),
+                          sleep)
         stale = [name for name in remote if name in PUBLISHED and name not in files]
-        commit = _call(lambda: api.create_commit(
+        commit = call_hub(lambda: api.create_commit(
             repo_id, _operations(folder, files, stale), token=token, repo_type="model",
             commit_message=f"Taleweaver: {character.name}'s adapter"), sleep)
-    except _HubCallFailed as err:
+    except HubCallFailed as err:
         where = f" to {repo_id}" if repo_id else ""
         return HubResult("failed", repo_id, _url(repo_id), (
             f"Upload of {character.name}'s adapter{where} failed: {err.reason}. The adapter is "
@@ -246,12 +260,12 @@ def ensure_local_adapter(settings: Settings, user: str, character: Character,
         download = Path(tempfile.mkdtemp(dir=store.folder(character), prefix=".adapter-download-"))
         try:
             repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
-            info = _call(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
-            _call(lambda: api.snapshot_download(repo_id, repo_type="model", revision=info.sha,
+            info = call_hub(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
+            call_hub(lambda: api.snapshot_download(repo_id, repo_type="model", revision=info.sha,
                                                 local_dir=download, token=token,
                                                 allow_patterns=list(PUBLISHED)), sleep)
             folder = _install(store, character, download)
-        except _HubCallFailed as err:
+        except HubCallFailed as err:
             if err.kind == "not_found":
                 raise AdapterUnavailableError(
                     f"{name} has no trained adapter yet: train {name} first (there is none on "
@@ -308,9 +322,9 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
             repo_id = record.repo_id
         else:
             repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
-        _call(lambda: api.delete_repo(repo_id, token=token, repo_type="model", missing_ok=True),
-              sleep)
-    except _HubCallFailed as err:
+        call_hub(lambda: api.delete_repo(repo_id, token=token, repo_type="model",
+                                         missing_ok=True), sleep)
+    except HubCallFailed as err:
         where = f" {repo_id}" if repo_id else ""
         return HubResult("failed", repo_id, _url(repo_id),
                          f"Couldn't delete {character.name}'s Hub repo{where}: {err.reason}. "
@@ -320,6 +334,23 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
     return HubResult("deleted", repo_id, _url(repo_id),
                      f"Deleted {character.name}'s Hub repo {repo_id}"
                      + ("" if record else " (if it existed)"))
+
+
+def delete_character(settings: Settings, user: str, name: str, token: str | None, *,
+                     with_repo: bool, api: Any = None,
+                     sleep: Sleep = time.sleep) -> DeletedCharacter:
+    """Delete a character (photos, crops, checkpoints, adapter), with its Hub repo first when
+    `with_repo`: if that repo is not deleted, RepoNotDeleted is raised and nothing is deleted,
+    so trying again later does both."""
+    store = CharacterStore(settings, user)
+    character = store.get(name)
+    repo = None
+    if with_repo:
+        repo = delete_hub_repo(settings, user, character, token, api=api, sleep=sleep)
+        if repo.status != "deleted":
+            raise RepoNotDeleted(f"{repo.message} Nothing was deleted.", repo)
+    store.delete(character.name)
+    return DeletedCharacter(character.name, character.slug, repo)
 
 
 def _untrained(character: Character) -> str:
@@ -341,7 +372,7 @@ def _now() -> str:
 
 
 def _whoami(api: Any, token: str, sleep: Sleep) -> str:
-    return _call(lambda: api.whoami(token=token), sleep)["name"]
+    return call_hub(lambda: api.whoami(token=token), sleep)["name"]
 
 
 def _prepare_files(settings: Settings, character: Character, folder: Path, repo_id: str,
@@ -408,65 +439,3 @@ def _check_weights(path: Path) -> None:
 
 def _save_record(folder: Path, record: HubRecord) -> None:
     atomic_write_json(folder / HUB_RECORD, record.to_json())
-
-
-class _HubCallFailed(Exception):
-    def __init__(self, kind: str, reason: str):
-        super().__init__(reason)
-        self.kind, self.reason = kind, reason
-
-
-_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, ConnectionError,
-               TimeoutError)
-
-
-def _call(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS) -> T:
-    """fn(), retried with backoff on transient Hub errors; _HubCallFailed when it gives up."""
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except _HUB_ERRORS as err:
-            kind, transient, reason, asked_wait = _classify(err)
-            if not transient or attempt >= attempts:
-                tries = f" (after {attempt} tries)" if attempt > 1 else ""
-                raise _HubCallFailed(kind, reason + tries) from err
-            wait = min(MAX_WAIT_S, max(FIRST_WAIT_S * 2 ** (attempt - 1), asked_wait))
-            log.warning("Hub call failed (%s); retrying in %.0f s", reason, wait)
-            sleep(wait)
-            attempt += 1
-
-
-def _classify(err: BaseException) -> tuple[str, bool, str, float]:
-    """(kind, transient, reason for people, seconds the server asked us to wait)."""
-    while isinstance(err, LocalEntryNotFoundError) and err.__cause__ is not None:
-        err = err.__cause__  # snapshot_download wraps the real cause
-    if isinstance(err, OfflineModeIsEnabled):
-        return "offline", False, "offline mode is on (HF_HUB_OFFLINE=1)", 0.0
-    if isinstance(err, RepositoryNotFoundError):
-        return ("not_found", False, "the repo does not exist, or this token can't see it "
-                "(404 Not Found)", 0.0)
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        status = err.response.status_code
-        if status == 401:
-            return ("unauthorized", False, "Hugging Face did not accept the token (401 "
-                    "Unauthorized): it is invalid or expired. Sign in again, or make a new "
-                    "token at https://huggingface.co/settings/tokens and set HF_TOKEN", 0.0)
-        if status == 403:
-            return ("forbidden", False, "the token may not write there (403 Forbidden). A "
-                    "token needs write access to your own repos; a sign-in through the app may "
-                    "only change repos the app created", 0.0)
-        if status == 409:
-            return ("conflict", True, "the repo changed during the upload (409 Conflict), e.g. "
-                    "another upload to it at the same time", 0.0)
-        if status == 429:
-            retry_after = err.response.headers.get("Retry-After", "")
-            wait = float(retry_after) if retry_after.isdigit() else 0.0
-            return ("rate_limited", True, "Hugging Face is limiting requests (429 Too Many "
-                    "Requests); wait a few minutes", wait)
-        if status >= 500:
-            return "server", True, f"the Hub had a server error ({status}); try later", 0.0
-        detail = err.server_message or str(err).strip().splitlines()[0]
-        return "http", False, f"the Hub answered {status}: {detail}", 0.0
-    return ("network", True, f"the Hub could not be reached ({type(err).__name__}: {err}); "
-            "check the internet connection", 0.0)

@@ -286,8 +286,8 @@ def test_deleting_a_book_and_a_character(alice_book, served, downloads):
     from conftest import make_crops
 
     CharacterStore(settings, "alice").create("Rex", "dog", "", "zwx", make_crops(3, 64, seed=5))
-    assert api.predict("rex", False, api_name="/delete_character") == {"deleted": "Rex",
-                                                                       "hub": None}
+    assert api.predict("rex", False, api_name="/delete_character") == {
+        "deleted": "Rex", "slug": "rex", "hub": None}
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
     with pytest.raises(AppError, match="not deleted: offline mode.*Nothing was deleted"):
         api.predict("Mia", True, api_name="/delete_character")

@@ -23,8 +23,9 @@ from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, V
                                  CharacterStore, Crop)
 from pipeline.cli import main
 from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError,
-                          delete_hub_repo, ensure_local_adapter, hub_record, install_adapter,
-                          push_adapter, token_from_env)
+                          RepoNotDeleted, delete_character, delete_hub_repo,
+                          ensure_local_adapter, hub_record, install_adapter, push_adapter,
+                          token_from_env)
 from pipeline.model_card import MODEL_CARD, render_model_card
 from pipeline.store import remove_tree
 
@@ -577,6 +578,46 @@ def test_deleting_can_be_skipped_or_fail(settings, mia, fake, waits, online):
     assert REPO in fake.repos
 
 
+def test_deleting_a_character_without_its_repo_never_asks_the_hub(settings, mia):
+    deleted = delete_character(settings, "alice", "mia", ALICE, with_repo=False, api=NoHub())
+
+    assert deleted.to_json() == {"deleted": "Mia", "slug": "mia", "hub": None}
+    assert CharacterStore(settings, "alice").list() == []
+
+
+def test_deleting_a_character_with_its_repo_deletes_the_repo_first(settings, mia, fake, waits,
+                                                                   online):
+    push(settings, fake, waits, mia)
+
+    deleted = delete_character(settings, "alice", "Mia", ALICE, with_repo=True, api=fake,
+                               sleep=waits.append)
+
+    assert deleted.hub.status == "deleted" and deleted.hub.repo_id == REPO
+    assert deleted.to_json()["hub"]["repo_id"] == REPO
+    assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
+
+
+@pytest.mark.parametrize("token, error, status", [
+    (None, None, "skipped"),
+    (ALICE, http_error(403), "failed"),
+    (ALICE, httpx2.ConnectError("[Errno 101] Network is unreachable"), "failed"),
+])
+def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, online, token,
+                                                 error, status):
+    push(settings, fake, waits, mia)
+    before = files_of(CharacterStore(settings, "alice").folder(mia))
+    for _ in range(hub.ATTEMPTS):
+        fake.fail("delete_repo", *([error] if error else []))
+
+    with pytest.raises(RepoNotDeleted, match=r"Mia's Hub repo .*\. Nothing was deleted\.$") as kept:
+        delete_character(settings, "alice", "Mia", token, with_repo=True, api=fake,
+                         sleep=waits.append)
+
+    assert kept.value.result.status == status and isinstance(kept.value, ValueError)
+    assert REPO in fake.repos and CharacterStore(settings, "alice").list() == [mia]
+    assert files_of(CharacterStore(settings, "alice").folder(mia)) == before
+
+
 # --- tokens and the command line -----------------------------------------------------------
 
 def test_token_from_env(monkeypatch):
@@ -646,7 +687,8 @@ def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monke
 
     monkeypatch.setenv("HF_TOKEN", ALICE)
     assert main(data + ["delete-character", "Mia", "--hub", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["hub_repo_deleted"] == REPO
+    out = json.loads(capsys.readouterr().out)
+    assert (out["deleted"], out["hub"]["status"], out["hub"]["repo_id"]) == ("Mia", "deleted", REPO)
     assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
 
 

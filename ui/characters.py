@@ -11,8 +11,7 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import identify, identify_quietly
-from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, picture, progress_bar,
-                       user_errors)
+from ui.common import PRIVATE, choices, escape_md, picture, progress_bar, user_errors
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -83,17 +82,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 fails nothing is deleted
         """
         who = identify(settings, profile, token)
-        store = CharacterStore(settings, who.user)
-        character = store.get(name or "")
-        removed_repo = None
-        if delete_hub_repo:
-            removed_repo = hub.delete_hub_repo(settings, who.user, character, who.token)
-            if removed_repo.status != "deleted":
-                raise gr.Error(f"{removed_repo.message} Nothing was deleted.",
-                               duration=ERROR_SECONDS, print_exception=False)
-        store.delete(character.name)
-        return {"deleted": character.name,
-                "hub": removed_repo.to_json() if removed_repo else None}
+        return hub.delete_character(settings, who.user, name or "", who.token,
+                                    with_repo=bool(delete_hub_repo)).to_json()
 
     def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,
                 token: Optional[gr.OAuthToken] = None):

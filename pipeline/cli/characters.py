@@ -47,21 +47,13 @@ def _characters(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
+    from ..hub import delete_character, token_from_env
 
-    store = CharacterStore(settings, args.user)
-    hub = None
-    if args.hub:  # the Hub repo first: if that fails, nothing is deleted and a retry works
-        from ..hub import delete_hub_repo, token_from_env
-
-        hub = delete_hub_repo(settings, args.user, store.get(args.name), token_from_env())
-        if hub.status != "deleted":
-            raise RuntimeError(f"{hub.message} Nothing was deleted.")
-    character = store.delete(args.name)
-    return Result({"deleted": character.name, "slug": character.slug,
-                   "hub_repo_deleted": hub.repo_id if hub else None},
-                  f"Deleted {character.name} with all its photos, crops, checkpoints and adapter "
-                  "on this machine." + (f" {hub.message}." if hub else ""))
+    deleted = delete_character(settings, args.user, args.name, token_from_env(),
+                               with_repo=args.hub)
+    text = (f"Deleted {deleted.name} with all its photos, crops, checkpoints and adapter on this "
+            "machine.")
+    return Result(deleted.to_json(), text + (f" {deleted.hub.message}." if deleted.hub else ""))
 
 
 def register(sub) -> None:
