@@ -6,8 +6,10 @@ Every public function takes the user's token explicitly: the app passes the toke
 in with Hugging Face, the CLI passes `token_from_env()` (HF_TOKEN). With no token nothing is
 sent at all, so the Hub client never falls back to a token found on the machine (a Space's
 owner's) on a user's behalf. With no token or offline the adapter simply stays local; Hub
-errors come back as a HubResult with a message that says what to do, and the local adapter is
-never touched by a failed upload. Retries and the sorting of Hub errors are in hub_calls.py.
+errors come back as a HubResult with a `reason` for code and a message saying what happened
+(how to fix it is each front door's to add: the CLI names a command, the app a button), and
+the local adapter is never touched by a failed upload. Retries and the sorting of Hub errors
+are in hub_calls.py.
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shlex
 import shutil
 import tempfile
 import threading
@@ -30,7 +31,7 @@ from huggingface_hub import constants
 from .characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
                          CharacterStore)
 from .hub_calls import ATTEMPTS  # noqa: F401  (part of this module's public names)
-from .hub_calls import UNREACHABLE, HubCallFailed, Sleep, call_hub
+from .hub_calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub
 from .model_card import MODEL_CARD, render_model_card
 from .settings import Settings
 from .store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
@@ -43,6 +44,7 @@ HUB_RECORD = "hub.json"  # in the adapter folder: where it was pushed or downloa
 # The only files that ever leave the machine (the validation image only when the user opts in).
 PUBLISHED = (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD, VALIDATION_IMAGE)
 STATUSES = ("pushed", "skipped", "failed", "deleted")
+REASONS = ("", "no_token", "public_repo") + KINDS  # why a push or delete did not happen
 WHOAMI_TTL_S = 600.0  # how long the user name of a token is remembered
 WHOAMI_CACHE_SIZE = 1024
 
@@ -65,17 +67,24 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class HubResult:
-    """What a push or a delete did: pushed, skipped, failed or deleted, and a line for people."""
+    """What a push or a delete did: pushed, skipped, failed or deleted, why not (`reason`, for
+    code: "no_token", "offline", "unauthorized", ...; "" when done), and a line for people."""
 
     status: str
     repo_id: str
     url: str
     message: str
     revision: str = ""  # the commit pushed
+    reason: str = ""  # one of REASONS
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.reason not in REASONS:
+            raise ValueError(f"reason {self.reason!r} is not one of {', '.join(REASONS[1:])}")
+        if (self.reason == "") != (self.status in ("pushed", "deleted")):
+            raise ValueError(f"a {self.status} result {'needs' if self.reason == '' else 'has no'} "
+                             "reason")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -145,7 +154,10 @@ def user_for_token(token: str | None, *, api: Any = None, sleep: Sleep = time.sl
     try:
         name = _whoami(api, token, sleep)
     except HubCallFailed as err:
-        raise TokenError(f"the Hugging Face token could not be checked: {err.reason}") from None
+        renew = ("; make a new one at https://huggingface.co/settings/tokens"
+                 if err.kind == "unauthorized" else "")
+        raise TokenError(f"the Hugging Face token could not be checked: {err.reason}{renew}") \
+            from None
     with _token_users_lock:
         now = clock()
         if len(_token_users) >= WHOAMI_CACHE_SIZE:
@@ -189,15 +201,13 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
     if not store.has_adapter(character):
         raise AdapterUnavailableError(_untrained(character))
     folder = store.adapter_dir(character)
-    later = ("To upload it later, sign in with Hugging Face in the app, or run "
-             f"`HF_TOKEN=hf_... python -m pipeline push {shlex.quote(character.name)}`.")
+    safe = f"{character.name}'s adapter is safe on this machine."
     if not token:
-        return HubResult("skipped", "", "", "Upload skipped: no Hugging Face token, so "
-                         f"{character.name}'s adapter stays on this machine ({folder}). {later}")
+        return HubResult("skipped", "", "", f"Upload skipped: no Hugging Face token. {safe}",
+                         reason="no_token")
     if constants.is_offline_mode():
-        return HubResult("skipped", "", "", "Upload skipped: offline mode (HF_HUB_OFFLINE=1), "
-                         f"so {character.name}'s adapter stays on this machine ({folder}). "
-                         f"Unset HF_HUB_OFFLINE when online. {later}")
+        return HubResult("skipped", "", "", "Upload skipped: the Hub is switched off here "
+                         f"(offline mode). {safe}", reason="offline")
     api = api if api is not None else _hf_api()
     repo_id = ""
     try:
@@ -208,8 +218,8 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
         if not info.private:
             return HubResult("failed", repo_id, _url(repo_id), (
                 f"Not uploaded: {repo_id} already exists and is public, and Taleweaver only "
-                "uploads adapters into private repos. Make it private (repo settings) or delete "
-                f"it, then push again. {character.name}'s adapter stays on this machine."))
+                "uploads adapters into private repos; make it private (repo settings) or delete "
+                f"it, then upload again. {safe}"), reason="public_repo")
         files = _prepare_files(settings, character, folder, repo_id, include_validation_image)
         remote = call_hub(lambda: api.list_repo_files(repo_id, repo_type="model", token=token),
                           sleep)
@@ -219,10 +229,9 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
             commit_message=f"Taleweaver: {character.name}'s adapter"), sleep)
     except HubCallFailed as err:
         where = f" to {repo_id}" if repo_id else ""
-        return HubResult("failed", repo_id, _url(repo_id), (
-            f"Upload of {character.name}'s adapter{where} failed: {err.reason}. The adapter is "
-            f"kept on this machine ({folder}); push again from the app or with "
-            f"`python -m pipeline push {shlex.quote(character.name)}`."))
+        return HubResult("failed", repo_id, _url(repo_id),
+                         f"Upload of {character.name}'s adapter{where} failed: {err.reason}. "
+                         f"{safe}", reason=err.kind)
     _save_record(folder, HubRecord(repo_id, _url(repo_id), commit.oid, "pushed", _now(),
                                    tuple(files)))
     extra = " (with the validation image)" if VALIDATION_IMAGE in files else ""
@@ -307,13 +316,13 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
 
     The repo is the one recorded at push time, else <namespace or token owner>/taleweaver-<slug>.
     """
-    url_hint = "or delete it on huggingface.co (repo settings)"
+    not_deleted = f"{character.name}'s Hub repo was not deleted"
     if not token:
-        return HubResult("skipped", "", "", f"{character.name}'s Hub repo was not deleted: no "
-                         f"Hugging Face token. Sign in (or set HF_TOKEN) and try again, {url_hint}.")
+        return HubResult("skipped", "", "", f"{not_deleted}: no Hugging Face token.",
+                         reason="no_token")
     if constants.is_offline_mode():
-        return HubResult("skipped", "", "", f"{character.name}'s Hub repo was not deleted: "
-                         f"offline mode (HF_HUB_OFFLINE=1). Try again online, {url_hint}.")
+        return HubResult("skipped", "", "", f"{not_deleted}: the Hub is switched off here "
+                         "(offline mode).", reason="offline")
     api = api if api is not None else _hf_api()
     record = hub_record(settings, user, character)
     repo_id = ""
@@ -327,13 +336,13 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
     except HubCallFailed as err:
         where = f" {repo_id}" if repo_id else ""
         return HubResult("failed", repo_id, _url(repo_id),
-                         f"Couldn't delete {character.name}'s Hub repo{where}: {err.reason}. "
-                         f"Try again, {url_hint}.")
+                         f"Couldn't delete {character.name}'s Hub repo{where}: {err.reason}.",
+                         reason=err.kind)
     path = CharacterStore(settings, user).adapter_dir(character) / HUB_RECORD
     path.unlink(missing_ok=True)
     return HubResult("deleted", repo_id, _url(repo_id),
                      f"Deleted {character.name}'s Hub repo {repo_id}"
-                     + ("" if record else " (if it existed)"))
+                     + ("." if record else " (if it existed)."))
 
 
 def delete_character(settings: Settings, user: str, name: str, token: str | None, *,

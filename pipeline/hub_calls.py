@@ -3,7 +3,7 @@ for people. hub.py makes every Hub call through `call_hub`.
 
 Transient errors (network, 409, 429, 5xx) are retried with backoff; the rest fail at once. A
 call that gives up raises HubCallFailed with a `kind` (one of KINDS, for code) and a `reason`
-(for people).
+(what happened, for people; how to fix it is each front door's to say).
 """
 from __future__ import annotations
 
@@ -67,11 +67,10 @@ def classify(err: BaseException) -> tuple[str, bool, str, float]:
         status = err.response.status_code
         if status == 401:
             return ("unauthorized", False, "Hugging Face did not accept the token (401 "
-                    "Unauthorized): it is invalid or expired. Sign in again, or make a new "
-                    "token at https://huggingface.co/settings/tokens and set HF_TOKEN", 0.0)
+                    "Unauthorized): it is invalid or expired", 0.0)
         if status == 403:
-            return ("forbidden", False, "the token may not write there (403 Forbidden). A "
-                    "token needs write access to your own repos; a sign-in through the app may "
+            return ("forbidden", False, "the token may not write there (403 Forbidden): it "
+                    "needs write access to your own repos, and a sign-in through the app may "
                     "only change repos the app created", 0.0)
         if status == 409:
             return ("conflict", True, "the repo changed during the upload (409 Conflict), e.g. "

@@ -163,8 +163,11 @@ def test_the_whole_flow(alice_book, served, downloads):
     trained = alice_book["trained"]
     assert trained["done"] and trained["step"] == trained["total"] == 4
     assert "adapter_dir" not in trained
-    assert trained["hub"]["status"] == "skipped" and "offline" in trained["hub"]["message"]
+    assert (trained["hub"]["status"], trained["hub"]["reason"]) == ("skipped", "offline")
+    assert trained["hub"]["message"] == ("Upload skipped: the Hub is switched off here (offline "
+                                         "mode). Mia's adapter is safe on this machine.")
     assert any(re.match(r"step \d/4 · loss \d", line) for line in alice_book["train_progress"])
+    assert api.predict("mia", api_name="/push_adapter") == trained["hub"]
     [mia] = api.predict(api_name="/list_characters")
     assert (mia["name"], mia["photos"], mia["trained"]) == ("Mia", 3, True)
 
@@ -289,8 +292,12 @@ def test_deleting_a_book_and_a_character(alice_book, served, downloads):
     assert api.predict("rex", False, api_name="/delete_character") == {
         "deleted": "Rex", "slug": "rex", "hub": None}
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
-    with pytest.raises(AppError, match="not deleted: offline mode.*Nothing was deleted"):
+    with pytest.raises(AppError) as kept:
         api.predict("Mia", True, api_name="/delete_character")
+    assert str(kept.value) == (
+        "Mia's Hub repo was not deleted: the Hub is switched off here (offline mode). Nothing "
+        "was deleted. You can delete the repo on huggingface.co (its settings page), then here "
+        'with "Also delete its private Hugging Face repo" unticked.')
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
 
 
@@ -329,6 +336,23 @@ def test_the_sign_in_button_appears_only_where_sign_in_works(monkeypatch, tmp_pa
                         ("OPENID_PROVIDER_URL", "https://huggingface.co")):
         monkeypatch.setattr(gradio.oauth, name, value)
     assert app.build_ui(settings).expects_oauth
+
+
+@pytest.mark.parametrize("mode, reason, advice", [
+    ("always", "", ""),
+    ("always", "offline", ""),
+    ("always", "no_token", "To do it, sign in with Hugging Face (the button at the top of the "
+                           'page), then press "Upload".'),
+    ("never", "no_token", 'To do it, start the app with HF_TOKEN set to a Hugging Face write '
+                          'token, then press "Upload".'),
+    ("always", "unauthorized", 'Sign in with Hugging Face again, then press "Upload".'),
+    ("never", "forbidden", 'Start the app with a valid HF_TOKEN (a write token), then press '
+                           '"Upload".'),
+    ("always", "public_repo", 'Then press "Upload".'),
+    ("always", "network", 'Try again in a few minutes: press "Upload".'),
+])
+def test_the_app_says_what_to_do_after_a_hub_action_that_did_not_happen(mode, reason, advice):
+    assert auth.hub_advice(Settings(require_login=mode), reason, 'press "Upload"') == advice
 
 
 def test_who_is_asking(monkeypatch):

@@ -22,7 +22,7 @@ from pipeline import hub
 from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
                                  CharacterStore, Crop)
 from pipeline.cli import main
-from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError,
+from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
                           RepoNotDeleted, delete_character, delete_hub_repo,
                           ensure_local_adapter, hub_record, install_adapter, push_adapter,
                           token_from_env)
@@ -266,22 +266,38 @@ def test_signed_in_user_pushes_with_the_oauth_token_into_their_namespace(setting
     assert {call[2] for call in fake.calls} == {ALICE}
 
 
-def test_without_a_token_nothing_is_sent_and_the_message_says_how_to_push_later(
-        settings, mia, online, monkeypatch):
+def neutral(message):
+    """A message any front door can show: no command, no server path, no Markdown."""
+    return not any(word in message for word in ("`", "python -m", "HF_TOKEN", "/tmp", "/data"))
+
+
+def test_without_a_token_nothing_is_sent_and_the_result_says_why(settings, mia, online,
+                                                                  monkeypatch):
     monkeypatch.setenv("HF_TOKEN", BOB)
     result = push_adapter(settings, "alice", mia, None, api=NoHub())
 
-    assert result.status == "skipped"
-    assert "no Hugging Face token" in result.message
-    assert "python -m pipeline push Mia" in result.message and "sign in" in result.message
+    assert (result.status, result.reason) == ("skipped", "no_token")
+    assert result.message == ("Upload skipped: no Hugging Face token. Mia's adapter is safe on "
+                              "this machine.")
     assert (adapter_of(settings, mia) / ADAPTER_WEIGHTS).is_file()
 
 
 def test_offline_skips_the_upload(settings, mia):
     result = push_adapter(settings, "alice", mia, ALICE, api=NoHub())
 
-    assert result.status == "skipped" and "HF_HUB_OFFLINE" in result.message
+    assert (result.status, result.reason) == ("skipped", "offline")
+    assert "offline mode" in result.message and neutral(result.message)
     assert hub_record(settings, "alice", mia) is None
+
+
+def test_a_result_has_a_reason_exactly_when_nothing_was_done():
+    assert HubResult("skipped", "", "", "x", reason="offline").reason == "offline"
+    with pytest.raises(ValueError, match="reason 'tired' is not one of no_token, public_repo"):
+        HubResult("failed", "", "", "x", reason="tired")
+    with pytest.raises(ValueError, match="a failed result needs reason"):
+        HubResult("failed", "", "", "x")
+    with pytest.raises(ValueError, match="a pushed result has no reason"):
+        HubResult("pushed", REPO, "", "x", reason="network")
 
 
 def test_pushing_a_character_without_an_adapter_is_an_error(settings, mia, fake, online):
@@ -291,21 +307,21 @@ def test_pushing_a_character_without_an_adapter_is_an_error(settings, mia, fake,
     assert fake.calls == []
 
 
-@pytest.mark.parametrize("method, error, words", [
-    ("create_repo", http_error(401), "401 Unauthorized"),
-    ("whoami", http_error(401), "401 Unauthorized"),
-    ("create_repo", http_error(403), "403 Forbidden"),
-    ("create_commit", http_error(400), "the Hub answered 400"),
+@pytest.mark.parametrize("method, error, words, reason", [
+    ("create_repo", http_error(401), "401 Unauthorized", "unauthorized"),
+    ("whoami", http_error(401), "401 Unauthorized", "unauthorized"),
+    ("create_repo", http_error(403), "403 Forbidden", "forbidden"),
+    ("create_commit", http_error(400), "the Hub answered 400", "http"),
 ])
 def test_permanent_errors_fail_at_once_and_keep_the_adapter(settings, mia, fake, waits, online,
-                                                            method, error, words):
+                                                            method, error, words, reason):
     before = files_of(adapter_of(settings, mia))
     fake.fail(method, error)
 
     result = push(settings, fake, waits, mia)
 
-    assert result.status == "failed" and words in result.message
-    assert "kept on this machine" in result.message and "python -m pipeline push Mia" in result.message
+    assert (result.status, result.reason) == ("failed", reason) and words in result.message
+    assert "Mia's adapter is safe on this machine" in result.message and neutral(result.message)
     assert waits == [] and fake.methods().count(method) == 1
     after = files_of(adapter_of(settings, mia))
     assert {k: v for k, v in after.items() if k != MODEL_CARD} == before
@@ -334,7 +350,7 @@ def test_retries_give_up_with_a_clear_message(settings, mia, fake, waits, online
 
     result = push(settings, fake, waits, mia)
 
-    assert result.status == "failed"
+    assert (result.status, result.reason) == ("failed", "server")
     assert "server error (502)" in result.message and f"after {hub.ATTEMPTS} tries" in result.message
     assert waits == [2.0, 4.0, 8.0] and "create_commit" not in fake.methods()
 
@@ -353,7 +369,8 @@ def test_an_existing_public_repo_is_never_uploaded_to(settings, mia, fake, waits
 
     result = push(settings, fake, waits, mia)
 
-    assert result.status == "failed" and "is public" in result.message
+    assert (result.status, result.reason) == ("failed", "public_repo")
+    assert "is public" in result.message and neutral(result.message)
     assert "create_commit" not in fake.methods()
     assert set(fake.repos[REPO]["files"]) == {".gitattributes"}
 
@@ -570,11 +587,13 @@ def test_deleting_without_a_record_uses_the_token_owners_namespace(settings, mia
 
 def test_deleting_can_be_skipped_or_fail(settings, mia, fake, waits, online):
     skipped = delete_hub_repo(settings, "alice", mia, None, api=NoHub())
-    assert skipped.status == "skipped" and "no Hugging Face token" in skipped.message
+    assert (skipped.status, skipped.reason) == ("skipped", "no_token")
+    assert "no Hugging Face token" in skipped.message and neutral(skipped.message)
 
     fake.create_repo(REPO, token=ALICE, private=True)
     failed = delete_hub_repo(settings, "alice", mia, BOB, namespace="alice", api=fake)
-    assert failed.status == "failed" and "403 Forbidden" in failed.message
+    assert (failed.status, failed.reason) == ("failed", "forbidden")
+    assert "403 Forbidden" in failed.message and neutral(failed.message)
     assert REPO in fake.repos
 
 
@@ -597,13 +616,13 @@ def test_deleting_a_character_with_its_repo_deletes_the_repo_first(settings, mia
     assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
 
 
-@pytest.mark.parametrize("token, error, status", [
-    (None, None, "skipped"),
-    (ALICE, http_error(403), "failed"),
-    (ALICE, httpx2.ConnectError("[Errno 101] Network is unreachable"), "failed"),
+@pytest.mark.parametrize("token, error, reason", [
+    (None, None, "no_token"),
+    (ALICE, http_error(403), "forbidden"),
+    (ALICE, httpx2.ConnectError("[Errno 101] Network is unreachable"), "network"),
 ])
 def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, online, token,
-                                                 error, status):
+                                                 error, reason):
     push(settings, fake, waits, mia)
     before = files_of(CharacterStore(settings, "alice").folder(mia))
     for _ in range(hub.ATTEMPTS):
@@ -613,7 +632,7 @@ def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, onl
         delete_character(settings, "alice", "Mia", token, with_repo=True, api=fake,
                          sleep=waits.append)
 
-    assert kept.value.result.status == status and isinstance(kept.value, ValueError)
+    assert kept.value.result.reason == reason and isinstance(kept.value, ValueError)
     assert REPO in fake.repos and CharacterStore(settings, "alice").list() == [mia]
     assert files_of(CharacterStore(settings, "alice").folder(mia)) == before
 
@@ -641,7 +660,10 @@ def test_cli_push_uses_hf_token(settings, mia, fake, online, monkeypatch, capsys
 
     fake.fail("create_repo", http_error(403))
     assert main(["--data-dir", str(settings.data_dir), "--user", "alice", "push", "Mia"]) == 1
-    assert "403 Forbidden" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "403 Forbidden" in err
+    assert err.rstrip().endswith("With a token that may write to your repos, run: "
+                                 "HF_TOKEN=hf_... python -m pipeline push Mia")
 
 
 def test_cli_push_without_token_says_it_skipped(settings, mia):
@@ -651,7 +673,24 @@ def test_cli_push_without_token_says_it_skipped(settings, mia):
                           env=env, cwd=Path(__file__).parents[1], timeout=120)
 
     assert done.returncode == 0, done.stderr
-    assert "Upload skipped" in done.stdout and "python -m pipeline push Mia" in done.stdout
+    assert done.stdout.startswith("Upload skipped: no Hugging Face token. Mia's adapter is safe")
+    assert "To do it, run: HF_TOKEN=hf_... python -m pipeline push Mia" in done.stdout
+
+
+@pytest.mark.parametrize("reason, advice", [
+    ("", ""),
+    ("no_token", "To do it, run: HF_TOKEN=hf_... python -m pipeline push 'Mia Rose' (a write "
+                 "token from https://huggingface.co/settings/tokens)."),
+    ("offline", "When online, unset HF_HUB_OFFLINE and run: python -m pipeline push 'Mia Rose'"),
+    ("unauthorized", "Make a new token at https://huggingface.co/settings/tokens and run: "
+                     "HF_TOKEN=hf_... python -m pipeline push 'Mia Rose'"),
+    ("public_repo", "Then run: python -m pipeline push 'Mia Rose'"),
+    ("server", "Try again later: python -m pipeline push 'Mia Rose'"),
+])
+def test_the_cli_says_what_to_run_after_a_hub_action_that_did_not_happen(reason, advice):
+    from pipeline.cli.hub import next_step
+
+    assert next_step(reason, "push 'Mia Rose'") == advice
 
 
 def test_cli_pull(settings, mia, fake, waits, online, monkeypatch, capsys, tmp_path):
@@ -682,7 +721,10 @@ def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monke
     monkeypatch.delenv("HF_TOKEN", raising=False)
 
     assert main(data + ["delete-character", "Mia", "--hub"]) == 1
-    assert "Nothing was deleted" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: Mia's Hub repo was not deleted: no Hugging Face token. Nothing was deleted. To "
+        "do it, run: HF_TOKEN=hf_... python -m pipeline delete-character Mia --hub (a write "
+        "token from https://huggingface.co/settings/tokens).\n")
     assert REPO in fake.repos and CharacterStore(settings, "alice").list() == [mia]
 
     monkeypatch.setenv("HF_TOKEN", ALICE)
@@ -714,7 +756,7 @@ def test_a_tokens_user_is_asked_once_and_remembered_for_a_while(fake, waits, tok
 
 
 def test_a_refused_missing_or_uncheckable_token_is_a_clear_error(fake, waits, token_cache):
-    with pytest.raises(hub.TokenError, match="401 Unauthorized"):
+    with pytest.raises(hub.TokenError, match="401 Unauthorized.*make a new one at https://"):
         hub.user_for_token("hf_guessed", api=fake, sleep=waits.append)
     with pytest.raises(hub.TokenError, match="no Hugging Face token"):
         hub.user_for_token("", api=fake, sleep=waits.append)

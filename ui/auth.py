@@ -63,3 +63,24 @@ def identify_quietly(settings: Settings, profile: Optional[gr.OAuthProfile],
         return identify(settings, profile, token)
     except gr.Error:
         return None
+
+
+def hub_advice(settings: Settings, reason: str, again: str) -> str:
+    """What to do in the app after a Hub upload or repo deletion that did not happen, from the
+    HubResult's `reason`; `again` is how to retry here, e.g. 'press "Upload to my Hugging
+    Face repo"'. Plain text (the engine's message says what happened; this, what to do)."""
+    if reason in ("", "offline"):
+        return ""  # done, or nothing a visitor can change
+    if sign_in_required(settings):
+        sign_in = "sign in with Hugging Face (the button at the top of the page)"
+        renew = "sign in with Hugging Face again"
+    else:
+        sign_in = "start the app with HF_TOKEN set to a Hugging Face write token"
+        renew = "start the app with a valid HF_TOKEN (a write token)"
+    if reason == "no_token":
+        return f"To do it, {sign_in}, then {again}."
+    if reason in ("unauthorized", "forbidden"):
+        return f"{renew[0].upper()}{renew[1:]}, then {again}."
+    if reason == "public_repo":
+        return f"Then {again}."
+    return f"Try again in a few minutes: {again}."

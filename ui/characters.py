@@ -10,13 +10,15 @@ import gradio as gr
 from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
-from ui.auth import identify, identify_quietly
-from ui.common import PRIVATE, choices, escape_md, picture, progress_bar, user_errors
+from ui.auth import hub_advice, identify, identify_quietly
+from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, picture, progress_bar,
+                       user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
 TABLE_HEADERS = ["Name", "Kind", "Look", "Photos", "Trained", "Hub repo"]
 REPORT_HEADERS = ["#", "Photo", "Verdict", "Notes"]
+HUB_TOO_LABEL = "Also delete its private Hugging Face repo"
 INTRO = """\
 Add each person or pet of your story with **3 to 20 photos** (about 8 is best): the same person,
 sharp, in good light, from different angles and days, the face clearly visible. Photos straight
@@ -82,8 +84,16 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 fails nothing is deleted
         """
         who = identify(settings, profile, token)
-        return hub.delete_character(settings, who.user, name or "", who.token,
-                                    with_repo=bool(delete_hub_repo)).to_json()
+        try:
+            deleted = hub.delete_character(settings, who.user, name or "", who.token,
+                                           with_repo=bool(delete_hub_repo))
+        except hub.RepoNotDeleted as err:
+            advice = hub_advice(settings, err.result.reason, "delete again")
+            by_hand = (f"{'Or' if advice else 'You can'} delete the repo on huggingface.co (its "
+                       f'settings page), then here with "{HUB_TOO_LABEL}" unticked.')
+            raise gr.Error(" ".join(filter(None, [str(err), advice, by_hand])),
+                           duration=ERROR_SECONDS, print_exception=False) from None
+        return deleted.to_json()
 
     def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,
                 token: Optional[gr.OAuthToken] = None):
@@ -116,7 +126,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def show_deleted(result: dict) -> str:
         if not result:
             return ""
-        hub_line = f" {escape_md(result['hub']['message'])}." if result.get("hub") else ""
+        hub_line = f" {escape_md(result['hub']['message'])}" if result.get("hub") else ""
         return (f"Deleted **{escape_md(result['deleted'])}** with its photos, crops and "
                 f"adapter.{hub_line}")
 
@@ -151,7 +161,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         with gr.Accordion("Delete a character", open=False):
             with gr.Row(equal_height=True):
                 to_delete = gr.Dropdown([], label="Character", allow_custom_value=True)
-                hub_too = gr.Checkbox(label="Also delete its private Hugging Face repo")
+                hub_too = gr.Checkbox(label=HUB_TOO_LABEL)
                 delete_button = gr.Button("Delete", variant="stop")
             deleted = gr.JSON(visible=False)
             deleted_note = gr.Markdown()

@@ -14,10 +14,11 @@ from pipeline.characters import VALIDATION_IMAGE, Character, CharacterStore
 from pipeline.settings import Settings
 from pipeline.train import estimate_character, train_character
 from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
-from ui.auth import Identity, identify, identify_quietly
+from ui.auth import Identity, hub_advice, identify, identify_quietly
 from ui.common import GPU, PRIVATE, choices, escape_md, picture, progress_bar, user_errors
 from ui.characters import character_rows
 
+PUSH_LABEL = "Upload to my Hugging Face repo"
 GOALS = [(f"{name.capitalize()}: {preset.summary}", name) for name, preset in PRESETS.items()]
 INTRO = """\
 Training teaches a small adapter (a LoRA) what one character looks like, from its photos. It
@@ -177,7 +178,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def hub_line(pushed: Optional[dict]) -> str:
         if not pushed:
             return ""
-        return f"**Hugging Face Hub:** {escape_md(pushed['message'])}"
+        text = escape_md(" ".join(filter(None, [pushed["message"], hub_advice(
+            settings, pushed["reason"], f'press "{PUSH_LABEL}"')])))
+        if pushed["url"]:  # a link, not escaped text
+            text = text.replace(escape_md(pushed["url"]), f"<{pushed['url']}>")
+        return f"**Hugging Face Hub:** {text}"
 
     with gr.Tab("2 · Train", id="train") as tab:
         gr.Markdown(INTRO)
@@ -202,7 +207,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                   buttons=["download", "fullscreen"])
             with gr.Column():
                 hub_note = gr.Markdown()
-                push_button = gr.Button("Upload to my Hugging Face repo", size="sm")
+                push_button = gr.Button(PUSH_LABEL, size="sm")
                 pushed = gr.JSON(visible=False)
         gr.api(estimate_training, api_name="estimate_training")
 

@@ -47,13 +47,20 @@ def _characters(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..hub import delete_character, token_from_env
+    import shlex
 
-    deleted = delete_character(settings, args.user, args.name, token_from_env(),
-                               with_repo=args.hub)
+    from ..hub import RepoNotDeleted, delete_character, token_from_env
+    from .hub import next_step
+
+    try:
+        deleted = delete_character(settings, args.user, args.name, token_from_env(),
+                                   with_repo=args.hub)
+    except RepoNotDeleted as err:
+        again = f"delete-character {shlex.quote(args.name)} --hub"
+        raise RuntimeError(f"{err} {next_step(err.result.reason, again)}") from None
     text = (f"Deleted {deleted.name} with all its photos, crops, checkpoints and adapter on this "
             "machine.")
-    return Result(deleted.to_json(), text + (f" {deleted.hub.message}." if deleted.hub else ""))
+    return Result(deleted.to_json(), text + (f" {deleted.hub.message}" if deleted.hub else ""))
 
 
 def register(sub) -> None:

@@ -2,10 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from ..settings import Settings
 from .core import Result, command
+
+TOKENS_PAGE = "https://huggingface.co/settings/tokens"
+
+
+def next_step(reason: str, again: str) -> str:
+    """What to run after a Hub action that did not happen (`reason` of a HubResult); `again`
+    is the command that does it, e.g. "push Mia". "" when there is nothing to do."""
+    run = f"python -m pipeline {again}"
+    with_token = f"HF_TOKEN=hf_... {run}"
+    advice = {
+        "": "",
+        "no_token": f"To do it, run: {with_token} (a write token from {TOKENS_PAGE}).",
+        "offline": f"When online, unset HF_HUB_OFFLINE and run: {run}",
+        "unauthorized": f"Make a new token at {TOKENS_PAGE} and run: {with_token}",
+        "forbidden": f"With a token that may write to your repos, run: {with_token}",
+        "public_repo": f"Then run: {run}",
+    }
+    return advice.get(reason, f"Try again later: {run}")
 
 
 def _push(args: argparse.Namespace, settings: Settings) -> Result:
@@ -15,9 +34,11 @@ def _push(args: argparse.Namespace, settings: Settings) -> Result:
     character = CharacterStore(settings, args.user).get(args.name)
     result = push_adapter(settings, args.user, character, token_from_env(),
                           include_validation_image=args.with_validation_image)
+    text = " ".join(filter(None, [result.message, next_step(
+        result.reason, f"push {shlex.quote(character.name)}")]))
     if result.status == "failed":
-        raise RuntimeError(result.message)
-    return Result(result.to_json(), result.message)
+        raise RuntimeError(text)
+    return Result(result.to_json(), text)
 
 
 def _pull(args: argparse.Namespace, settings: Settings) -> Result:
