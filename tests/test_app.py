@@ -30,8 +30,9 @@ from pipeline.settings import Settings  # noqa: E402
 from ui import auth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob"}
-ALICE, BOB = list(TOKENS)
+TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob",
+          "hf_carol_fake_token": "carol"}
+ALICE, BOB, CAROL = list(TOKENS)
 STORY = """Mia woke up early and looked at the sea.
 
 Mia built a sandcastle with a red flag.
@@ -269,6 +270,51 @@ def test_no_file_of_the_data_folder_is_served(alice_book, served):
     for path in secret:
         assert path.is_file()
         assert httpx.get(f"{url.rstrip('/')}/gradio_api/file={path}").status_code == 403
+
+
+def test_uploaded_photos_leave_the_server_once_a_character_is_made_or_refused(
+        served, downloads, face_photos, tmp_path):
+    from gradio.utils import get_upload_folder
+
+    api = client(served, downloads, CAROL)
+    prefix = f"carol-{os.getpid()}-"  # no other upload (other test runs included) has it
+    photos = []
+    for index, source in enumerate(face_photos[:3]):
+        photos.append(tmp_path / f"{prefix}{index}{source.suffix}")
+        photos[-1].write_bytes(source.read_bytes())
+    (tmp_path / f"{prefix}shopping.jpg").write_text("eggs, milk")
+    uploads = Path(get_upload_folder())
+
+    added = api.predict("Ada", "girl", "", [handle_file(p) for p in photos], False,
+                        api_name="/add_character")
+    assert [p["accepted"] for p in added["photos"]] == [True] * 3
+    assert list(uploads.glob(f"*/{prefix}*")) == []
+    with pytest.raises(AppError, match="only 1 of 3 photos can be used"):
+        api.predict("Bea", "girl", "", [handle_file(p) for p in (
+            photos[0], tmp_path / f"{prefix}shopping.jpg", photos[0])], False,
+            api_name="/add_character")
+    assert list(uploads.glob(f"*/{prefix}*")) == []
+    assert all(p.is_file() for p in photos)  # the caller's own files are theirs
+    assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Ada"]
+
+
+def test_only_files_inside_gradios_upload_cache_are_forgotten(tmp_path, monkeypatch):
+    from ui.common import forget_uploads
+
+    cache, elsewhere = tmp_path / "gradio", tmp_path / "data"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    (cache / "0a1b").mkdir(parents=True)
+    elsewhere.mkdir()
+    upload, kept = cache / "0a1b" / "mia.jpg", elsewhere / "crop.png"
+    upload.write_bytes(b"photo")
+    kept.write_bytes(b"crop")
+    (cache / "0a1b" / "link.png").symlink_to(kept)
+
+    forget_uploads([str(upload), str(kept), str(cache / "0a1b" / "link.png"),
+                    str(cache / ".." / "data" / "crop.png"), str(cache), str(upload)])
+
+    assert not upload.exists() and kept.read_bytes() == b"crop"
+    assert (cache / "0a1b" / "link.png").is_symlink()
 
 
 def test_without_a_token_or_with_a_wrong_one_nothing_is_answered(served, downloads):

@@ -11,8 +11,8 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import hub_advice, identify, identify_quietly
-from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, picture, progress_bar,
-                       user_errors)
+from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, forget_uploads, picture,
+                       progress_bar, user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -51,7 +51,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         """Make a character from 3 to 20 photos of one person or pet; each photo gets a verdict.
 
         Nothing is saved when fewer than 3 photos can be used; the error names each photo and
-        the reason.
+        the reason. The uploaded files are deleted from the server either way.
 
         Args:
             name: the character's name, e.g. Mia
@@ -60,10 +60,13 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             photos: photo files (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)
             keep_originals: also keep the uploaded files (by default only the crops are kept)
         """
-        who = identify(settings, profile, token)
-        added = add_character(settings, who.user, name or "", kind or "", description or "",
-                              photos or [], keep_originals=bool(keep_originals),
-                              on_progress=progress_bar(progress))
+        try:
+            who = identify(settings, profile, token)
+            added = add_character(settings, who.user, name or "", kind or "", description or "",
+                                  photos or [], keep_originals=bool(keep_originals),
+                                  on_progress=progress_bar(progress))
+        finally:
+            forget_uploads(photos or [])
         return added.to_json()
 
     @user_errors
@@ -168,9 +171,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         gr.api(list_characters, api_name="list_characters")
 
     listing = [table, none_yet, to_delete]
-    add_button.click(add_character_api, [name, kind, description, photos, keep], added,
-                     api_name="add_character").success(
-        show_added, added, [added_note, report, crops], **PRIVATE).then(
+    adding = add_button.click(add_character_api, [name, kind, description, photos, keep], added,
+                              api_name="add_character")
+    for outcome in (adding.success, adding.failure):  # the server has let go of the uploads
+        outcome(lambda: None, None, photos, **PRIVATE)
+    adding.success(show_added, added, [added_note, report, crops], **PRIVATE).then(
         refresh, to_delete, listing, **PRIVATE)
     delete_button.click(delete_character_api, [to_delete, hub_too], deleted,
                         api_name="delete_character").success(

@@ -6,18 +6,21 @@ path inside the data folder (which is not in `allowed_paths`), so nobody can fet
 user's pictures or books by guessing a URL.
 """
 import functools
+import logging
 import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from pipeline.progress import Progress, ProgressFn
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 SCRATCH = Path(tempfile.gettempdir()) / "taleweaver-downloads"
 SCRATCH_MAX_AGE_S = 3600  # gradio has copied a download into its cache long before this
@@ -70,6 +73,21 @@ def scratch_file(name: str) -> Path:
         except FileNotFoundError:
             continue
     return Path(tempfile.mkdtemp(dir=SCRATCH)) / name
+
+
+def forget_uploads(paths: Iterable[str]) -> None:
+    """Delete uploaded files from gradio's upload cache now, rather than at its hourly sweep
+    (the engine keeps what it needs: crops, and the originals only when asked). A path outside
+    the cache, or a link out of it, is never touched."""
+    cache = Path(get_upload_folder()).resolve()
+    for path in paths:
+        upload = Path(path).resolve()
+        if upload == cache or not upload.is_relative_to(cache) or not upload.is_file():
+            continue
+        try:
+            upload.unlink()
+        except OSError as err:
+            log.warning("could not remove the upload %s: %s", upload, err)
 
 
 def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = True) -> dict:
