@@ -32,7 +32,7 @@ def render_model_card(character: Character, repo_id: str, base_model: str,
     """README.md for the repo: YAML metadata (base model, tags, trigger) and usage notes.
 
     `files` are the repo's files besides the card; `train_config` is what train_config.json
-    holds (possibly empty) and is shown as it is.
+    holds (train_config.TrainingRecord.to_dict(); possibly empty) and is shown as it is.
     """
     from huggingface_hub import ModelCardData
 
@@ -140,7 +140,7 @@ def _files(files: Sequence[str]) -> str:
     notes = {
         ADAPTER_WEIGHTS: "the adapter in diffusers format (`load_lora_weights`)",
         KOHYA_WEIGHTS: "the same adapter with kohya key names (ComfyUI, AUTOMATIC1111)",
-        TRAIN_CONFIG: "the training settings",
+        TRAIN_CONFIG: "how it was trained: base model, resolution, trigger, prompts and settings",
         VALIDATION_IMAGE: "a sample image drawn after training (included because you chose to)",
     }
     lines = [f"- `{name}`: {notes[name]}" for name in files]

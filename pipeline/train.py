@@ -45,8 +45,8 @@ from .lora_files import save_adapter
 from .models import load_pipeline, load_quantized_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
 from .settings import Settings
-from .store import StoreError, atomic_write_json, read_json
-from .train_config import TrainConfig
+from .store import atomic_write_json, read_json
+from .train_config import TrainConfig, TrainingRecord
 from .train_data import class_prompt, instance_prompt
 from .train_run import TrainingError, TrainingRun, make_accelerator, open_run
 
@@ -94,7 +94,7 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
         have = class_image_paths(settings, user, character.kind, config.class_images)
         missing = config.class_images - len(have)
     done = saved_progress(store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config))
-    if _finished(store, character, config):
+    if _finished(settings, store, character, config):
         done = config.steps
     return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
 
@@ -115,7 +115,7 @@ def train_character(settings: Settings, user: str, name: str, config: TrainConfi
         _make_class_images_in_slices(settings, user, character.kind, config, on_progress)
     warnings: list[str] = []
     chunks, result = 0, None
-    if not _finished(store, character, config):
+    if not _finished(settings, store, character, config):
         while max_chunks is None or chunks < max_chunks:
             steps = chunk_steps or (_steps_per_call(settings, hardware, config) if sliced
                                     else config.steps)
@@ -155,7 +155,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
 
     Draws missing class images first. The chunk that reaches `config.steps` also writes the
-    adapter folder: diffusers and kohya weights, the config, and a validation image. On the
+    adapter folder: diffusers and kohya weights, train_config.json (a TrainingRecord: the config
+    and the base model, resolution and trigger it trained on), and a validation image. On the
     shared pipeline it holds models.pipeline_lock() throughout (illustration in another thread
     waits for it), and refuses to start (models.PipelineInUseError) while a book holds adapters.
     """
@@ -316,15 +317,28 @@ def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun
         save_adapter(folder, run.modules, config)
         validation_image(run.pipe, character, config, settings.resolution).save(
             folder / VALIDATION_IMAGE)
-        atomic_write_json(folder / TRAIN_CONFIG, config.to_dict())
+        atomic_write_json(folder / TRAIN_CONFIG, _record(settings, character, config).to_dict())
 
 
-def _finished(store: CharacterStore, character: Character, config: TrainConfig) -> bool:
-    """True when the adapter folder holds the result of exactly this config."""
+def _record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
+    return TrainingRecord(base_model=settings.base_model, resolution=settings.resolution,
+                          trigger=character.trigger,
+                          instance_prompt=instance_prompt(character, config.describe),
+                          validation_prompt=VALIDATION_PROMPT.format(token=character.token_phrase),
+                          config=config)
+
+
+def _finished(settings: Settings, store: CharacterStore, character: Character,
+              config: TrainConfig) -> bool:
+    """True when the adapter folder holds the result of exactly this config, on this base model
+    at this resolution, for this trigger: any change (TALEWEAVER_BASE_MODEL, say) trains anew."""
     try:
-        return read_json(store.adapter_dir(character) / TRAIN_CONFIG) == config.to_dict()
-    except StoreError:
+        saved = TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
+    except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
         return False
+    wanted = _record(settings, character, config)
+    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
+        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
 
 
 @contextlib.contextmanager

@@ -123,6 +123,50 @@ class TrainConfig:
         return key
 
 
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How an adapter was trained, saved with it as train_config.json: the TrainConfig, and the
+    base model, resolution and trigger it was applied to, with the prompts (for the model card).
+
+    The file is one flat table (what the model card shows): these fields, then the TrainConfig's.
+    `from_dict` takes these out and hands the rest to the strict TrainConfig.from_dict.
+    """
+
+    base_model: str  # TALEWEAVER_BASE_MODEL: a Hub id or a local folder
+    resolution: int  # TALEWEAVER_RESOLUTION: side of the training crops in pixels
+    trigger: str  # the character's trigger token
+    instance_prompt: str  # the prompt of the character's own crops
+    validation_prompt: str  # the prompt of the validation image
+    config: TrainConfig
+
+    def __post_init__(self) -> None:
+        for name in ("base_model", "trigger", "instance_prompt", "validation_prompt"):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and bool(value.strip()), name, value, "a non-empty text")
+        _require(isinstance(self.resolution, int) and not isinstance(self.resolution, bool)
+                 and self.resolution >= 64, "resolution", self.resolution,
+                 "a whole number, at least 64")
+        _require(isinstance(self.config, TrainConfig), "config", self.config, "a TrainConfig")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in RECORDED}
+        return {**values, **self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainingRecord":
+        """A record from what to_dict wrote; a missing or unknown key is an error."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"a training record is a JSON object, not {type(values).__name__}")
+        missing = [name for name in RECORDED if name not in values]
+        if missing:
+            raise ValueError(f"training record without {', '.join(missing)}")
+        config = TrainConfig.from_dict({k: v for k, v in values.items() if k not in RECORDED})
+        return cls(config=config, **{name: values[name] for name in RECORDED})
+
+
+RECORDED = tuple(f.name for f in dataclasses.fields(TrainingRecord) if f.name != "config")
+
+
 def preset_config(preset: str, photo_count: int, **overrides: Any) -> TrainConfig:
     """The TrainConfig for a goal: steps scale with the photos within the preset's bounds.
 

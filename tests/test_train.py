@@ -26,7 +26,7 @@ from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
 from pipeline.settings import Settings
 from pipeline.train import (ChunkResult, TrainingError, estimate_character, train_character,
                             train_chunk)
-from pipeline.train_config import preset_config
+from pipeline.train_config import TrainingRecord, preset_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,7 +82,11 @@ def test_writes_the_adapter_folder(settings, character, reference):
     folder = result.adapter_dir
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE])
-    assert json.loads((folder / TRAIN_CONFIG).read_text()) == PLAIN.to_dict()
+    record = TrainingRecord.from_dict(json.loads((folder / TRAIN_CONFIG).read_text()))
+    assert record == TrainingRecord(base_model=settings.base_model, resolution=64, trigger="ohwx",
+                                    instance_prompt="a photo of ohwx girl",
+                                    validation_prompt="ohwx girl reading a book in a garden",
+                                    config=PLAIN)
     assert result.validation_image == folder / VALIDATION_IMAGE
     assert (result.done, result.step, result.total, result.chunks) == (True, 20, 20, 1)
     assert [p.done for p in progress] == list(range(1, 21)) and progress[-1].seconds_left == 0
@@ -197,6 +201,23 @@ def test_finished_run_is_not_repeated_and_more_steps_continue_it(settings, chara
     longer = train_character(settings, USER, "Mia", PLAIN)
     assert longer.chunks == 1 and longer.step == 20
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_another_base_model_or_resolution_is_not_trained_yet(settings, character, tmp_path):
+    train_character(settings, USER, "Mia", PLAIN)
+    assert estimate_character(settings, USER, "Mia", PLAIN).steps_left == 0
+    other_model = tmp_path / "another-sdxl"
+    other_model.symlink_to(settings.base_model)  # the same weights under another name
+    switched = dataclasses.replace(settings, base_model=str(other_model))
+    larger = dataclasses.replace(settings, resolution=128)
+    assert estimate_character(larger, USER, "Mia", PLAIN).steps_left == PLAIN.steps
+    assert estimate_character(switched, USER, "Mia", PLAIN).steps_left == PLAIN.steps
+    again = train_character(switched, USER, "Mia", PLAIN)
+    assert again.done and again.chunks == 1 and again.step == PLAIN.steps
+    record = json.loads((again.adapter_dir / TRAIN_CONFIG).read_text())
+    assert record["base_model"] == str(other_model)
+    assert train_character(switched, USER, "Mia", PLAIN).chunks == 0
+    assert estimate_character(settings, USER, "Mia", PLAIN).steps_left == PLAIN.steps
 
 
 def test_another_config_starts_over(settings, character):

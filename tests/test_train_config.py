@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
+from pipeline.train_config import (PRESETS, RECORDED, TrainConfig, TrainingRecord, preset_config,
+                                   preset_for_kind)
 
 
 def test_presets_differ_by_goal():
@@ -80,6 +81,35 @@ def test_training_key_ignores_only_the_length_of_the_run():
     base = TrainConfig()
     assert base.training_key() == dataclasses.replace(base, steps=9, validation_steps=3).training_key()
     assert base.training_key() != dataclasses.replace(base, rank=8).training_key()
+
+
+RECORD = TrainingRecord(base_model="stabilityai/stable-diffusion-xl-base-1.0", resolution=1024,
+                        trigger="ohwx", instance_prompt="a photo of ohwx girl",
+                        validation_prompt="ohwx girl reading a book in a garden",
+                        config=preset_config("person", 6))
+
+
+def test_training_record_is_one_flat_table_that_round_trips():
+    values = json.loads(json.dumps(RECORD.to_dict()))
+    assert list(values)[:len(RECORDED)] == list(RECORDED)  # what it trained on comes first
+    assert values["rank"] == RECORD.config.rank and values["resolution"] == 1024
+    assert not set(RECORDED) & {f.name for f in dataclasses.fields(TrainConfig)}
+    assert TrainingRecord.from_dict(values) == RECORD
+    with pytest.raises(ValueError, match="a JSON object, not list"):
+        TrainingRecord.from_dict([values])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda v: v.pop("base_model"), "training record without base_model"),
+    (lambda v: v.update(lernrate=1), "unknown training setting lernrate"),
+    (lambda v: v.update(resolution="big"), "resolution='big' is invalid"),
+    (lambda v: v.update(trigger=""), "trigger='' is invalid"),
+])
+def test_training_record_is_strict(change, message):
+    values = RECORD.to_dict()
+    change(values)
+    with pytest.raises(ValueError, match=message):
+        TrainingRecord.from_dict(values)
 
 
 def test_preset_for_kind():
