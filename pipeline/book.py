@@ -105,8 +105,9 @@ class Book:
     def page(self, number: int) -> BookPage:
         """Page `number`, counting from 1; a clear error for a page the book doesn't have."""
         if not 1 <= number <= len(self.pages):
-            raise StoreError(f"page {number} does not exist: this book has pages 1 to "
-                             f"{len(self.pages)}")
+            raise StoreError(f"page {number} does not exist: this book has "
+                             + ("only page 1" if len(self.pages) == 1
+                                else f"pages 1 to {len(self.pages)}"))
         return self.pages[number - 1]
 
     def files(self) -> set[str]:

@@ -22,7 +22,7 @@ from typing import Collection, Sequence
 from PIL import Image
 
 from .photos import EXTENSIONS, PhotoReport, review_photos
-from .progress import ProgressFn
+from .progress import ProgressFn, counted
 from .settings import Settings
 from .store import (StoreError, atomic_write_json, inside, locked, read_json, remove_tree,
                     slugify, staged_dir, user_dir)
@@ -298,11 +298,13 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
     most = 2 * settings.max_photos
     if not settings.min_photos <= len(photos) <= most:
         raise ValueError(f"{name}: choose between {settings.min_photos} and {most} photos "
-                         f"(about 8 good ones is best; {len(photos)} were given)")
+                         f"(about 8 good ones is best); you gave {counted(len(photos), 'photo')}")
     review = review_photos(settings, kind, photos, on_progress=on_progress)
     if len(review.crops) < settings.min_photos:
-        lines = [f"{name}: only {len(review.crops)} of {len(photos)} photos can be used and at "
-                 f"least {settings.min_photos} are needed, so nothing was saved. Add more photos:"]
+        needed = "is" if settings.min_photos == 1 else "are"
+        lines = [f"{name}: only {len(review.crops)} of {counted(len(photos), 'photo')} can be "
+                 f"used and at least {settings.min_photos} {needed} needed, so nothing was saved. "
+                 "Add more photos:"]
         lines += [report.describe() for report in review.reports]
         raise NotEnoughPhotos("\n".join(lines), review.reports)
     trigger = choose_trigger(user, name, {c.trigger for c in store.list()})

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from .characters import Character
 from .hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu
 from .models import ModelUnavailableError
-from .progress import Progress, ProgressFn
+from .progress import Progress, ProgressFn, counted
 from .settings import Settings
 from .story import SCENE_LABEL
 
@@ -83,7 +83,7 @@ def draft_story(settings: Settings, premise: str, characters: Sequence[Character
     answer = generate(settings, story_messages(premise, characters, pages),
                       min(MAX_NEW_TOKENS, 64 + TOKENS_PER_PAGE * pages), seed)
     draft = parse_draft(answer, pages, settings)
-    report(Progress(1, 1, "draft", f"{len(draft.pages)} pages"))
+    report(Progress(1, 1, "draft", counted(len(draft.pages), "page")))
     return draft
 
 
@@ -92,7 +92,7 @@ def story_messages(premise: str, characters: Sequence[Character], pages: int) ->
     cast = "\n".join(f"- {c.name}, a {c.kind}" + (f" ({c.description})" if c.description else "")
                      for c in characters) or "- (no named characters)"
     request = (
-        f"Write a picture-book story in exactly {pages} pages.\n"
+        f"Write a picture-book story in exactly {counted(pages, 'page')}.\n"
         f"Premise: {premise}\n"
         f"Characters (use these exact names):\n{cast}\n"
         "Each page has one to three short sentences of story text, and a scene: one sentence "
@@ -117,7 +117,8 @@ def parse_draft(answer: str, pages: int, settings: Settings) -> Draft:
                          f"(it began: {start!r}); try again, or with another seed")
     warnings = []
     if len(found) > pages:
-        warnings.append(f"the model wrote {len(found)} pages; the first {pages} were kept")
+        kept = "the first page was" if pages == 1 else f"the first {pages} were"
+        warnings.append(f"the model wrote {len(found)} pages; {kept} kept")
         found = found[:pages]
     elif len(found) < pages:
         warnings.append(f"the model wrote {len(found)} of the {pages} pages asked for")

@@ -48,3 +48,8 @@ def format_seconds(seconds: float) -> str:
     if minutes < 90:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def counted(count: int, noun: str, plural: str = "") -> str:
+    """"1 photo", "3 photos" (`plural` for nouns that don't just take an s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -39,9 +39,12 @@ def test_a_new_book_is_not_illustrated(book_settings):
     book = store.create("  A   quiet\nday ", "ink", 5, _pages(2))
     assert book.title == "A quiet day" and book.missing == (1, 2)
     assert book.page(1).seed is None and book.page(1).chosen is None and book.cover_image == ""
-    with pytest.raises(StoreError, match="page 3 does not exist"):
+    with pytest.raises(StoreError, match="page 3 does not exist: this book has pages 1 to 2$"):
         book.page(3)
     assert store.thumbnail(book) is None
+    single = store.create("One page", "ink", 5, _pages(1))
+    with pytest.raises(StoreError, match="page 2 does not exist: this book has only page 1$"):
+        single.page(2)
 
 
 def test_candidates_choose_and_cover(illustrated_book):

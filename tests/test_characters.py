@@ -137,8 +137,17 @@ def test_photo_count_limits(settings):
     for too_few in ([], ["/a.jpg", "/b.jpg"]):
         with pytest.raises(ValueError, match="choose between 3 and 40 photos"):
             add_character(settings, "local", "Mia", "girl", "", too_few)
-    with pytest.raises(ValueError, match="41 were given"):
+    with pytest.raises(ValueError, match="you gave 41 photos$"):
         add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"] * 41)
+    with pytest.raises(ValueError, match="you gave 1 photo$"):
+        add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"])
+
+
+def test_a_single_photo_is_counted_in_the_singular(one_photo, tmp_path):
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(NotEnoughPhotos, match="^Mia: only 0 of 1 photo can be used and at least "
+                                              "1 is needed, so nothing was saved"):
+        add_character(one_photo, "local", "Mia", "girl", "", [tmp_path / "notes.jpg"])
 
 
 def test_two_users_never_see_each_other(one_photo, face_photos):

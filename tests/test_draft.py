@@ -92,6 +92,15 @@ def test_too_many_pages_keep_the_first_and_missing_scenes_use_the_text():
     assert result.warnings == ("the model wrote 4 pages; the first 2 were kept",)
 
 
+def test_one_page_asked_for_is_one_page_in_words(story_settings, monkeypatch):
+    monkeypatch.setattr(draft, "generate", lambda *args: json.dumps(GOOD))
+    progress = []
+    result = draft_story(story_settings, "a map", [MIA], 1, on_progress=progress.append)
+    assert result.warnings == ("the model wrote 2 pages; the first page was kept",)
+    assert progress[-1].message == "1 page"
+    assert "exactly 1 page.\n" in story_messages("a map", [MIA], 1)[1]["content"]
+
+
 def test_an_overlong_page_is_kept_with_a_warning():
     small = Settings(max_page_chars=50)
     result = parse_draft(json.dumps([{"text": "x" * 51, "scene": "s"}]), 1, small)

@@ -12,6 +12,7 @@ from pipeline.characters import CharacterStore
 from pipeline.draft import draft_story
 from pipeline.illustrate import (MAX_CANDIDATES, IllustrateConfig, choose_candidate,
                                  illustrate_book, new_book, regenerate_page, set_page_scene)
+from pipeline.progress import counted
 from pipeline.settings import Settings
 from pipeline.store import StoreError
 from pipeline.styles import DEFAULT_STYLE, load_styles
@@ -38,7 +39,7 @@ def illustrate_config(candidates: float, width: float, height: float,
 
 def book_choices(settings: Settings, user: str) -> list[tuple[str, str]]:
     """(label, id) of the user's books, newest first, for a dropdown."""
-    return [(f"{book.title} ({len(book.pages)} pages, {book.created[:10]})", book.id)
+    return [(f"{book.title} ({counted(len(book.pages), 'page')}, {book.created[:10]})", book.id)
             for book in BookStore(settings, user).list()]
 
 
@@ -189,10 +190,12 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                     for n in drawn]
         done = len(drawn)
         if not done:
-            note = f"**{escape_md(book.title)}**: {len(book.pages)} pages, ready to illustrate."
+            note = (f"**{escape_md(book.title)}**: {counted(len(book.pages), 'page')}, ready to "
+                    "illustrate.")
         elif done < len(book.pages):
-            note = (f"**{escape_md(book.title)}**: {done} of {len(book.pages)} pages have a "
-                    "picture. Press **Illustrate all pages** to draw the rest.")
+            note = (f"**{escape_md(book.title)}**: {done} of {len(book.pages)} pages "
+                    f"{'has' if done == 1 else 'have'} a picture. Press **Illustrate all "
+                    "pages** to draw the rest.")
         else:
             note = (f"**{escape_md(book.title)}**: every page has a picture. Read it or download "
                     "the PDF in the **Gallery** tab, or redraw a page below.")

@@ -11,6 +11,7 @@ import gradio as gr
 
 from pipeline import hub
 from pipeline.characters import VALIDATION_IMAGE, Character, CharacterStore
+from pipeline.progress import counted
 from pipeline.settings import Settings
 from pipeline.train import estimate_character, train_character
 from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
@@ -164,8 +165,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         name = escape_md(result["character"])
         loss = "" if result["loss"] is None else f", loss {result['loss']:.4f}"
         if result["done"]:
-            lines = [f"**{name}** is trained ({result['step']} steps{loss}). Use {name} in "
-                     "a story in the **Story** tab."]
+            lines = [f"**{name}** is trained ({counted(result['step'], 'step')}{loss}). Use "
+                     f"{name} in a story in the **Story** tab."]
         else:
             lines = [f"**{name}**: step {result['step']} of {result['total']}{loss}. Press "
                      "the button again to continue."]

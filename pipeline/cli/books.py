@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ..progress import counted
 from ..settings import Settings
 from .core import Result, command
 
@@ -26,9 +27,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> Result:
 
     store = BookStore(settings, args.user)
     done = export_book(store, store.get(args.book_id), args.out, draft=args.draft)
-    lines = [f"Saved {done.path} ({done.pages} pages)."]
+    lines = [f"Saved {done.path} ({counted(done.pages, 'page')})."]
     if done.text_only:
-        lines.append("Draft: no picture yet on page(s) " + ", ".join(map(str, done.text_only)))
+        lines.append(f"Draft: no picture yet on page{'s' if len(done.text_only) > 1 else ''} "
+                     + ", ".join(map(str, done.text_only)))
     if done.dropped:
         lines.append("Left out characters the book font can't print: " + " ".join(done.dropped))
     return Result({**dataclasses.asdict(done), "path": str(done.path)}, "\n".join(lines))

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..progress import counted
 from ..settings import Settings
 from .core import Result, command, progress_bar
 
@@ -44,15 +45,17 @@ def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
                  else Path(args.story).read_text(encoding="utf-8"))
         book = new_book(settings, args.user, args.title, story, args.style or DEFAULT_STYLE,
                         args.seed)
-    print(f"book {book.id}: {len(book.missing)} of {len(book.pages)} pages to illustrate; "
-          f"if interrupted, continue with: python -m pipeline illustrate --book {book.id}",
+    print(f"book {book.id}: {len(book.missing)} of {counted(len(book.pages), 'page')} to "
+          "illustrate; if interrupted, continue with: "
+          f"python -m pipeline illustrate --book {book.id}",
           file=sys.stderr)
     with progress_bar(book.title) as show:
         book = illustrate_book(settings, args.user, book.id, config, token=token_from_env(),
                                on_progress=show)
     folder = BookStore(settings, args.user).folder(book.id)
-    return Result(book.to_json(), f"Illustrated {book.title!r}: {len(book.pages)} pages, "
-                                  f"book id {book.id} (pictures in {folder})")
+    return Result(book.to_json(), f"Illustrated {book.title!r}: "
+                                  f"{counted(len(book.pages), 'page')}, book id {book.id} "
+                                  f"(pictures in {folder})")
 
 
 def _illustrate_page(args: argparse.Namespace, settings: Settings) -> Result:

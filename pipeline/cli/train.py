@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..progress import counted
 from ..settings import Settings
 from .core import Result, command, is_main_process, progress_bar
 
@@ -43,7 +44,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> Result:
         return Result(data, f"{character.name}: {estimate.describe()}")
     main_process = is_main_process()
     if main_process and not args.json:
-        print(f"Training {character.name} ({config.preset} preset, {config.steps} steps): "
+        print(f"Training {character.name} ({config.preset} preset, "
+              f"{counted(config.steps, 'step')}): "
               f"{estimate.describe()}", file=sys.stderr)
     with progress_bar(f"training {character.name}") as show:
         result = train_character(settings, args.user, character.name, config,
@@ -53,7 +55,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> Result:
     data.update(dataclasses.asdict(result), validation_image=str(result.validation_image))
     loss = "" if result.loss is None else f", loss {result.loss:.4f}"
     if result.done:
-        text = (f"{character.name}'s adapter is ready after {result.step} steps{loss}: "
+        text = (f"{character.name}'s adapter is ready after {counted(result.step, 'step')}{loss}: "
                 f"{result.adapter_dir} (see {result.validation_image.name})")
     else:
         text = (f"{character.name}: step {result.step} of {result.total}{loss}; "
