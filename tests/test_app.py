@@ -223,8 +223,12 @@ def test_errors_arrive_as_messages(alice_book, tmp_path, face_photos):
         api.predict("feedfacefeedface", api_name="/get_book")
     with pytest.raises(AppError, match="more training settings: not valid JSON"):
         api.predict("Mia", "person", 4, "{rank: 4}", api_name="/estimate_training")
-    with pytest.raises(AppError, match="crayon is not in the list of choices: \\['watercolor'"):
+    books = api.predict(api_name="/list_books")
+    with pytest.raises(AppError) as refused:
         api.predict("T", "Mia.", "crayon", -1, api_name="/new_book")
+    assert str(refused.value) == ("unknown style 'crayon'; choose one of: watercolor, pastel, "
+                                  "cartoon, pencil, 3d, papercut")
+    assert api.predict(api_name="/list_books") == books
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
 
 

@@ -239,7 +239,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         with gr.Row():
             title = gr.Textbox(label="Title", placeholder="Mia's Day at the Sea", scale=3)
             style = gr.Dropdown([(s.label, name) for name, s in styles.items()],
-                                value=DEFAULT_STYLE, label="Art style", scale=1)
+                                value=DEFAULT_STYLE, label="Art style", scale=1,
+                                allow_custom_value=True)  # the engine names the styles
         story = gr.Textbox(label="Story", lines=9, placeholder=EXAMPLE)
         with gr.Accordion("Draft it for me", open=False):
             premise = gr.Textbox(label="What is the story about?",

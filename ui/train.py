@@ -106,7 +106,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
 
         Args:
             name: the character's name
-            preset: the goal: person, pet or object ("" chooses from the character's kind)
+            preset: the goal: person, pet or object (the choices of the form)
             steps: training steps in all (0: the goal's default, scaled by the photos)
             options: more training settings as a JSON object, e.g. {"rank": 16}
         """
