@@ -7,11 +7,12 @@ hardware has measured anything, KNOWN_STEP_SECONDS gives rough per-GPU figures.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 from .hardware import Hardware, detect
-from .progress import format_seconds
+from .progress import counted, format_seconds
 from .settings import Settings
 from .store import StoreError, atomic_write_json, read_json
 from .train_config import TrainConfig
@@ -20,15 +21,31 @@ STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024
 SAFETY = 1.2  # margin on ZeroGPU call durations: a call that runs over loses its chunk
 CALL_OVERHEAD_SECONDS = 10  # per GPU call: caching latents, the first slow step, saving
-FORWARD_SHARE = 1 / 3  # an inference forward pass costs about a third of a training step
+# An inference forward pass (one half of a guided step) as a share of a training step's time per
+# sample. diffusers' tutorials/fast_diffusion.md draws SDXL at 1024 px in 30 steps in 3.31 s on
+# an A100 (bf16, SDPA, text encoding and decoding included): 0.11 s a guided step, so about 0.14
+# of the A100 training figure below per forward pass. 1/6 keeps a margin, since an image call
+# that runs over its ZeroGPU duration loses its image.
+FORWARD_SHARE = 1 / 6
+# A free Hugging Face account's ZeroGPU time a day. The docs' table (huggingface.co/docs/hub/
+# spaces-zerogpu, "Usage Tiers") said 3.5 min (PRO 25 min); the 2026 page gives PRO 8 times a
+# free account's quota and PRO users report 40 min, which makes about 5 min (shared/DESIGN.md).
+ZEROGPU_FREE_DAILY_SECONDS = 5 * 60
 
-# ROUGH ESTIMATES, NOT MEASUREMENTS: seconds per SDXL LoRA training step at 1024x1024, batch 1,
-# bf16, no gradient checkpointing. Orders of magnitude taken from public reports of diffusers and
-# kohya SDXL LoRA training speeds (and, for ZeroGPU's half RTX Pro 6000, interpolated from
-# them); used only until this hardware has measured its own step time. Matched by substring of
-# the GPU name, first match wins (so "L40S" comes before "L4").
+# ROUGH ESTIMATES, NOT MEASUREMENTS: seconds per sample of an SDXL LoRA training step at
+# 1024x1024, bf16, no gradient checkpointing, used only until this hardware has measured its own
+# step time. Orders of magnitude from public reports of diffusers and kohya SDXL LoRA training
+# speeds; the two we could check are both above what was reported, so the figures err on the
+# slow side: LoRA Ease's cost calculator (huggingface.co/spaces/multimodalart/lora-ease, app.py)
+# counts 2.0 s a step on an A10G at batch 2 with gradient checkpointing and pivotal tuning
+# (1.0 s a sample, about 0.75 without checkpointing), and diffusers PR #4470 reports 500 steps
+# of 4 accumulated samples, with checkpointing and 8-bit Adam, in about 1.5 h on a free Colab T4
+# (2.7 s a sample, about 2.1 without). ZeroGPU's default workload is half an RTX PRO 6000
+# Blackwell (48 GB: a MIG 2g.48gb instance with half the card's SMs and memory bandwidth, per
+# NVIDIA's MIG user guide), so it takes twice the full card's time. Matched by substring of the
+# GPU name, first match wins (so "L40S" comes before "L4").
 KNOWN_STEP_SECONDS = (
-    ("H200", 0.18), ("H100", 0.2), ("B200", 0.12), ("ZeroGPU", 0.3), ("RTX PRO 6000", 0.25),
+    ("H200", 0.18), ("H100", 0.2), ("B200", 0.12), ("ZeroGPU", 0.5), ("RTX PRO 6000", 0.25),
     ("A100", 0.4), ("L40S", 0.45), ("4090", 0.45), ("A6000", 0.6), ("A10G", 1.0),
     ("L4", 1.3), ("T4", 3.0),
 )
@@ -48,22 +65,31 @@ class Estimate:
     class_images_to_make: int
     source: str  # "measured" on this hardware, "table" (rough published figure) or "unknown"
     hardware: str
+    free_days: Optional[int] = None  # on ZeroGPU: days of a free account's GPU time it needs
 
     def describe(self) -> str:
-        """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100)" and the like."""
+        """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100)" and the like; on
+        ZeroGPU it also says plainly when that is more than a free account gets in a day."""
         if not self.steps_left and not self.class_images_to_make:
             return "nothing left to train"
-        work = f"{self.steps_left} steps"
+        work = counted(self.steps_left, "step")
         if self.class_images_to_make:
-            work += f" and {self.class_images_to_make} class images"
+            work += f" and {counted(self.class_images_to_make, 'class image')}"
         if self.seconds is None:
             return (f"{work}; no time estimate yet on {self.hardware}: "
                     "it is measured during the first steps")
         where = {"measured": f"measured on {self.hardware}",
                  "table": f"rough figure for {self.hardware}, refined after the first chunk"}
         processor = "CPU" if self.hardware == "CPU" else "GPU"
-        return (f"about {format_seconds(self.seconds)} of {processor} time for {work} "
+        text = (f"about {format_seconds(self.seconds)} of {processor} time for {work} "
                 f"({where[self.source]})")
+        if self.free_days and self.free_days > 1:
+            text += (f". That is more than the {format_seconds(ZEROGPU_FREE_DAILY_SECONDS)} a day "
+                     f"a free Hugging Face account gets on ZeroGPU, so with one it takes at least "
+                     f"{counted(self.free_days, 'day')}: when the day's GPU time runs out, training "
+                     "stops at its last checkpoint; start it again the next day and it goes on "
+                     "from there (PRO accounts get several times more GPU time a day)")
+        return text
 
 
 def samples_per_step(config: TrainConfig) -> int:
@@ -100,7 +126,7 @@ def step_seconds(settings: Settings, hardware: Hardware,
 def image_seconds(settings: Settings, hardware: Hardware, config: TrainConfig,
                   inference_steps: int) -> Optional[float]:
     """Seconds to draw one image with classifier-free guidance (two forward passes a step),
-    from the step time of this config: a forward pass is about a third of a training step."""
+    from the step time of this config: a forward pass takes FORWARD_SHARE of a step per sample."""
     per_step, _ = step_seconds(settings, hardware, config)
     if per_step is None:
         return None
@@ -121,8 +147,12 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     if per_step is not None and per_image is not None:
         seconds = (steps_left * per_step
                    + per_image * (class_images_missing * INFERENCE_STEPS + config.validation_steps))
+    free_days = None
+    if hardware.kind == "zerogpu" and seconds is not None:
+        free_days = math.ceil(seconds / ZEROGPU_FREE_DAILY_SECONDS)
     return Estimate(seconds=seconds, steps_left=steps_left, seconds_per_step=per_step,
-                    class_images_to_make=class_images_missing, source=source, hardware=hardware.name)
+                    class_images_to_make=class_images_missing, source=source,
+                    hardware=hardware.name, free_days=free_days)
 
 
 def _key(settings: Settings, hardware: Hardware, config: TrainConfig) -> str:

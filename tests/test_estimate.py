@@ -1,17 +1,20 @@
 import dataclasses
+import math
 
 import pytest
 
-from pipeline.estimate import (KNOWN_STEP_SECONDS, STEP_TIMES_FILE, estimate_training,
-                               image_seconds, record_step_time, samples_per_step, step_seconds)
+from pipeline.estimate import (FORWARD_SHARE, KNOWN_STEP_SECONDS, STEP_TIMES_FILE,
+                               ZEROGPU_FREE_DAILY_SECONDS, estimate_training, image_seconds,
+                               record_step_time, samples_per_step, step_seconds)
 from pipeline.hardware import Hardware
 from pipeline.settings import Settings
-from pipeline.train_config import TrainConfig
+from pipeline.train_config import TrainConfig, preset_config
 
 CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 H100 = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA H100 80GB HBM3")
 L4 = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA L4")
 L40S = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA L40S")
+ZEROGPU = Hardware(kind="zerogpu", device="cuda", dtype="bfloat16", name="ZeroGPU")
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def test_estimate_adds_steps_class_images_and_validation(big):
     config = TrainConfig(steps=600, prior_preservation=True, validation_steps=25)
     record_step_time(big, H100, config, 0.6)
     per_step = 0.6
-    per_image_step = 2 * (per_step / samples_per_step(config)) / 3
+    per_image_step = 2 * FORWARD_SHARE * per_step / samples_per_step(config)
     estimate = estimate_training(big, config, steps_done=100, class_images_missing=4, hardware=H100)
     assert estimate.steps_left == 500 and estimate.class_images_to_make == 4
     assert estimate.seconds_per_step == pytest.approx(per_step)
@@ -68,7 +71,28 @@ def test_image_seconds_need_a_step_time(big):
     config = TrainConfig(prior_preservation=True)
     assert image_seconds(big, CPU, config, 25) is None
     per_sample = dict(KNOWN_STEP_SECONDS)["H100"]  # the table is per sample; prior doubles steps
-    assert image_seconds(big, H100, config, 30) == pytest.approx(30 * 2 * per_sample / 3)
+    assert image_seconds(big, H100, config, 30) == pytest.approx(30 * 2 * FORWARD_SHARE * per_sample)
+
+
+def test_zerogpu_says_plainly_when_a_free_account_needs_several_days(big):
+    person = preset_config("person", 8)
+    estimate = estimate_training(big, person, class_images_missing=24, hardware=ZEROGPU)
+    days = math.ceil(estimate.seconds / ZEROGPU_FREE_DAILY_SECONDS)
+    assert estimate.free_days == days > 1
+    text = estimate.describe()
+    assert "640 steps and 24 class images (rough figure for ZeroGPU" in text
+    assert "more than the 5 min a day a free Hugging Face account gets on ZeroGPU" in text
+    assert f"at least {days} days" in text and "goes on from there" in text
+    last_steps = estimate_training(big, person, steps_done=620, hardware=ZEROGPU)
+    assert last_steps.free_days == 1 and "a day" not in last_steps.describe()
+    elsewhere = estimate_training(big, person, class_images_missing=24, hardware=L4)
+    assert elsewhere.free_days is None and "a day" not in elsewhere.describe()
+
+
+def test_counts_in_words(big):
+    text = estimate_training(big, TrainConfig(steps=1), class_images_missing=1,
+                             hardware=H100).describe()
+    assert "for 1 step and 1 class image (" in text
 
 
 def test_finished_run_needs_nothing(big):
