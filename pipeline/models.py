@@ -28,8 +28,8 @@ _pipeline_lock = threading.RLock()  # turns at using or changing a cached pipeli
 
 
 def _fresh_locks_after_fork() -> None:
-    """A ZeroGPU call runs in a forked worker: a lock some other parent thread held at the fork
-    would stay locked there forever (that thread isn't in the child), so the worker gets new ones."""
+    """A ZeroGPU call runs in a forked worker: a lock some other parent thread held at the
+    fork would stay locked there forever (that thread isn't in the child), so it gets new ones."""
     global _cache_lock, _pipeline_lock
     _cache_lock = threading.Lock()
     _pipeline_lock = threading.RLock()

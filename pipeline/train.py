@@ -269,13 +269,15 @@ def _prompts(character: Character, config: TrainConfig) -> list[str]:
 
 
 @contextlib.contextmanager
-def _training_pipeline(settings: Settings, hardware: Hardware, config: TrainConfig) -> Iterator[Any]:
+def _training_pipeline(settings: Settings, hardware: Hardware,
+                       config: TrainConfig) -> Iterator[Any]:
     """The shared pipeline, held (models.pipeline_lock) for the whole chunk so that illustration
     in another thread waits rather than draw with half-trained layers; or a fresh pipeline of
     this chunk's own, whose frozen UNet is quantized (CUDA only), which needs no lock."""
     if config.quantize == "none":
+        pipe = load_pipeline(settings, hardware)
         with pipeline_lock():
-            yield load_pipeline(settings, hardware)
+            yield pipe
         return
     if not hardware.has_gpu:
         raise TrainingError(f"quantize={config.quantize!r} needs a CUDA GPU: bitsandbytes can't "
