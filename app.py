@@ -6,6 +6,7 @@ Face on a Space, and a public API with the same functions (see the README for gr
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
+from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -56,8 +57,10 @@ def build_ui(settings: Settings) -> gr.Blocks:
                          "private repos in your own account.")
         hardware = detect(settings)
         if not hardware.has_gpu:
+            model = settings.base_model  # a Hub id, or a folder shown by its name only
+            model = Path(model).name if Path(model).is_dir() else model
             notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
-                         f"model {escape_md(settings.base_model)}; real SDXL training and "
+                         f"model {escape_md(model)}; real SDXL training and "
                          "pictures need a GPU (a ZeroGPU or GPU Space, or your own GPU).")
         elif on_zerogpu():
             notes.append("Running on ZeroGPU: training goes on in slices of GPU time, one "
