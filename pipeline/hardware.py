@@ -16,8 +16,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 Duration = Union[int, float, Callable[..., float]]
 
 # The longest slice asked of ZeroGPU in one call: long enough for a useful chunk of training,
-# short enough to be scheduled quickly (free users have a few GPU-minutes a day).
-ZEROGPU_CALL_SECONDS = 120
+# short enough to be scheduled quickly. ZeroGPU refuses a call whose requested duration exceeds
+# the day's remaining quota, and `spaces` scales that request by its card's duration_factor
+# (1.5 on the RTX PRO 6000, spaces/zero/configs.json): 100 s calls (150 s asked) fit a free
+# account's 5 minutes twice, where 120 s calls (180 s asked) would fit only once.
+ZEROGPU_CALL_SECONDS = 100
 
 
 @dataclass(frozen=True)

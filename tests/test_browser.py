@@ -154,10 +154,10 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     page.get_by_role("img", name="Page 2").click()
     expect(page.get_by_text("Page 2's pictures: click one to put it in the book")).to_be_visible()
     page.get_by_role("button", name="Redraw this page").click()
-    expect(page.get_by_role("img", name=re.compile(r"^2: seed \d+ \(in the book\)$"))) \
+    expect(page.get_by_role("img", name=re.compile(r"^Picture 2 \(in the book\)$"))) \
         .to_be_visible(timeout=SLOW)
-    page.get_by_role("img", name=re.compile(r"^1: seed \d+$")).click()
-    expect(page.get_by_role("img", name=re.compile(r"^1: seed \d+ \(in the book\)$"))) \
+    page.get_by_role("img", name=re.compile(r"^Picture 1$")).click()
+    expect(page.get_by_role("img", name=re.compile(r"^Picture 1 \(in the book\)$"))) \
         .to_be_visible()
     shoot(page, "3-story-redraw")
 

@@ -208,7 +208,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def page_candidates(store: BookStore, book: Book, number: int):
         page = book.page(number)
         shown = [(picture(store.image_path(book, c.file)),
-                  f"{i}: seed {c.seed}" + (" (in the book)" if c.file == page.image else ""))
+                  f"Picture {i}" + (" (in the book)" if c.file == page.image else ""))
                  for i, c in enumerate(page.candidates, start=1)]
         return gr.update(value=shown, visible=bool(shown),
                          label=f"Page {number}'s pictures: click one to put it in the book")
