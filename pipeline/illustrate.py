@@ -9,7 +9,9 @@ and drawing hold `models.pipeline_lock()`, so a page waits for a training chunk 
 shared pipeline in another thread; while a book holds adapters, training in this process refuses
 to start (models.PipelineInUseError), since it needs the base model alone.
 
-On ZeroGPU each page is one `gpu()` call (`render`) with a duration estimate.
+On ZeroGPU each page is one `gpu()` call (`render`) with a duration estimate, and adapters are
+loaded inside that call: the main process only emulates CUDA there, and whatever a forked
+worker changes is gone when it returns.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from PIL import Image
 
 from .book import Book, BookStore
 from .characters import ADAPTER_WEIGHTS, Character, CharacterStore
-from .hardware import ZEROGPU_CALL_SECONDS, gpu
+from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
 from .hub import ensure_local_adapter
 from .models import load_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
@@ -134,7 +136,7 @@ def illustrate_book(settings: Settings, user: str, book_id: str,
     report(Progress(0, len(todo), "page", "loading the model and the characters' adapters"))
     pipe = load_pipeline(settings)
     started = time.monotonic()
-    with adapters_loaded(pipe, adapters.values()):
+    with _for_the_book(pipe, adapters.values()):
         for done, number in enumerate(todo, start=1):
             page = book.page(number)
             seeds = _seeds(page_seed(book.seed, number), config.candidates)
@@ -164,7 +166,7 @@ def regenerate_page(settings: Settings, user: str, book_id: str, page_number: in
     first = page_seed(book.seed, page_number) + len(page.candidates) if seed is None \
         else _check_seed(seed)
     adapters = _adapters(settings, user, page.characters, config.adapter_weight, token)
-    with adapters_loaded(load_pipeline(settings), adapters.values()):
+    with _for_the_book(load_pipeline(settings), adapters.values()):
         return _draw(settings, store, book_id, page_number, page.scene, page.characters,
                      _seeds(first, config.candidates), get_style(book.style), config, adapters)
 
@@ -268,6 +270,12 @@ def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
                     pipe.unload_lora_weights()
                     for component in pipe.components.values():  # unloading leaves this behind
                         getattr(component, "__dict__", {}).pop("_hf_peft_config_loaded", None)
+
+
+def _for_the_book(pipe, adapters: Iterable[AdapterRef]):
+    """Adapters held for a whole book in this process; none on ZeroGPU, where each `render`
+    call loads its page's adapters in its own worker."""
+    return contextlib.nullcontext() if on_zerogpu() else adapters_loaded(pipe, adapters)
 
 
 def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:

@@ -388,3 +388,18 @@ def _fail_second(real):
         return real(settings, job)
 
     return render_
+
+
+def test_on_zerogpu_each_page_loads_its_adapters_in_its_own_call(settings, cast, monkeypatch):
+    book = new_book(settings, "alice", "Beach day", STORY, seed=5)
+    expected = illustrate_book(settings, "alice", book.id, TINY)
+    pipe = models.load_pipeline(settings)
+    monkeypatch.setattr(illustrate, "on_zerogpu", lambda: True)
+    loaded_between_pages = []
+    again = new_book(settings, "alice", "Beach day", STORY, seed=5)
+    illustrate_book(settings, "alice", again.id, TINY,
+                    on_progress=lambda p: loaded_between_pages.append(_lora_state(pipe)["layers"]))
+    assert set(loaded_between_pages) == {0}  # nothing held in the main process
+    for number in range(1, 5):
+        assert np.array_equal(_page_pixels(settings, BookStore(settings, "alice").get(again.id),
+                                           number), _page_pixels(settings, expected, number))
