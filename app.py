@@ -87,7 +87,13 @@ SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    from pipeline.models import load_pipeline
+    from pipeline.draft import load_story_model
+    from pipeline.models import ModelUnavailableError, load_pipeline
 
     load_pipeline(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call, as it requires
+    if on_zerogpu():  # a GPU call's worker forgets what it loads: load the story model here once
+        try:
+            load_story_model(SETTINGS)
+        except ModelUnavailableError as err:
+            print(f"Story drafting is unavailable: {err}")
     demo.launch(**launch_options())
