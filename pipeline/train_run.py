@@ -36,6 +36,12 @@ def make_accelerator(hardware: Hardware):
     """The Accelerator for this hardware's dtype (accelerate allows one mixed precision per process)."""
     from accelerate import Accelerator
 
+    if hardware.dtype == "float16" and hardware.device == "cpu":
+        # accelerate turns fp16 autocast and loss scaling off on the CPU, and the float16 UNet
+        # then fails on the float32 LoRA layers' inputs with a bare dtype error.
+        raise TrainingError("training in float16 needs a CUDA GPU (fp16 autocast and loss "
+                            "scaling are GPU-only); on the CPU set TALEWEAVER_DTYPE=float32 "
+                            "or bfloat16")
     precision = PRECISION[hardware.dtype]
     try:
         return Accelerator(mixed_precision=precision, cpu=hardware.device == "cpu")

@@ -119,3 +119,8 @@ def test_one_precision_per_process():
     assert make_accelerator(CPU).mixed_precision == "no"
     with pytest.raises(TrainingError, match="needs a new process"):
         make_accelerator(Hardware(kind="cpu", device="cpu", dtype="bfloat16", name="CPU"))
+
+
+def test_float16_on_the_cpu_is_a_clear_error():
+    with pytest.raises(TrainingError, match="float16 needs a CUDA GPU.*TALEWEAVER_DTYPE=float32"):
+        make_accelerator(Hardware(kind="cpu", device="cpu", dtype="float16", name="CPU"))
