@@ -153,7 +153,9 @@ class TrainingRun:
             return
         import torch
 
-        grads = [p.grad for p in self.params]
+        # The same parameters lack a gradient in every process: SDXL reads the first text
+        # encoder's penultimate layer, so LoRA on its last layer never gets one.
+        grads = [p.grad for p in self.params if p.grad is not None]
         flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
         for grad, part in zip(grads, flat.split([g.numel() for g in grads])):
             grad.copy_(part.view_as(grad))

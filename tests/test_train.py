@@ -356,15 +356,20 @@ def test_mixed_precision_trains_float32_lora_on_a_bfloat16_model(settings, chara
 
 
 def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, reference):
+    full = ["--steps", "24", "--rank", "4", "--train-text-encoder", "--set", "alpha=8",
+            "--set", "warmup_steps=5", "--set", "class_images=2", "--set", "offset_noise=0.05",
+            "--set", "validation_steps=2"]  # FULL: text encoders (some LoRA gets no gradient), prior
     command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
                "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pipeline",
-               "train", "Mia", "--steps", "20", *CLI_OPTIONS]
+               "train", "Mia", *full]
     done = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=240,
                           cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "adapter is ready after 20 steps" in done.stdout
+    assert "adapter is ready after 24 steps" in done.stdout
+    class_images = settings.data_dir / "users" / USER / "class_images" / "girl"
+    assert sorted(p.name for p in class_images.iterdir()) == ["000.png", "001.png"]
     weights, _ = adapter_files(settings)
-    single, _ = reference[PLAIN]
+    single, _ = reference[FULL]
     # Two processes average gradients over different batches: not the one-process result
     # (two unconnected processes would each have written exactly that).
     assert weights.keys() == single.keys()
