@@ -299,6 +299,8 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
     try:
         state = load_checkpoint(folder)
     except CorruptCheckpoint as err:
+        if not run.accelerator.is_main_process:
+            return 0, ""  # under accelerate launch the main process moves it and warns
         aside = set_aside(folder)
         return 0, f"{err}; it was moved to {aside.name} and training started over"
     if state is None:

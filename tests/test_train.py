@@ -237,6 +237,33 @@ def test_corrupt_checkpoint_starts_over_and_is_kept_aside(settings, character, r
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
 
 
+class OtherProcess:
+    """An Accelerator as a process other than the main one of `accelerate launch` sees it."""
+
+    is_main_process = False
+
+    def __init__(self, accelerator):
+        self._accelerator = accelerator
+
+    def __getattr__(self, name):
+        return getattr(self._accelerator, name)
+
+
+def test_only_the_main_process_sets_a_corrupt_checkpoint_aside(settings, character, monkeypatch):
+    train_chunk(settings, USER, "Mia", PLAIN, 4)
+    state = checkpoint_dir(settings) / STATE_FILE
+    state.write_bytes(b"\x00garbage")
+    with monkeypatch.context() as patch:
+        make = train.make_accelerator
+        patch.setattr(train, "make_accelerator", lambda hardware: OtherProcess(make(hardware)))
+        result = train_chunk(settings, USER, "Mia", PLAIN, 2)
+    assert (result.step, result.warning) == (2, "")
+    assert state.read_bytes() == b"\x00garbage"  # left for the main process, which warns
+    result = train_chunk(settings, USER, "Mia", PLAIN, 2)
+    assert result.step == 2 and "started over" in result.warning
+    assert len(list(state.parent.glob(f"{STATE_FILE}.corrupt-*"))) == 1
+
+
 def test_estimate_before_and_during_training(settings, character):
     before = estimate_character(settings, USER, "Mia", FULL)
     assert (before.steps_left, before.class_images_to_make) == (24, 2)
