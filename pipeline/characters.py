@@ -239,12 +239,14 @@ def trigger_tokens() -> tuple[str, ...]:
 def choose_trigger(user: str, name: str, taken: Collection[str]) -> str:
     """A trigger token for a new character: rare, short, not a word, and unique for this user.
 
-    Candidates come from assets/trigger_tokens.txt: strings of 3-6 letters that CLIP's tokenizer
-    (the same for both SDXL text encoders) keeps as one token from the rarer part of its
-    vocabulary, that are not words in English or eight other languages, not fragments of
-    common words and contain none, so the adapter learns the character into a token with
-    little meaning of its own. The choice is deterministic: it starts at a position given by
-    a hash of (user, name) and skips the tokens this user's other characters already have.
+    Candidates come from assets/trigger_tokens.txt (made by assets/make_trigger_tokens.py):
+    strings of 3-6 letters that CLIP's tokenizer (the same for both SDXL text encoders) keeps
+    as one token from the rarer part of its vocabulary, that are in no word list of 27
+    Latin-script languages, are not fragments of common words and contain none, and are no
+    ranked first name or surname; a few more were left out by eye. So the adapter learns the
+    character into a token with little meaning of its own, and a story's words never match
+    it. The choice is deterministic: it starts at a position given by a hash of (user, name)
+    and skips the tokens this user's other characters already have.
     """
     tokens = trigger_tokens()
     start = int.from_bytes(hashlib.sha256(f"{user}\n{name.casefold()}".encode()).digest()[:8], "big")
