@@ -301,8 +301,10 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
     except CorruptCheckpoint as err:
         if not run.accelerator.is_main_process:
             return 0, ""  # under accelerate launch the main process moves it and warns
+        log.warning("%s", err)  # the details (path, torch's error) for whoever runs the server
         aside = set_aside(folder)
-        return 0, f"{err}; it was moved to {aside.name} and training started over"
+        return 0, (f"the saved training progress couldn't be read (a damaged checkpoint, kept "
+                   f"aside as {aside.name}), so training started over")
     if state is None:
         return 0, ""
     if state.key != key or state.step > config.steps:
