@@ -15,10 +15,11 @@ CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 PROMPTS = ["a photo of ohwx girl", "a photo of a girl"]
 
 
-def _run(settings, config, class_images=()):
+def _run(settings, config, class_images=(), accelerator=None):
     pipe = models.load_pipeline(settings, CPU)
-    return open_run(pipe, make_accelerator(CPU), CPU, config, make_crops(3, 64, seed=1),
-                    list(class_images), PROMPTS[:2 if class_images else 1], 64)
+    return open_run(pipe, accelerator or make_accelerator(CPU), CPU, config,
+                    make_crops(3, 64, seed=1), list(class_images),
+                    PROMPTS[:2 if class_images else 1], 64)
 
 
 def test_loss_on_a_fixed_batch_goes_down(settings):
@@ -75,6 +76,36 @@ def test_eight_bit_adamw_trains_and_resumes_exactly_on_the_cpu(settings):
         run.restore(state)
         for step in range(2, 4):
             run.step(step)
+        assert all(torch.equal(whole[k], v) for k, v in lora_state_dict(run.modules).items())
+
+
+def loss_scaling_accelerator():
+    """The CPU Accelerator with a GradScaler, as accelerate has one for fp16 on CUDA (none on the
+    CPU): backward scales the loss, the optimizer unscales, checks for overflow and grows the
+    scale. It starts so low that the scaled gradients lose precision (float32 denormals), so
+    the steps depend on the scale, which doubles every step."""
+    accelerator = make_accelerator(CPU)
+    accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** -120, growth_interval=1)
+    return accelerator
+
+
+def test_fp16_loss_scaling_state_resumes_exactly(settings):
+    # Clipping is off: accelerate unscales before clipping only when it runs fp16 itself.
+    config = TrainConfig(rank=4, warmup_steps=0, prior_preservation=False, max_grad_norm=0)
+    with _run(settings, config, accelerator=loss_scaling_accelerator()) as run:
+        for step in range(6):
+            run.step(step)
+        whole, scaler = lora_state_dict(run.modules), run.accelerator.scaler.state_dict()
+    assert scaler["scale"] == 2.0 ** -114
+    with _run(settings, config, accelerator=loss_scaling_accelerator()) as run:
+        for step in range(3):
+            run.step(step)
+        state = run.state(3, key={})
+    with _run(settings, config, accelerator=loss_scaling_accelerator()) as run:
+        run.restore(state)
+        for step in range(3, 6):
+            run.step(step)
+        assert run.accelerator.scaler.state_dict() == scaler
         assert all(torch.equal(whole[k], v) for k, v in lora_state_dict(run.modules).items())
 
 
