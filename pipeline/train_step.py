@@ -25,6 +25,11 @@ class NoiseSchedule:
     def from_pipeline(cls, pipe) -> "NoiseSchedule":
         from diffusers import DDPMScheduler
 
+        if "beta_schedule" not in pipe.scheduler.config:
+            # DDPMScheduler would quietly fill in a linear schedule the model never saw.
+            raise ValueError(f"the base model's {type(pipe.scheduler).__name__} has no beta "
+                             "schedule (an EDM model such as Playground v2.5?); training "
+                             "supports DDPM-style models like SDXL base")
         scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         alphas, device = scheduler.alphas_cumprod.double(), pipe.unet.device
         prediction = scheduler.config.prediction_type

@@ -36,6 +36,16 @@ def test_schedule_matches_the_base_models_scheduler(settings, schedule):
     torch.testing.assert_close(schedule.snr(t), (alphas / (1 - alphas))[t].float(), rtol=1e-5, atol=0)
 
 
+def test_a_scheduler_without_betas_is_refused():
+    from types import SimpleNamespace
+
+    from diffusers import EDMEulerScheduler
+
+    edm = SimpleNamespace(scheduler=EDMEulerScheduler(), unet=SimpleNamespace(device="cpu"))
+    with pytest.raises(ValueError, match="EDMEulerScheduler has no beta schedule"):
+        NoiseSchedule.from_pipeline(edm)
+
+
 def test_step_generator_depends_only_on_seed_step_and_process():
     def draw(*args):
         return torch.rand(4, generator=step_generator(*args))
