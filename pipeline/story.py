@@ -100,9 +100,8 @@ def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ..
     Whole words only, any case, possessives included ("Mia's", "James'"), unicode names
     ("Zoë", "D'Arcy") included; "Ann" does not match inside "Anna".
     """
-    found: dict[str, None] = {}
-    for match in _names_pattern(characters, with_triggers=True).finditer(_nfc(text)):
-        found[_lookup(match, characters, with_triggers=True).name] = None
+    pattern, by_group = _names_pattern(characters, with_triggers=True)
+    found = {_who(match, by_group).name: None for match in pattern.finditer(_nfc(text))}
     return tuple(found)
 
 
@@ -112,9 +111,10 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
     The first mention also carries the character's look description in parentheses.
     """
     described: set[str] = set()
+    pattern, by_group = _names_pattern(characters, with_triggers=False)
 
     def substitute(match: re.Match) -> str:
-        character = _lookup(match, characters, with_triggers=False)
+        character = _who(match, by_group)
         possessive = match.group("possessive") or ""
         words = character.token_phrase + possessive
         if character.description and character.name not in described:
@@ -122,7 +122,7 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
             words += f" ({character.description})"
         return words
 
-    return _names_pattern(characters, with_triggers=False).sub(substitute, _nfc(text))
+    return pattern.sub(substitute, _nfc(text))
 
 
 def clean_text(text: str) -> str:
@@ -160,27 +160,30 @@ def _words(character: Character, with_triggers: bool) -> list[str]:
     return words
 
 
-def _names_pattern(characters: Sequence[Character], with_triggers: bool) -> re.Pattern:
-    """One regex for every name, longest first, so "Mia Rose" wins over "Mia"."""
-    words = sorted({w for c in characters for w in _words(c, with_triggers)}, key=len,
-                   reverse=True)
-    if not words:
-        return re.compile(r"(?!)(?P<possessive>)")
+def _names_pattern(characters: Sequence[Character],
+                   with_triggers: bool) -> tuple[re.Pattern, dict[str, Character]]:
+    """One regex for every name, longest first, so "Mia Rose" wins over "Mia"; each name is a
+    named group, and the dict gives the character of each group (see `_who`).
+
+    The group, not the matched text, says who it is: a case-insensitive match may differ from
+    the name in ways casefold() doesn't undo (Turkish "İ" and "ı" match "i").
+    """
+    words = sorted(((w, c) for c in characters for w in _words(c, with_triggers)),
+                   key=lambda pair: len(pair[0]), reverse=True)
     quote = f"[{_APOSTROPHES}]"
-    names = "|".join(r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
-                                  for part in word.split()) for word in words)
+    by_group = {f"name{i}": character for i, (_, character) in enumerate(words)}
+    names = "|".join(
+        f"(?P<name{i}>" + r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
+                                      for part in word.split()) + ")"
+        for i, (word, _) in enumerate(words)) or "(?!)"
     joiner = f"[-{_APOSTROPHES}]"  # inside a name: "D'Arcy", "Ann-Marie"
     # Not inside a word or name; an optional possessive; then no more word.
-    return re.compile(rf"(?<!\w)(?<!\w{joiner})(?:{names})(?P<possessive>{quote}s)?"
-                      rf"(?!\w)(?!{joiner}\w)", re.IGNORECASE)
+    pattern = re.compile(rf"(?<!\w)(?<!\w{joiner})(?:{names})(?P<possessive>{quote}s)?"
+                         rf"(?!\w)(?!{joiner}\w)", re.IGNORECASE)
+    return pattern, by_group
 
 
-def _lookup(match: re.Match, characters: Sequence[Character], with_triggers: bool) -> Character:
-    """The character a match of `_names_pattern` stands for (any case, any spacing)."""
-    end = match.start("possessive") if match.group("possessive") else match.end()
-    by_word = {_key(w): c for c in characters for w in _words(c, with_triggers)}
-    return by_word[_key(match.string[match.start():end])]
-
-
-def _key(word: str) -> str:
-    return " ".join(word.replace("’", "'").split()).casefold()
+def _who(match: re.Match, by_group: dict[str, Character]) -> Character:
+    """The character whose name group of `_names_pattern` matched."""
+    return next(by_group[group] for group, value in match.groupdict().items()
+                if value is not None and group in by_group)

@@ -56,6 +56,14 @@ def test_characters_are_found_by_whole_name(text, expected):
     assert find_characters(text, CAST) == expected
 
 
+def test_letters_that_match_a_name_only_without_casefolding_never_crash():
+    # re.IGNORECASE matches Turkish "İ" and "ı" with "i", but casefold() keeps them apart.
+    iris = _character("Iris", "girl", "", "tviris")
+    for text in ("İRİS ran.", "Irıs ran.", "İris's kite"):
+        assert find_characters(text, [iris]) == ("Iris",)
+        assert scene_prompt(text, [iris]).startswith("tviris girl")
+
+
 def test_scene_uses_triggers_and_describes_each_character_once():
     assert scene_prompt("Mia's kite, then Mia ran with D'Arcy and Ann.", CAST) == (
         "tvmia girl's (curly red hair) kite, then tvmia girl ran with "
