@@ -7,6 +7,7 @@ Each file is checked in this order; the first problem found is its verdict:
      bombs); a damaged file is reported, never half-read;
   3. EXIF orientation is applied, an embedded colour profile converted to sRGB, and any mode
      (CMYK, 16-bit, grayscale, alpha, palette) becomes 8-bit RGB, transparency over white;
+     the metadata (EXIF with the camera, time and GPS position, XMP, comments) is dropped;
   4. the short side is at least MIN_SIDE px; the photo is not far too dark or bright;
   5. people: the largest face (with a warning when there are several), then a head-and-shoulders
      square around it; other kinds (pets, toys): the square that best holds the part of the photo
@@ -201,7 +202,7 @@ def _formats() -> tuple[str, ...]:
 
 
 def _upright_rgb(image: Image.Image) -> Image.Image:
-    """EXIF orientation applied, colour profile to sRGB, any mode to 8-bit RGB."""
+    """EXIF orientation applied, colour profile to sRGB, any mode to 8-bit RGB, no metadata."""
     profile = image.info.get("icc_profile")
     upright = ImageOps.exif_transpose(image)
     if profile and upright.mode in ("RGB", "RGBA", "CMYK"):
@@ -218,7 +219,9 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
     if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info:
         rgba = upright.convert("RGBA")
         upright = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return upright.convert("RGB")
+    rgb = upright.convert("RGB")
+    rgb.info = {}  # crops are cut from this image: none may carry where or when it was taken
+    return rgb
 
 
 def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str, person: bool,

@@ -5,6 +5,7 @@ Face detection costs about 1.5 s a photo, so the mixed batch is reviewed once pe
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import struct
@@ -124,6 +125,18 @@ def test_exif_orientation_is_applied(tmp_path, fmt, orientation, corner):
     point = {"top-right": (w - 20, 20), "bottom-left": (20, h - 20), "bottom-right": (w - 20, h - 20)}
     red, green, _ = image.getpixel(point[corner])
     assert red > 200 and green < 60
+
+
+def test_no_metadata_leaves_intake(tmp_path, settings):
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 12.5)  # GPS latitude
+    astronaut().save(tmp_path / "gps.jpg", exif=exif.tobytes(), comment=b"Home, 12 Elm St",
+                     xmp=b"<x:xmpmeta>Home</x:xmpmeta>")
+    image, _ = photos.open_photo(tmp_path / "gps.jpg", LIMIT)
+    [crop] = photos.review_photos(dataclasses.replace(settings, min_photos=1), "woman",
+                                  [tmp_path / "gps.jpg"]).crops
+    assert image.info == {} and crop.image.info == {} and not crop.image.getexif()
 
 
 def test_open_photo_refusals(tmp_path):
