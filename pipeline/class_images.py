@@ -27,6 +27,7 @@ GUIDANCE = 5.0
 
 
 def class_image_dir(settings: Settings, user: str, kind: str) -> Path:
+    """The user's folder of class images for this kind ("Guinea Pig" -> class_images/guinea-pig)."""
     return inside(user_dir(settings, user), "class_images", slugify(kind))
 
 

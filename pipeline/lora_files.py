@@ -78,6 +78,7 @@ def lora_layers(pipe, config: TrainConfig, *, gradient_checkpointing: bool) -> I
 
 
 def trainable_parameters(modules: dict[str, Any]) -> list:
+    """The LoRA weights lora_layers made trainable, in a fixed order (the optimizer's)."""
     return [p for module in modules.values() for p in module.parameters() if p.requires_grad]
 
 
