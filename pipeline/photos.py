@@ -54,8 +54,9 @@ PERSON_WORDS = frozenset(
     "toddler woman grandson granddaughter aunt uncle brother sister cousin friend".split())
 REASONS = ("not_an_image", "unreadable", "damaged", "too_large", "too_small", "too_dark",
            "too_bright", "no_face", "blurry", "duplicate", "someone_else", "over_limit")
-_SIGNATURES = re.compile(  # the first bytes of the formats above
-    rb"\x89PNG|\xff\xd8\xff|GIF8|BM|II\*\x00|MM\x00\*|RIFF....WEBP|....ftyp", re.DOTALL)
+_SIGNATURES = re.compile(  # the first bytes of the formats above (not of videos: "ftypqt  ")
+    rb"\x89PNG|\xff\xd8\xff|GIF8|BM....\x00\x00\x00\x00|II\*\x00|MM\x00\*|RIFF....WEBP|"
+    rb"....ftyp(?:heic|heix|hevc|hevx|heim|heis|mif1|msf1|avif|avis)", re.DOTALL)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError)
 _ANALYSIS_SIDE = 384  # px: sharpness is measured at most at this size
 _THUMBNAIL = 256
@@ -171,15 +172,14 @@ def _read(path: Path, max_bytes: int) -> bytes:
 def _decode(data: bytes, source: str) -> tuple[Image.Image, str]:
     try:
         image = Image.open(io.BytesIO(data), formats=_formats())
-    except UnidentifiedImageError:
-        if _SIGNATURES.match(data[:12]):  # starts like a photo but can't be read
-            raise _damaged(source, "its header is cut short or broken") from None
-        raise PhotoError(source, "not_an_image", "is not a photo we can read; use JPEG, PNG, "
-                         "HEIC, WebP, GIF, BMP or TIFF") from None
     except Image.DecompressionBombError:
         raise _too_many_pixels(source, None) from None
-    except _DECODE_ERRORS as err:
-        raise _damaged(source, err) from None
+    except _DECODE_ERRORS as err:  # UnidentifiedImageError is an OSError
+        if not _SIGNATURES.match(data[:12]):  # what it starts with says what it is
+            raise PhotoError(source, "not_an_image", "is not a photo we can read; use JPEG, "
+                             "PNG, HEIC, WebP, GIF, BMP or TIFF") from None
+        unidentified = isinstance(err, UnidentifiedImageError)
+        raise _damaged(source, "its header is cut short or broken" if unidentified else err) from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise _too_many_pixels(source, width * height)

@@ -142,6 +142,9 @@ def test_no_metadata_leaves_intake(tmp_path, settings):
 def test_open_photo_refusals(tmp_path):
     (tmp_path / "notes.jpg").write_text("shopping list: milk, eggs")
     (tmp_path / "doc.png").write_bytes(b"%PDF-1.7\n" + b"0" * 2000)
+    (tmp_path / "live.mov").write_bytes(b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + bytes(2000))
+    (tmp_path / "BMW.txt").write_text("BMW service on Monday, " * 40)
+    (tmp_path / "cut.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
     buffer = io.BytesIO()
     astronaut().save(buffer, format="JPEG")
     (tmp_path / "cut.jpg").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
@@ -149,7 +152,8 @@ def test_open_photo_refusals(tmp_path):
     (tmp_path / "bomb.png").write_bytes(_png_header(20000, 20000))  # past Pillow's own limit
     (tmp_path / "big.png").write_bytes(_png_header(9000, 9000))  # past ours (60 megapixels)
     noise_png(tmp_path / "heavy.png", (700, 700))
-    expected = {"notes.jpg": "not_an_image", "doc.png": "not_an_image", "cut.jpg": "damaged",
+    expected = {"notes.jpg": "not_an_image", "doc.png": "not_an_image", "live.mov": "not_an_image",
+                "BMW.txt": "not_an_image", "cut.heic": "damaged", "cut.jpg": "damaged",
                 "cut.png": "damaged", "bomb.png": "too_large", "big.png": "too_large",
                 "heavy.png": "too_large", "missing.jpg": "unreadable"}
     for name, reason in expected.items():
