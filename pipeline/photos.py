@@ -212,16 +212,39 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
                 ImageCms.createProfile("sRGB"), outputMode="RGBA" if upright.mode == "RGBA" else "RGB")
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unusable profile: the pixels are used as they are
+    if upright.mode == "LAB":  # CIELab TIFFs: Pillow's own conversion gives wrong colours
+        upright = ImageCms.applyTransform(upright, _lab_to_srgb())
     if upright.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(upright, dtype=np.float64)
-        top = 1.0 if upright.mode == "F" and values.max() <= 1 else 255.0 if values.max() <= 255 else 65535.0
-        upright = Image.fromarray(np.clip(values * 255.0 / top, 0, 255).astype(np.uint8), "L")
+        upright = _gray_to_8_bit(upright)
     if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in upright.info:
         rgba = upright.convert("RGBA")
         upright = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     rgb = upright.convert("RGB")
     rgb.info = {}  # crops are cut from this image: none may carry where or when it was taken
     return rgb
+
+
+@functools.lru_cache(maxsize=None)
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
+                                   "LAB", "RGB")
+
+
+def _gray_to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit or float grayscale as 8-bit "L". 16-bit modes span 0-65535 whatever the
+    pixels (a dark photo stays dark); "I" and "F" don't say their range, so it is guessed from
+    the largest value: 0-1, 0-255 or 0-65535."""
+    values = np.asarray(image, dtype=np.float64)
+    largest = float(values.max())
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    elif image.mode == "F" and largest <= 1:
+        top = 1.0
+    elif largest <= 255:
+        top = 255.0
+    else:
+        top = max(65535.0, largest)
+    return Image.fromarray(np.clip(values * 255.0 / top, 0, 255).astype(np.uint8), "L")
 
 
 def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str, person: bool,

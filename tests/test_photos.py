@@ -63,6 +63,10 @@ def test_gif_uses_the_first_frame(tmp_path):
 def _mode_image(mode: str) -> Image.Image:
     if mode == "I;16":
         return Image.fromarray(np.full((520, 600), 32768, np.uint16))
+    if mode == "I;16 dark":
+        return Image.fromarray(np.full((520, 600), 200, np.uint16))
+    if mode == "LAB":
+        return Image.new("LAB", (600, 520), (128, 188, 128))  # L 50%, a* +60 (a is offset by 128)
     if mode == "F":
         return Image.fromarray(np.full((520, 600), 0.5, np.float32))
     if mode == "RGBA":
@@ -81,6 +85,8 @@ def _mode_image(mode: str) -> Image.Image:
 @pytest.mark.parametrize("mode, fmt, expected", [
     ("I;16", "PNG", (128, 128, 128)),  # 16-bit: scaled, not clipped to white
     ("I;16", "TIFF", (128, 128, 128)),
+    ("I;16 dark", "PNG", (1, 1, 1)),  # 200 of 65535 is nearly black, not 200 of 255
+    ("LAB", "TIFF", (208, 65, 122)),  # skimage.color.lab2rgb's sRGB for L 50.2, a* 60, b* 0
     ("F", "TIFF", (128, 128, 128)),
     ("RGBA", "PNG", (255, 255, 255)),  # transparent: over white, not black
     ("LA", "PNG", (255, 255, 255)),
