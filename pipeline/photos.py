@@ -48,10 +48,16 @@ BLURRY = 0.6  # quality.blur_score above this: blurry (a 2 px Gaussian blur on a
 TOO_DARK = 60  # the 95th brightness percentile below this: far too dark
 TOO_BRIGHT = 200  # the 5th brightness percentile above this: far too bright
 NEAR_DUPLICATE = 8  # differing bits of 64 in the perceptual hash
-PERSON_WORDS = frozenset(
-    "baby boy child daughter dad father girl gentleman grandad granddad grandfather grandma "
-    "grandmother grandpa granny kid lady man mom mother mum nana person son teen teenager "
-    "toddler woman grandson granddaughter aunt uncle brother sister cousin friend".split())
+PERSON_WORDS = frozenset((  # a kind holding one of these (or its plural) is a person
+    "adult baby boy boyfriend bride brother child children cousin dad daddy daughter father "
+    "friend gentleman girl girlfriend groom guy human husband infant kid kiddo lady man men "
+    "mom momma mommy mother mum mummy nephew newborn niece parent person people sister son "
+    "teen teenager toddler twin uncle wife woman women aunt auntie aunty "
+    "gran grandad grandchild granddad granddaughter grandfather grandma grandmom grandmother "
+    "grandmum grandpa grandparent grampa gramps granny grandson nan nana nanna "
+    "stepbrother stepdad stepdaughter stepfather stepmom stepmother stepmum stepsister stepson "
+    "ma mama mamma pa papa abuela abuelo nonna nonno oma opa "
+    "king knight prince princess queen").split())
 REASONS = ("not_an_image", "unreadable", "damaged", "too_large", "too_small", "too_dark",
            "too_bright", "no_face", "blurry", "duplicate", "someone_else", "over_limit")
 _SIGNATURES = re.compile(  # the first bytes of the formats above (not of videos: "ftypqt  ")
@@ -121,7 +127,8 @@ class _Candidate:
 
 def is_person(kind: str) -> bool:
     """Whether a kind ("girl", "old man", "golden retriever") is a person, whose face is needed."""
-    return any(word in PERSON_WORDS for word in re.findall(r"[a-z]+", kind.casefold()))
+    return any(word in PERSON_WORDS or word.removesuffix("s") in PERSON_WORDS
+               for word in re.findall(r"[a-z]+", kind.casefold()))
 
 
 def review_photos(settings: Settings, kind: str, photos: Sequence[str | Path], *,

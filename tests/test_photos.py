@@ -296,7 +296,9 @@ def test_pets_need_no_face_and_get_a_note(settings, tmp_path):
 
 @pytest.mark.parametrize("kind, person", [
     ("girl", True), ("Little Girl", True), ("grandma", True), ("old man", True),
+    ("Mama", True), ("stepdad", True), ("Oma", True), ("twin boys", True), ("wife", True),
     ("dog", False), ("cat", False), ("golden retriever", False), ("teddy bear", False),
+    ("snowman", False), ("bunnies", False),
 ])
 def test_is_person(kind, person):
     assert photos.is_person(kind) is person
