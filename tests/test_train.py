@@ -292,13 +292,24 @@ def test_model_that_cannot_load_names_the_setting(settings, character, tmp_path)
         train_character(broken, USER, "Mia", PLAIN)
 
 
-def test_out_of_memory_says_what_to_lower(settings, character, monkeypatch):
-    def no_memory(self, step):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+def test_out_of_memory_mid_chunk_says_what_to_lower_and_leaves_the_pipeline_as_found(
+        settings, character, monkeypatch):
+    pipe = models.load_pipeline(settings)
+    pipe("warm-up", num_inference_steps=1, height=64, width=64)
+    before = pipeline_snapshot(pipe)
+    step = train.TrainingRun.step
 
-    monkeypatch.setattr(train.TrainingRun, "step", no_memory)
+    def no_memory_at_step_3(self, k):
+        if k == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return step(self, k)
+
+    monkeypatch.setattr(train.TrainingRun, "step", no_memory_at_step_3)
+    config = dataclasses.replace(FULL, gradient_checkpointing="on")
     with pytest.raises(TrainingError, match="ran out of memory.*lower batch_size or rank.*quantize"):
-        train_character(settings, USER, "Mia", PLAIN)
+        train_character(settings, USER, "Mia", config)
+    assert_same_pipeline(before, pipeline_snapshot(pipe))
+    assert not (checkpoint_dir(settings) / STATE_FILE).exists()
 
 
 def test_quantization_needs_a_gpu(settings, character):
