@@ -347,7 +347,8 @@ def _final_verdicts(settings: Settings, kept: list[_Candidate],
         if index in odd:
             reports[index] = PhotoReport(
                 index, source, False, "someone_else", "may show someone else: the face doesn't "
-                "match the other photos; leave it out if it isn't the same person")
+                "match the other photos, so it was left out; if it is the same person, a sharper "
+                "photo facing the camera may match")
         elif len(accepted) >= settings.max_photos:
             reports[index] = PhotoReport(index, source, False, "over_limit", "not used: a "
                                          f"character uses at most {settings.max_photos} photos")
