@@ -87,8 +87,10 @@ class TrainConfig:
         _require(self.preset in PRESETS, "preset", self.preset, " or ".join(PRESETS))
         for name in ("steps", "rank", "batch_size", "validation_steps"):
             _require_int(self, name, low=1)
-        for name in ("warmup_steps", "class_images", "seed"):
+        for name in ("warmup_steps", "class_images"):
             _require_int(self, name, low=0)
+        # 32 bits: each step's generator is seeded from (seed, step, process) in 64 bits.
+        _require_int(self, "seed", low=0, high=2 ** 32 - 1)
         if self.alpha is not None:
             _require_int(self, "alpha", low=1)
         for name in ("learning_rate", "prior_weight", "snr_gamma", "offset_noise",
@@ -204,10 +206,11 @@ def preset_for_kind(kind: str) -> str:
     return "pet" if kind.strip().lower() in PET_KINDS else "person"
 
 
-def _require_int(config: TrainConfig, name: str, low: int) -> None:
+def _require_int(config: TrainConfig, name: str, low: int, high: Optional[int] = None) -> None:
     value = getattr(config, name)
-    _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-             name, value, f"a whole number, at least {low}")
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    _require(ok and (high is None or value <= high), name, value,
+             f"a whole number, at least {low}" if high is None else f"a whole number from {low} to {high}")
 
 
 def _require(ok: bool, name: str, value: object, accepts: str) -> None:

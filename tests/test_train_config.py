@@ -51,10 +51,21 @@ def test_unknown_key_is_an_error_naming_known_settings():
     ("rank", 0), ("rank", 2.5), ("rank", True), ("steps", -1), ("learning_rate", 0),
     ("learning_rate", 3.0), ("snr_gamma", -1), ("optimizer", "sgd"), ("quantize", "16bit"),
     ("gradient_checkpointing", "yes"), ("flip", "no"), ("preset", "landscape"), ("alpha", 0),
+    ("seed", -1), ("seed", 2 ** 32),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"training setting {field}="):
         TrainConfig(**{field: value})
+
+
+def test_every_allowed_seed_seeds_the_step_generators():
+    from pipeline.train_step import step_generator
+
+    seed = TrainConfig(seed=2 ** 32 - 1).seed
+    step_generator(seed, 10 ** 6, 7)  # no overflow in its 64-bit seed
+    with pytest.raises(ValueError, match=r"seed=4294967296 is invalid: it accepts a whole number "
+                                         r"from 0 to 4294967295"):
+        TrainConfig(seed=2 ** 32)
 
 
 def test_prior_preservation_needs_class_images():
