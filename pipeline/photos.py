@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 from . import faces, quality
 from .progress import Progress, ProgressFn
@@ -63,6 +63,10 @@ REASONS = ("not_an_image", "unreadable", "damaged", "too_large", "too_small", "t
 _SIGNATURES = re.compile(  # the first bytes of the formats above (not of videos: "ftypqt  ")
     rb"\x89PNG|\xff\xd8\xff|GIF8|BM....\x00\x00\x00\x00|II\*\x00|MM\x00\*|RIFF....WEBP|"
     rb"....ftyp(?:heic|heix|hevc|hevx|heim|heis|mif1|msf1|avif|avis)", re.DOTALL)
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the turn that undoes it
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError)
 _ANALYSIS_SIDE = 384  # px: sharpness is measured at most at this size
 _THUMBNAIL = 256
@@ -211,7 +215,7 @@ def _formats() -> tuple[str, ...]:
 def _upright_rgb(image: Image.Image) -> Image.Image:
     """EXIF orientation applied, colour profile to sRGB, any mode to 8-bit RGB, no metadata."""
     profile = image.info.get("icc_profile")
-    upright = ImageOps.exif_transpose(image)
+    upright = _turned_upright(image)
     if profile and upright.mode in ("RGB", "RGBA", "CMYK"):
         try:
             upright = ImageCms.profileToProfile(
@@ -229,6 +233,14 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
     rgb = upright.convert("RGB")
     rgb.info = {}  # crops are cut from this image: none may carry where or when it was taken
     return rgb
+
+
+def _turned_upright(image: Image.Image) -> Image.Image:
+    """The photo as its EXIF (or XMP) orientation says to show it. Unlike ImageOps.exif_transpose
+    this doesn't rewrite the EXIF, which fails on a damaged tag that has nothing to do with it."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    method = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image
 
 
 @functools.lru_cache(maxsize=None)

@@ -146,6 +146,17 @@ def test_no_metadata_leaves_intake(tmp_path, settings):
     assert image.info == {} and crop.image.info == {} and not crop.image.getexif()
 
 
+def test_a_damaged_exif_tag_doesnt_refuse_the_photo(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "PhoneMaker"
+    raw = exif.tobytes()
+    broken = raw.replace(b"\x01\x0f\x00\x02", b"\x01\x53\x00\x02")  # SampleFormat as text
+    assert broken != raw
+    Image.new("RGB", (640, 520), "white").save(tmp_path / "odd.jpg", exif=broken)
+    image, _ = photos.open_photo(tmp_path / "odd.jpg", LIMIT)
+    assert image.size == (520, 640)  # still turned upright
+
+
 def test_open_photo_refusals(tmp_path):
     (tmp_path / "notes.jpg").write_text("shopping list: milk, eggs")
     (tmp_path / "doc.png").write_bytes(b"%PDF-1.7\n" + b"0" * 2000)
