@@ -188,7 +188,7 @@ def _page_records(text: str) -> list[dict]:
         if text[index] in "[{":
             try:
                 value, end = decoder.raw_decode(text, index)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # broken, or nested past Python's limit
                 index += 1
                 continue
             pages = _pages_in(value)
@@ -201,11 +201,17 @@ def _page_records(text: str) -> list[dict]:
 
 
 def _pages_in(value: Any) -> list[dict]:
-    if isinstance(value, dict):
-        value = {str(k).lower(): v for k, v in value.items()}
-        if "text" in value:
-            return [value]
-        value = value.get("pages")
-    if isinstance(value, list):
-        return [page for item in value for page in _pages_in(item)]
-    return []
+    """The page objects in a decoded JSON value: a page ({"text": ...}), a list of them or an
+    object whose "pages" holds them, nested any way and deep (a stack, not recursion)."""
+    pages, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            item = {str(k).lower(): v for k, v in item.items()}
+            if "text" in item:
+                pages.append(item)
+            else:
+                stack.append(item.get("pages"))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return pages

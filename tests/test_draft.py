@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from pipeline import cli, draft
 from pipeline.characters import Character, CharacterStore, Crop
@@ -113,6 +114,18 @@ def test_an_overlong_page_is_kept_with_a_warning():
 def test_no_usable_page_is_a_clear_error(answer):
     with pytest.raises(DraftError, match="held no page in the expected JSON form"):
         parse_draft(answer, 2, SETTINGS)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.text(alphabet='[]{}":,\\ntexscp0 '),
+                 st.integers(1, 3000).map(lambda n: "[" * n),
+                 st.integers(1, 3000).map(lambda n: '{"pages": ' * n),
+                 st.integers(1, 3000).map(lambda n: "[" * n + '{"text": "deep"}' + "]" * n)))
+def test_any_answer_is_pages_or_a_draft_error(answer):
+    try:
+        parse_draft(answer, 3, SETTINGS)
+    except DraftError:
+        pass
 
 
 def test_a_draft_becomes_an_editable_story():
