@@ -19,7 +19,7 @@ from .hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu
 from .models import ModelUnavailableError
 from .progress import Progress, ProgressFn, counted
 from .settings import Settings
-from .story import SCENE_LABEL
+from .story import SCENE_LABEL, page_line
 
 MAX_NEW_TOKENS = 4096  # about 30 pages; fits one ZeroGPU call
 TOKENS_PER_PAGE = 120
@@ -106,8 +106,8 @@ def parse_draft(answer: str, pages: int, settings: Settings) -> Draft:
     """The pages in a model's answer, repaired where possible; DraftError if there are none."""
     records = _page_records(_TRAILING_COMMA.sub(r"\1", _FENCE.sub("", answer)))
     found = []
-    for record in records:
-        text, scene = (" ".join(value.split()) if isinstance(value, str) else ""
+    for record in records:  # each value as one line that parse_story reads back the same
+        text, scene = (page_line(value) if isinstance(value, str) else ""
                        for value in (record.get("text"), record.get("scene")))
         if text:
             found.append(DraftPage(text=text, scene=scene or text))

@@ -125,6 +125,15 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
     return pattern.sub(substitute, _nfc(text))
 
 
+def page_line(text: str) -> str:
+    """`text` as one line that the story format reads back as the same page text: no control
+    characters or line breaks, no `Scene:` label in front, not a page separator ("" if so)."""
+    line = " ".join(clean_text(text).split())
+    while line.casefold().startswith(SCENE_LABEL):
+        line = line[len(SCENE_LABEL):].strip()
+    return "" if _SEPARATOR.fullmatch(line) else line
+
+
 def clean_text(text: str) -> str:
     """Unicode-normalised text with Unix newlines and no control characters but newlines."""
     text = _nfc(text).replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")

@@ -128,6 +128,19 @@ def test_any_answer_is_pages_or_a_draft_error(answer):
         pass
 
 
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"text": st.text(), "scene": st.text()}), min_size=1,
+                max_size=5))
+def test_a_drafted_story_reads_back_as_the_same_pages(pages):
+    try:
+        result = parse_draft(json.dumps({"pages": pages}), 5, SETTINGS)
+    except DraftError:
+        return
+    roomy = Settings(max_page_chars=10**6)
+    parsed = parse_story(result.story_text(), [], roomy)
+    assert [(p.text, p.scene) for p in parsed] == [(p.text, p.scene) for p in result.pages]
+
+
 def test_a_draft_becomes_an_editable_story():
     result = parse_draft(json.dumps(GOOD), 2, SETTINGS)
     story = result.story_text()
