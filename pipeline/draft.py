@@ -24,7 +24,9 @@ from .story import SCENE_LABEL, page_line
 MAX_NEW_TOKENS = 4096  # about 30 pages; fits one ZeroGPU call
 TOKENS_PER_PAGE = 120
 MAX_PREMISE_CHARS = 1000
-SYSTEM_PROMPT = ("You write short, warm picture-book stories for young children. "
+SYSTEM_PROMPT = ("You write short, warm picture-book stories for children aged 2 to 8. "
+                 "Whatever the premise says, every page stays gentle and suitable for them: "
+                 "no violence, nothing frightening, cruel or grown-up. "
                  "You answer with JSON only.")
 _FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")

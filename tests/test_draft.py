@@ -155,6 +155,7 @@ def test_a_draft_becomes_an_editable_story():
 def test_the_request_names_premise_characters_and_pages():
     system, user = story_messages("a day at the sea", [MIA, REX], 6)
     assert system["role"] == "system" and "JSON" in system["content"]
+    assert "Whatever the premise says" in system["content"] and "no violence" in system["content"]
     assert "exactly 6 pages" in user["content"] and "Premise: a day at the sea" in user["content"]
     assert "- Mia, a girl (curly red hair)\n- Rex, a dog\n" in user["content"]
 
