@@ -1,7 +1,7 @@
 """Story text to pages: the text, the characters on each page, and an editable scene prompt.
 
 The story format is plain text. Pages are separated by a blank line (or a line holding only
-`---`). A page may end with a line `Scene: ...` that describes its picture; without one the
+`---`). A page may have one line `Scene: ...` that describes its picture; without one the
 scene is the page text itself. Characters are found by name, and each name in the scene becomes
 the character's "<trigger> <kind>" with its look description, which is what the adapters were
 trained on:
@@ -27,6 +27,7 @@ from .settings import Settings
 SCENE_LABEL = "scene:"
 _SEPARATOR = re.compile(r"\s*|\s*-{3,}\s*")
 _APOSTROPHES = "'’"
+_SPLIT_PAGE = "split it into two pages with a blank line"
 
 
 class StoryError(ValueError):
@@ -56,13 +57,16 @@ def parse_story(story: str, characters: Sequence[Character], settings: Settings)
                          "pages per book (TALEWEAVER_MAX_PAGES)")
     pages = []
     for number, block in enumerate(blocks, start=1):
-        text, scene = _scene_line(block)
-        _check_length(f"page {number}", text, settings)
+        text, scenes = _scene_lines(block)
+        _check_length(f"page {number}", text, settings, _SPLIT_PAGE)
         if not text:
             raise StoryError(f"page {number} has a scene line but no story text")
+        if len(scenes) > 1:
+            raise StoryError(f"page {number} has {len(scenes)} Scene lines; keep one, the "
+                             "description of its picture")
         page = Page(text=text, scene="", characters=())
-        pages.append(set_scene(page, scene if scene else text, characters, settings,
-                               label=f"page {number}"))
+        pages.append(set_scene(page, scenes[0] if scenes else text, characters, settings,
+                               label=f"page {number}'s scene"))
     return pages
 
 
@@ -89,7 +93,7 @@ def set_scene(page: Page, scene: str, characters: Sequence[Character], settings:
     only the dog makes only the dog's adapter active.
     """
     scene = " ".join(clean_text(scene).split())
-    _check_length(label, scene, settings)
+    _check_length(label, scene, settings, "shorten it to what the picture shows")
     return replace(page, scene=scene_prompt(scene, characters),
                    characters=find_characters(scene, characters))
 
@@ -140,22 +144,22 @@ def clean_text(text: str) -> str:
     return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) != "Cc")
 
 
-def _scene_line(block: str) -> tuple[str, str]:
-    """Split a page block into its text and its `Scene:` line ("" when there is none)."""
-    text_lines, scene = [], ""
+def _scene_lines(block: str) -> tuple[str, list[str]]:
+    """Split a page block into its text and what its `Scene:` lines say (normally one)."""
+    text_lines, scenes = [], []
     for line in block.split("\n"):
         if line.strip().casefold().startswith(SCENE_LABEL):
-            scene = line.strip()[len(SCENE_LABEL):].strip()
+            scenes.append(line.strip()[len(SCENE_LABEL):].strip())
         else:
             text_lines.append(line)
-    return "\n".join(text_lines).strip(), scene
+    return "\n".join(text_lines).strip(), scenes
 
 
-def _check_length(label: str, text: str, settings: Settings) -> None:
+def _check_length(label: str, text: str, settings: Settings, advice: str) -> None:
     if len(text) > settings.max_page_chars:
         raise StoryError(f"{label} has {len(text)} characters; the limit is "
                          f"{settings.max_page_chars} per page (TALEWEAVER_MAX_PAGE_CHARS): "
-                         "split it into two pages with a blank line")
+                         f"{advice}")
 
 
 def _nfc(text: str) -> str:

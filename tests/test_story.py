@@ -123,8 +123,12 @@ def test_limits_are_errors_that_name_them():
     with pytest.raises(StoryError, match=r"page 2 has 61 characters; the limit is 60 per page "
                                          r"\(TALEWEAVER_MAX_PAGE_CHARS\)"):
         parse_story("ok\n\n" + "x" * 61, CAST, small)
-    with pytest.raises(StoryError, match="scene has 61 characters"):
+    with pytest.raises(StoryError, match="scene has 61 characters.*: shorten it"):
         set_scene(Page("a", "a"), "y" * 61, CAST, small)
+    with pytest.raises(StoryError, match="page 1's scene has 61 characters.*: shorten it"):
+        parse_story("ok\nScene: " + "y" * 61, CAST, small)
+    with pytest.raises(StoryError, match="page 2 has 2 Scene lines; keep one"):
+        parse_story("ok\n\nMia.\nScene: a beach\nScene: a boat", CAST, small)
     for empty in ("", "   \n\n", "---\n---"):
         with pytest.raises(StoryError, match="the story is empty"):
             parse_story(empty, CAST, SETTINGS)
