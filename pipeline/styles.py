@@ -53,7 +53,8 @@ class Style:
                 or not 1 <= self.steps <= 150:
             raise StyleError(f"{where}: steps must be a whole number from 1 to 150, "
                              f"not {self.steps!r}")
-        if (self.width, self.height) not in SDXL_SIZES:
+        whole = all(type(side) is int for side in (self.width, self.height))  # not 1024.0
+        if not whole or (self.width, self.height) not in SDXL_SIZES:
             sizes = ", ".join(f"{w}x{h}" for w, h in sorted(SDXL_SIZES))
             raise StyleError(f"{where}: {self.width}x{self.height} is not an SDXL size; "
                              f"use one of {sizes}")
