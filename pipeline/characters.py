@@ -148,20 +148,18 @@ class CharacterStore:
         """
         name, kind, description = name.strip(), kind.strip(), description.strip()
         check_name(name)
-        if not kind:
-            raise StoreError("kind is empty: say who this is, e.g. girl, boy, woman, man, dog, cat")
+        check_kind(kind)
+        check_description(description)
         if not crops:
             raise StoreError(f"{name}: no accepted photos to save")
+        if originals and len(originals) != len(crops):
+            raise ValueError("originals must have one entry per crop")
         with locked(self.root):
             existing = self.list()
-            if any(c.name.casefold() == name.casefold() for c in existing):
-                raise StoreError(f"you already have a character named {name!r}; "
-                                 "choose another name or delete that one first")
+            check_name_free(name, existing)
             if any(c.trigger == trigger for c in existing):
                 raise StoreError(f"trigger token {trigger!r} is already used by another character")
             slug = _free_slug(slugify(name), {c.slug for c in existing}, self.root)
-            if originals and len(originals) != len(crops):
-                raise ValueError("originals must have one entry per crop")
             saved = []
             with staged_dir(inside(self.root, slug)) as tmp:
                 for index, (image, crop) in enumerate(crops, start=1):
@@ -200,13 +198,6 @@ def check_name(name: str) -> None:
         raise StoreError("name contains control characters; use letters, spaces and punctuation")
 
 
-def _free_slug(slug: str, taken: set[str], root: Path) -> str:
-    candidate, n = slug, 2
-    while candidate in taken or (root / candidate).exists():
-        candidate, n = f"{slug}-{n}", n + 1
-    return candidate
-
-
 def check_kind(kind: str) -> None:
     """A kind is a short noun phrase that prompts reuse: "girl", "grandma", "golden retriever"."""
     if not re.search(r"[^\W\d_]", kind):
@@ -227,6 +218,20 @@ def check_description(description: str) -> None:
     if any(not ch.isprintable() for ch in description):
         raise StoreError("description contains line breaks or control characters; "
                          "write it on one line")
+
+
+def check_name_free(name: str, existing: Sequence[Character]) -> None:
+    """Names are unique per user, in any case ("Mia" and "MIA" are one name)."""
+    if any(c.name.casefold() == name.casefold() for c in existing):
+        raise StoreError(f"you already have a character named {name!r}; "
+                         "choose another name or delete that one first")
+
+
+def _free_slug(slug: str, taken: set[str], root: Path) -> str:
+    candidate, n = slug, 2
+    while candidate in taken or (root / candidate).exists():
+        candidate, n = f"{slug}-{n}", n + 1
+    return candidate
 
 
 @functools.lru_cache(maxsize=1)
@@ -294,9 +299,7 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
     check_kind(kind)
     check_description(description)
     store = CharacterStore(settings, user)
-    if any(c.name.casefold() == name.casefold() for c in store.list()):
-        raise StoreError(f"you already have a character named {name!r}; "
-                         "choose another name or delete that one first")
+    check_name_free(name, store.list())
     most = 2 * settings.max_photos
     if not settings.min_photos <= len(photos) <= most:
         raise ValueError(f"{name}: choose between {settings.min_photos} and {most} photos "

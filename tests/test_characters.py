@@ -125,6 +125,14 @@ def test_bad_names_kinds_descriptions_fail_before_any_photo_is_read(settings, na
         add_character(settings, "local", name, kind, description, ["/nonexistent.jpg"])
 
 
+@pytest.mark.parametrize("kind, description, problem", [
+    ("", "", "kind has no letters"), ("girl", "red\nhair", "line breaks")])
+def test_the_store_checks_what_add_character_checks(settings, kind, description, problem):
+    crops = [(Image.new("RGB", (64, 64)), characters.Crop("", (64, 64), (0, 0, 64, 64)))]
+    with pytest.raises(StoreError, match=problem):
+        CharacterStore(settings, "local").create("Mia", kind, description, "ohwx", crops)
+
+
 def test_long_unicode_names_and_duplicates(one_photo, face_photos):
     name = "Große-Oma Zoë O'Brien-Łukasiewicz de la Fuente y Montenegro"[:60]
     added = add_character(one_photo, "local", name, "grandma", "", face_photos[:1])
