@@ -277,43 +277,20 @@ def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str,
                          f"at least {MIN_SIDE} px on its short side, e.g. the original from the phone")
     thumbnail = image.resize(_fit(image.size, _THUMBNAIL), Image.Resampling.BILINEAR, reducing_gap=2.0)
     gray = np.asarray(thumbnail.convert("L"))
-    low, high = quality.exposure(gray)
-    if high < TOO_DARK:
-        raise PhotoError(source, "too_dark", "is far too dark; use a photo taken in good light")
-    if low > TOO_BRIGHT:
-        raise PhotoError(source, "too_bright", "is far too bright (washed out); use a photo "
-                         "taken out of direct glare")
+    _check_exposure(source, gray)
     phash = quality.dhash(thumbnail)
     near = next((k for k in kept if quality.hamming(k.phash, phash) <= NEAR_DUPLICATE), None)
     if near:
         raise PhotoError(source, "duplicate", f"is nearly the same as photo {near.crop.index} "
                          "(a burst shot or an edited copy?); a different moment or angle "
                          "teaches more")
-    warnings: list[str] = []
-    descriptor = None
     if person:
-        found = faces.find_faces(image)
-        if not found and _blur(image) > BLURRY:
-            raise _blurry(source)  # the likely reason no face was found
-        if not found:
-            raise PhotoError(source, "no_face", "no face found; use a photo where the face is "
-                             "clearly visible, looking roughly towards the camera")
-        face = found[0]
-        if len(found) > 1:
-            warnings.append(f"{len(found)} faces found; the largest was used (photos of the "
-                            f"{kind} alone work best)")
-        box = face_square(face.box, image.size)
-        if box[2] - box[0] < MIN_CROP:
-            raise PhotoError(source, "too_small", "the face is too small in this photo; use a "
-                             "closer photo where the face fills more of the picture")
-        sharpness_region = _grow(face.box, 0.1, image.size)
-        descriptor = faces.describe_face(image, face)
+        box, sharpness_region, descriptor, warnings = _person_square(source, image, kind)
     else:
-        box = _salient_box(gray, image.size)
-        sharpness_region = box
-        warnings.append(f"no face needed for a {kind}: the square crop keeps the part of the "
-                        "photo that stands out; check that it shows the whole "
-                        f"{kind}")
+        box = sharpness_region = _salient_box(gray, image.size)
+        descriptor = None
+        warnings = [f"no face needed for a {kind}: the square crop keeps the part of the photo "
+                    f"that stands out; check that it shows the whole {kind}"]
     if _blur(image.crop(sharpness_region)) > BLURRY:
         raise _blurry(source)
     side = box[2] - box[0]
@@ -324,6 +301,36 @@ def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str,
                                         Image.Resampling.LANCZOS, reducing_gap=3.0)
     crop = PhotoCrop(index, source, path, fmt, crop_image, (height, width), box)
     return _Candidate(crop, phash, descriptor, tuple(warnings))
+
+
+def _check_exposure(source: str, gray: np.ndarray) -> None:
+    low, high = quality.exposure(gray)
+    if high < TOO_DARK:
+        raise PhotoError(source, "too_dark", "is far too dark; use a photo taken in good light")
+    if low > TOO_BRIGHT:
+        raise PhotoError(source, "too_bright", "is far too bright (washed out); use a photo "
+                         "taken out of direct glare")
+
+
+def _person_square(source: str, image: Image.Image,
+                   kind: str) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int],
+                                       np.ndarray, list[str]]:
+    """The head-and-shoulders square of the largest face, the region whose sharpness counts,
+    the face's identity descriptor, and a warning when there are several faces."""
+    found = faces.find_faces(image)
+    if not found and _blur(image) > BLURRY:
+        raise _blurry(source)  # the likely reason no face was found
+    if not found:
+        raise PhotoError(source, "no_face", "no face found; use a photo where the face is "
+                         "clearly visible, looking roughly towards the camera")
+    face = found[0]
+    box = face_square(face.box, image.size)
+    if box[2] - box[0] < MIN_CROP:
+        raise PhotoError(source, "too_small", "the face is too small in this photo; use a "
+                         "closer photo where the face fills more of the picture")
+    warnings = [f"{len(found)} faces found; the largest was used (photos of the {kind} alone "
+                "work best)"] if len(found) > 1 else []
+    return box, _grow(face.box, 0.1, image.size), faces.describe_face(image, face), warnings
 
 
 def face_square(face_box: tuple[int, int, int, int],

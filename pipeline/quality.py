@@ -52,7 +52,7 @@ def exposure(gray: np.ndarray) -> tuple[float, float]:
 
 
 def dhash(image: Image.Image) -> int:
-    """A 64-bit difference hash: brightness gradients of an 9x8 thumbnail. Re-saving, resizing,
+    """A 64-bit difference hash: brightness gradients of a 9x8 thumbnail. Re-saving, resizing,
     recompressing or re-lighting a photo changes it by a few bits at most."""
     small = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
