@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,15 +107,35 @@ def test_every_mode_becomes_8_bit_rgb(tmp_path, mode, fmt, expected):
     assert all(abs(a - b) <= 3 for a, b in zip(image.getpixel((300, 260)), expected))
 
 
+def _swapped_profile() -> bytes:
+    """An RGB colour profile whose red primary is sRGB's blue and blue primary sRGB's red:
+    fpdf2's sRGB profile with its rXYZ and bXYZ tags swapped."""
+    import fpdf
+
+    data = bytearray((Path(fpdf.__file__).parent / "data/color_profiles/sRGB2014.icc").read_bytes())
+    entries = {}
+    for i in range(struct.unpack(">I", data[128:132])[0]):
+        signature, offset, size = struct.unpack(">4sII", data[132 + 12 * i:144 + 12 * i])
+        entries[signature] = (132 + 12 * i, offset, size)
+    (red_at, *red), (blue_at, *blue) = entries[b"rXYZ"], entries[b"bXYZ"]
+    struct.pack_into(">4sII", data, red_at, b"rXYZ", *blue)
+    struct.pack_into(">4sII", data, blue_at, b"bXYZ", *red)
+    return bytes(data)
+
+
 def test_embedded_colour_profile_is_converted(tmp_path):
     from PIL import ImageCms
 
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    astronaut().save(tmp_path / "icc.png", icc_profile=srgb)
+    astronaut().save(tmp_path / "srgb.png", icc_profile=srgb)
     astronaut().save(tmp_path / "bad.png", icc_profile=b"not a profile")
-    for name in ("icc.png", "bad.png"):
+    astronaut().save(tmp_path / "swapped.png", icc_profile=_swapped_profile())
+    for name in ("srgb.png", "bad.png"):  # nothing to convert, or a profile that can't be used
         image, _ = photos.open_photo(tmp_path / name, LIMIT)
         assert _diff(image, astronaut()) < 2
+    image, _ = photos.open_photo(tmp_path / "swapped.png", LIMIT)
+    red, green, blue = astronaut().split()
+    assert _diff(image, Image.merge("RGB", (blue, green, red))) < 3
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
