@@ -41,7 +41,7 @@ def _diff(a: Image.Image, b: Image.Image) -> float:
 
 @pytest.mark.parametrize("fmt, options, tolerance", [
     ("JPEG", {"quality": 95}, 4), ("PNG", {}, 0), ("WEBP", {"lossless": True}, 0),
-    ("BMP", {}, 0), ("TIFF", {}, 0), ("HEIF", {"quality": 95}, 6),
+    ("BMP", {}, 0), ("TIFF", {}, 0), ("HEIF", {"quality": 95}, 6), ("AVIF", {"quality": 95}, 6),
 ])
 def test_every_format_opens_by_its_content_not_its_name(tmp_path, fmt, options, tolerance):
     source = astronaut()
