@@ -28,6 +28,12 @@ SCENE_LABEL = "scene:"
 _SEPARATOR = re.compile(r"\s*|\s*-{3,}\s*")
 _APOSTROPHES = "'’"
 _SPLIT_PAGE = "split it into two pages with a blank line"
+# Scripts written without spaces between words (Chinese, Japanese, Thai, ...) or with endings
+# joined to names (Korean "민수가"): a name there may touch the next letter.
+_UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
+             "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+             "\U00020000-\U0003134f")
+_SPACED_LETTER = rf"[^\W{_UNSPACED}]"  # a letter or digit that words are separated around
 
 
 class StoryError(ValueError):
@@ -105,7 +111,7 @@ def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ..
     ("Zoë", "D'Arcy") included; "Ann" does not match inside "Anna".
     """
     pattern, by_group = _names_pattern(characters, with_triggers=True)
-    found = {_who(match, by_group).name: None for match in pattern.finditer(_nfc(text))}
+    found = {by_group[match.lastgroup].name: None for match in pattern.finditer(_nfc(text))}
     return tuple(found)
 
 
@@ -118,15 +124,17 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
     pattern, by_group = _names_pattern(characters, with_triggers=False)
 
     def substitute(match: re.Match) -> str:
-        character = _who(match, by_group)
-        possessive = match.group("possessive") or ""
+        character = by_group[match.lastgroup]
+        possessive = match.string[match.end(match.lastgroup):match.end()]  # "'s" or ""
         words = character.token_phrase + possessive
         if character.description and character.name not in described:
             described.add(character.name)
             words += f" ({character.description})"
-        return words
+        before = match.string[match.start() - 1:match.start()]  # a letter touches it: "小明去"
+        after = match.string[match.end():match.end() + 1]
+        return (" " if before.isalnum() else "") + words + (" " if after.isalnum() else "")
 
-    return pattern.sub(substitute, _nfc(text))
+    return " ".join(pattern.sub(substitute, _nfc(text)).split())
 
 
 def page_line(text: str) -> str:
@@ -176,27 +184,29 @@ def _words(character: Character, with_triggers: bool) -> list[str]:
 def _names_pattern(characters: Sequence[Character],
                    with_triggers: bool) -> tuple[re.Pattern, dict[str, Character]]:
     """One regex for every name, longest first, so "Mia Rose" wins over "Mia"; each name is a
-    named group, and the dict gives the character of each group (see `_who`).
+    named group, and the dict gives the character of each group (`match.lastgroup`).
 
     The group, not the matched text, says who it is: a case-insensitive match may differ from
     the name in ways casefold() doesn't undo (Turkish "İ" and "ı" match "i").
     """
     words = sorted(((w, c) for c in characters for w in _words(c, with_triggers)),
                    key=lambda pair: len(pair[0]), reverse=True)
-    quote = f"[{_APOSTROPHES}]"
     by_group = {f"name{i}": character for i, (_, character) in enumerate(words)}
-    names = "|".join(
-        f"(?P<name{i}>" + r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
-                                      for part in word.split()) + ")"
-        for i, (word, _) in enumerate(words)) or "(?!)"
-    joiner = f"[-{_APOSTROPHES}]"  # inside a name: "D'Arcy", "Ann-Marie"
-    # Not inside a word or name; an optional possessive; then no more word.
-    pattern = re.compile(rf"(?<!\w)(?<!\w{joiner})(?:{names})(?P<possessive>{quote}s)?"
-                         rf"(?!\w)(?!{joiner}\w)", re.IGNORECASE)
-    return pattern, by_group
+    names = "|".join(_name_regex(word, f"name{i}") for i, (word, _) in enumerate(words))
+    return re.compile(names or "(?!)", re.IGNORECASE), by_group
 
 
-def _who(match: re.Match, by_group: dict[str, Character]) -> Character:
-    """The character whose name group of `_names_pattern` matched."""
-    return next(by_group[group] for group, value in match.groupdict().items()
-                if value is not None and group in by_group)
+def _name_regex(name: str, group: str) -> str:
+    """One name: its words apart by any spaces, either apostrophe, a whole word (not inside a
+    longer word or name such as "Anna" or "D'Arcyville"), then an optional possessive ("Mia's")
+    outside the group. An edge in a script without spaces may touch any letter: "小明去了"."""
+    quote, joiner, letter = f"[{_APOSTROPHES}]", f"[-{_APOSTROPHES}]", _SPACED_LETTER
+    body = r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
+                       for part in name.split())
+    lead = "" if _unspaced(name[0]) else rf"(?<!{letter})(?<!{letter}{joiner})"
+    tail = "" if _unspaced(name[-1]) else rf"(?:{quote}s)?(?!{letter})(?!{joiner}{letter})"
+    return rf"{lead}(?P<{group}>{body}){tail}"
+
+
+def _unspaced(char: str) -> bool:
+    return re.fullmatch(f"[{_UNSPACED}]", char) is not None

@@ -64,6 +64,17 @@ def test_letters_that_match_a_name_only_without_casefolding_never_crash():
         assert scene_prompt(text, [iris]).startswith("tviris girl")
 
 
+def test_names_in_scripts_without_spaces_are_found():
+    ming, minsu = _character("小明", "boy", "", "tvming"), _character("민수", "boy", "", "tvminsu")
+    cast = [ming, minsu, MIA, ANN]
+    assert find_characters("小明和Mia去了公园。", cast) == ("小明", "Mia")
+    assert find_characters("Mia小明", cast) == ("Mia", "小明")
+    assert find_characters("민수가 웃었다", cast) == ("민수",)  # Korean endings join the name
+    assert find_characters("Anna和Annie", cast) == ()  # Latin names stay whole words
+    assert scene_prompt("小明和Mia去了公园。", cast) == ("tvming boy 和 tvmia girl (curly red hair) "
+                                                  "去了公园。")
+
+
 def test_scene_uses_triggers_and_describes_each_character_once():
     assert scene_prompt("Mia's kite, then Mia ran with D'Arcy and Ann.", CAST) == (
         "tvmia girl's (curly red hair) kite, then tvmia girl ran with "
