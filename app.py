@@ -28,6 +28,7 @@ CSS = """
              padding: 0.4rem 0.9rem; }
 .tw-pages button[aria-label="Add row"], .tw-pages .add-row-button { display: none; }
 .toast-message-text, .toast-msg { white-space: pre-line; }
+h3 > .desc { white-space: pre-line; }  /* the API page: one line per parameter (ui.common.public) */
 .tw-table table, .tw-table th, .tw-table td, .tw-table .cell-wrap, .tw-table span {
     font-family: var(--font); }
 """

@@ -150,8 +150,16 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
+        for parameter in endpoint["parameters"]:  # each Args entry, typed, shows on the page
+            assert f"\n• {parameter['parameter_name']}: " in endpoint["description"], name
+            assert "Literal[]" not in parameter["python_type"]["type"], name
+            assert parameter["example_input"] is not None, name
+            assert not parameter["label"].startswith("parameter_"), name
     names = [p["parameter_name"] for p in endpoints["/illustrate_page"]["parameters"]]
     assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps"]
+    assert ("\n• delete_hub_repo: also delete its private Hub repo; that goes first, and if it "
+            "fails nothing is deleted\n") in endpoints["/delete_character"]["description"] + "\n"
+    assert endpoints["/draft_story"]["parameters"][1]["python_type"]["type"] == "list[str]"
 
 
 def test_the_whole_flow(alice_book, served, downloads):

@@ -11,8 +11,8 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import hub_advice, identify, identify_quietly
-from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, forget_uploads, picture,
-                       progress_bar, user_errors)
+from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, forget_uploads, own_choice,
+                       picture, progress_bar, public, user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -163,22 +163,22 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                              elem_classes="tw-table")
         with gr.Accordion("Delete a character", open=False):
             with gr.Row(equal_height=True):
-                to_delete = gr.Dropdown([], label="Character", allow_custom_value=True)
+                to_delete = own_choice("Character", "Mia")
                 hub_too = gr.Checkbox(label=HUB_TOO_LABEL)
                 delete_button = gr.Button("Delete", variant="stop")
             deleted = gr.JSON(visible=False)
             deleted_note = gr.Markdown()
-        gr.api(list_characters, api_name="list_characters")
+        gr.api(list_characters, **public(list_characters, "list_characters"))
 
     listing = [table, none_yet, to_delete]
     adding = add_button.click(add_character_api, [name, kind, description, photos, keep], added,
-                              api_name="add_character")
+                              **public(add_character_api, "add_character"))
     for outcome in (adding.success, adding.failure):  # the server has let go of the uploads
         outcome(lambda: None, None, photos, **PRIVATE)
     adding.success(show_added, added, [added_note, report, crops], **PRIVATE).then(
         refresh, to_delete, listing, **PRIVATE)
     delete_button.click(delete_character_api, [to_delete, hub_too], deleted,
-                        api_name="delete_character").success(
+                        **public(delete_character_api, "delete_character")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         refresh, to_delete, listing, **PRIVATE)
     tab.select(refresh, to_delete, listing, **PRIVATE)

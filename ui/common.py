@@ -6,6 +6,7 @@ path inside the data folder (which is not in `allowed_paths`), so nobody can fet
 user's pictures or books by guessing a URL.
 """
 import functools
+import inspect
 import logging
 import re
 import shutil
@@ -41,6 +42,41 @@ def user_errors(fn: F) -> F:
             raise gr.Error(str(err), duration=ERROR_SECONDS, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def public(fn: Callable, api_name: str) -> dict:
+    """An event's (or gr.api's) API name and its description on the API page: the docstring's
+    summary, then one line per entry of its Args (gradio itself shows only the summary)."""
+    return {"api_name": api_name, "api_description": _api_doc(fn)}
+
+
+def _api_doc(fn: Callable) -> str:
+    """The docstring's summary on one line, then "• name: what it is" for each Args entry
+    (continuation lines joined)."""
+    lines = (inspect.getdoc(fn) or "").splitlines()
+    cut = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), len(lines))
+    summary = " ".join(line.strip() for line in lines[:cut] if line.strip())
+    entries: list[str] = []
+    for line in lines[cut + 1:]:
+        if not line.strip():
+            continue
+        if line.startswith(" " * 8) and entries:
+            entries[-1] += " " + line.strip()
+        else:
+            entries.append("• " + line.strip())
+    return "\n".join([summary, *entries])
+
+
+def own_choice(label: str, example: str, **kwargs) -> gr.Dropdown:
+    """A dropdown of the user's own characters or books: built empty (each session fills it)
+    and open to any value (the engine checks it). The API page types it as text, with
+    `example`, rather than as a choice among none (gradio asks the instance; a subclass of a
+    component would make gradio write a .pyi file next to this module)."""
+    box = gr.Dropdown([], label=label, allow_custom_value=True, **kwargs)
+    text = {"type": "string"}
+    box.api_info = lambda: {"type": "array", "items": text} if box.multiselect else text
+    box.example_payload = box.example_value = lambda: [example] if box.multiselect else example
+    return box
 
 
 def progress_bar(progress: gr.Progress) -> ProgressFn:

@@ -13,7 +13,7 @@ from pipeline.book import BookStore
 from pipeline.export import export_book, file_name, story_about
 from pipeline.settings import Settings
 from ui.auth import identify, identify_quietly
-from ui.common import PRIVATE, choices, picture, scratch_file, user_errors
+from ui.common import PRIVATE, choices, own_choice, picture, public, scratch_file, user_errors
 from ui.story import book_choices
 
 FORMATS = [("PDF, to print (square 8.5 in pages)", "pdf"), ("HTML, to read in a browser", "html")]
@@ -140,7 +140,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                             height=330, allow_preview=False, object_fit="cover",
                             fit_columns=False, visible=False, buttons=[])
         ids = gr.State([])
-        book_id = gr.Dropdown([], label="Open a book", allow_custom_value=True, visible=False)
+        book_id = own_choice("Open a book", "3f9c1a2b7d4e6f80", visible=False)
         deleted_note = gr.HTML()
         with gr.Column(visible=False, elem_classes="tw-reader") as reader:
             heading = gr.HTML()
@@ -160,8 +160,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             delete_button = gr.Button("Delete this book", variant="stop", size="sm")
             deleted = gr.JSON(visible=False)
         cover_page = gr.State(0)
-        gr.api(list_books, api_name="list_books")
-        gr.api(get_book, api_name="get_book")
+        gr.api(list_books, **public(list_books, "list_books"))
+        gr.api(get_book, **public(get_book, "get_book"))
 
     reading = [reader, heading, image, text, where, number]
     listing = [covers, none_yet, ids, book_id]
@@ -175,9 +175,10 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     forward.click(turn(1), number, number, **PRIVATE).then(read, [book_id, number], reading,
                                                               **PRIVATE)
     export_button.click(export_book_api, [book_id, format_choice, draft], download,
-                        api_name="export_book").success(
+                        **public(export_book_api, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)
-    delete_button.click(delete_book_api, book_id, deleted, api_name="delete_book").success(
+    delete_button.click(delete_book_api, book_id, deleted,
+                        **public(delete_book_api, "delete_book")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         refresh, book_id, listing, **PRIVATE).then(read, [book_id, cover_page], reading,
                                                    **PRIVATE)

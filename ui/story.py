@@ -17,7 +17,8 @@ from pipeline.settings import Settings
 from pipeline.store import StoreError
 from pipeline.styles import DEFAULT_STYLE, load_styles
 from ui.auth import identify, identify_quietly
-from ui.common import GPU, PRIVATE, choices, escape_md, picture, progress_bar, user_errors
+from ui.common import (GPU, PRIVATE, choices, escape_md, own_choice, picture, progress_bar,
+                       public, user_errors)
 
 PAGE_HEADERS = ["Page", "Text", "Scene prompt (click to edit)", "Characters"]
 INTRO = """\
@@ -246,8 +247,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             premise = gr.Textbox(label="What is the story about?",
                                  placeholder="Mia and Rex find a message in a bottle")
             with gr.Row():
-                cast = gr.Dropdown([], multiselect=True, allow_custom_value=True,
-                                   label="Characters in it")
+                cast = own_choice("Characters in it", "Mia", multiselect=True)
                 draft_pages = gr.Slider(1, 12, value=5, step=1, label="Pages")
                 draft_seed = gr.Number(0, precision=0, label="Seed", visible=False)
             draft_button = gr.Button("Draft the story", size="sm")
@@ -263,8 +263,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 steps = gr.Number(0, precision=0, minimum=0, label="Steps (0: the style's)")
         make_button = gr.Button("Make the pages", variant="primary")
         with gr.Row(equal_height=True):
-            book_id = gr.Dropdown([], label="Book", allow_custom_value=True, scale=3,
-                                  info="The book you are working on; pick one to continue it")
+            book_id = own_choice("Book", "3f9c1a2b7d4e6f80", scale=3,
+                                info="The book you are working on; pick one to continue it")
             illustrate_button = gr.Button("Illustrate all pages", variant="primary", scale=1)
         book = gr.JSON(visible=False)
         note = gr.Markdown()
@@ -286,24 +286,26 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             page_choices = gr.Gallery(columns=4, height=330, allow_preview=False,
                                       visible=False, object_fit="contain", fit_columns=False,
                                       buttons=[])
-        candidate = gr.Number(1, precision=0, visible=False)
+        candidate = gr.Number(1, precision=0, visible=False, label="Picture")
 
     drawing = [candidates, width, height, steps]
     shown = [book_id, pages, page_pictures, drawn, note, page_choices]
     draft_button.click(draft_story_api, [premise, cast, draft_pages, draft_seed], drafted,
-                       api_name="draft_story", **GPU).success(
+                       **public(draft_story_api, "draft_story"), **GPU).success(
         lambda result: result["story"], drafted, story, **PRIVATE)
     make_button.click(new_book_api, [title, story, style, seed], book,
-                      api_name="new_book").success(show_book, [book, page], shown, **PRIVATE)
+                      **public(new_book_api, "new_book")).success(
+        show_book, [book, page], shown, **PRIVATE)
     illustrate_button.click(illustrate_book_api, [book_id, *drawing], book,
-                            api_name="illustrate_book", **GPU).success(
+                            **public(illustrate_book_api, "illustrate_book"), **GPU).success(
         show_book, [book, page], shown, **PRIVATE)
     redraw_button.click(illustrate_page_api, [book_id, page, scene, redraw_seed, *drawing],
-                        book, api_name="illustrate_page", **GPU).success(
+                        book, **public(illustrate_page_api, "illustrate_page"), **GPU).success(
         show_book, [book, page], shown, **PRIVATE)
     page_choices.select(candidate_number, None, candidate, **PRIVATE).then(
         choose_candidate_api, [book_id, page, candidate], book,
-        api_name="choose_candidate").success(show_book, [book, page], shown, **PRIVATE)
+        **public(choose_candidate_api, "choose_candidate")).success(
+        show_book, [book, page], shown, **PRIVATE)
     pages.input(save_scenes, [book_id, pages], book, **PRIVATE).success(
         show_book, [book, page], shown, **PRIVATE)
     page_pictures.select(pick_page, [drawn, book], [page, scene, page_choices, redraw],

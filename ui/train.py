@@ -16,7 +16,8 @@ from pipeline.settings import Settings
 from pipeline.train import estimate_character, train_character
 from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
 from ui.auth import Identity, hub_advice, identify, identify_quietly
-from ui.common import GPU, PRIVATE, choices, escape_md, picture, progress_bar, user_errors
+from ui.common import (GPU, PRIVATE, choices, escape_md, own_choice, picture, progress_bar,
+                       public, user_errors)
 from ui.characters import character_rows
 
 PUSH_LABEL = "Upload to my Hugging Face repo"
@@ -190,7 +191,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         no_characters = gr.Markdown("Add a character in the **Characters** tab first.",
                                     visible=False)
         with gr.Row(equal_height=False):
-            name = gr.Dropdown([], label="Character", allow_custom_value=True)
+            name = own_choice("Character", "Mia")
             goal = gr.Radio(GOALS, value="person", label="What should the adapter learn?")
         with gr.Accordion("Advanced settings", open=False):
             steps = gr.Number(0, precision=0, minimum=0, label="Training steps",
@@ -210,18 +211,19 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 hub_note = gr.Markdown()
                 push_button = gr.Button(PUSH_LABEL, size="sm")
                 pushed = gr.JSON(visible=False)
-        gr.api(estimate_training, api_name="estimate_training")
+        gr.api(estimate_training, **public(estimate_training, "estimate_training"))
 
     estimate_inputs = [name, goal, steps, options]
     name.change(suggest_goal, name, goal, **PRIVATE)
     for control in estimate_inputs:
         control.change(show_estimate, estimate_inputs, estimate_note, **PRIVATE)
     train_button.click(train_character_api, estimate_inputs, trained,
-                       api_name="train_character", **GPU).success(
+                       **public(train_character_api, "train_character"), **GPU).success(
         show_result, trained, [status, validation, hub_note], **PRIVATE).then(
         refresh, name, [name, no_characters], **PRIVATE).then(
         show_estimate, estimate_inputs, estimate_note, **PRIVATE)
-    push_button.click(push_adapter_api, name, pushed, api_name="push_adapter").success(
+    push_button.click(push_adapter_api, name, pushed,
+                      **public(push_adapter_api, "push_adapter")).success(
         hub_line, pushed, hub_note, **PRIVATE)
     tab.select(refresh, name, [name, no_characters], **PRIVATE)
     demo.load(refresh, name, [name, no_characters], **PRIVATE)
