@@ -162,6 +162,23 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
     assert endpoints["/draft_story"]["parameters"][1]["python_type"]["type"] == "list[str]"
 
 
+def test_long_events_show_their_progress_bar_where_the_page_shows_it(served):
+    import gradio as gr
+
+    import app
+
+    demo = app.build_ui(served[1])
+    events = {d["api_name"]: d for d in demo.config["dependencies"]}
+    for name in ("add_character", "train_character", "push_adapter", "draft_story", "new_book",
+                 "illustrate_book", "illustrate_page", "export_book"):
+        shown = [demo.blocks[i] for i in events[name]["show_progress_on"] or []]
+        shown = [block for block in shown if block.visible]
+        assert shown, name  # not only on its own outputs, which are hidden
+        for block in shown:
+            if isinstance(block, gr.Markdown):  # an empty line would hide the bar
+                assert block.min_height, name
+
+
 def test_the_whole_flow(alice_book, served, downloads):
     api, settings = alice_book["api"], served[1]
     assert [p["accepted"] for p in alice_book["added"]["photos"]] == [True] * 3

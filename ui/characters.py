@@ -11,8 +11,8 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import hub_advice, identify, identify_quietly
-from ui.common import (ERROR_SECONDS, PRIVATE, choices, escape_md, forget_uploads, own_choice,
-                       picture, progress_bar, public, user_errors)
+from ui.common import (ERROR_SECONDS, PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads,
+                       own_choice, picture, progress_bar, public, user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -150,7 +150,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                  file_count="multiple", file_types=PHOTO_TYPES, height=260)
         add_button = gr.Button("Add character", variant="primary")
         added = gr.JSON(visible=False)
-        added_note = gr.Markdown()
+        added_note = gr.Markdown(min_height=STATUS_HEIGHT)
         report = gr.Dataframe(headers=REPORT_HEADERS, label="Each photo", interactive=False,
                               visible=False, wrap=True, column_widths=["6%", "24%", "35%", "35%"],
                               elem_classes="tw-table")
@@ -172,6 +172,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
 
     listing = [table, none_yet, to_delete]
     adding = add_button.click(add_character_api, [name, kind, description, photos, keep], added,
+                              show_progress_on=added_note,  # `added` is hidden
                               **public(add_character_api, "add_character"))
     for outcome in (adding.success, adding.failure):  # the server has let go of the uploads
         outcome(lambda: None, None, photos, **PRIVATE)

@@ -28,6 +28,7 @@ SCRATCH_MAX_AGE_S = 3600  # gradio has copied a download into its cache long bef
 GPU = dict(concurrency_id="gpu", concurrency_limit=1)  # one GPU job at a time, app-wide
 PRIVATE = dict(api_visibility="private")
 ERROR_SECONDS = 30  # long enough to read a verdict on every photo
+STATUS_HEIGHT = 56  # px: an empty result line this tall shows the progress bar of its event
 
 
 def user_errors(fn: F) -> F:

@@ -13,7 +13,8 @@ from pipeline.book import BookStore
 from pipeline.export import export_book, file_name, story_about
 from pipeline.settings import Settings
 from ui.auth import identify, identify_quietly
-from ui.common import PRIVATE, choices, own_choice, picture, public, scratch_file, user_errors
+from ui.common import (PRIVATE, choices, own_choice, picture, progress_bar, public, scratch_file,
+                       user_errors)
 from ui.story import book_choices
 
 FORMATS = [("PDF, to print (square 8.5 in pages)", "pdf"), ("HTML, to read in a browser", "html")]
@@ -47,7 +48,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     @user_errors
     def export_book_api(book_id: str, format: str = "pdf", draft: bool = False,
                         profile: Optional[gr.OAuthProfile] = None,
-                        token: Optional[gr.OAuthToken] = None) -> str:
+                        token: Optional[gr.OAuthToken] = None, progress=gr.Progress()) -> str:
         """Your book as a printable PDF (square 8.5 x 8.5 in pages) or one HTML file.
 
         Args:
@@ -61,7 +62,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         if format not in ("pdf", "html"):
             raise gr.Error(f"format {format!r}: choose pdf or html", print_exception=False)
         done = export_book(store, book, scratch_file(file_name(book, f".{format}")),
-                           draft=bool(draft))
+                           draft=bool(draft), on_progress=progress_bar(progress))
         if done.dropped:
             gr.Warning("Left out of the PDF (the book font can't print them): "
                        + " ".join(done.dropped))
@@ -175,7 +176,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     forward.click(turn(1), number, number, **PRIVATE).then(read, [book_id, number], reading,
                                                               **PRIVATE)
     export_button.click(export_book_api, [book_id, format_choice, draft], download,
-                        **public(export_book_api, "export_book")).success(
+                        show_progress_on=text, **public(export_book_api, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)
     delete_button.click(delete_book_api, book_id, deleted,
                         **public(delete_book_api, "delete_book")).success(

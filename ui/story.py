@@ -17,8 +17,8 @@ from pipeline.settings import Settings
 from pipeline.store import StoreError
 from pipeline.styles import DEFAULT_STYLE, load_styles
 from ui.auth import identify, identify_quietly
-from ui.common import (GPU, PRIVATE, choices, escape_md, own_choice, picture, progress_bar,
-                       public, user_errors)
+from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
+                       progress_bar, public, user_errors)
 
 PAGE_HEADERS = ["Page", "Text", "Scene prompt (click to edit)", "Characters"]
 INTRO = """\
@@ -267,7 +267,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                 info="The book you are working on; pick one to continue it")
             illustrate_button = gr.Button("Illustrate all pages", variant="primary", scale=1)
         book = gr.JSON(visible=False)
-        note = gr.Markdown()
+        note = gr.Markdown(min_height=STATUS_HEIGHT)
         pages = gr.Dataframe(headers=PAGE_HEADERS, type="array", interactive=True,
                              static_columns=[0, 1, 3], wrap=True, row_count=0, visible=False,
                              column_widths=["8%", "40%", "40%", "12%"], label="Pages",
@@ -291,19 +291,21 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     drawing = [candidates, width, height, steps]
     shown = [book_id, pages, page_pictures, drawn, note, page_choices]
     draft_button.click(draft_story_api, [premise, cast, draft_pages, draft_seed], drafted,
-                       **public(draft_story_api, "draft_story"), **GPU).success(
+                       show_progress_on=story, **public(draft_story_api, "draft_story"),
+                       **GPU).success(
         lambda result: result["story"], drafted, story, **PRIVATE)
-    make_button.click(new_book_api, [title, story, style, seed], book,
+    make_button.click(new_book_api, [title, story, style, seed], book, show_progress_on=note,
                       **public(new_book_api, "new_book")).success(
         show_book, [book, page], shown, **PRIVATE)
-    illustrate_button.click(illustrate_book_api, [book_id, *drawing], book,
+    illustrate_button.click(illustrate_book_api, [book_id, *drawing], book, show_progress_on=note,
                             **public(illustrate_book_api, "illustrate_book"), **GPU).success(
         show_book, [book, page], shown, **PRIVATE)
     redraw_button.click(illustrate_page_api, [book_id, page, scene, redraw_seed, *drawing],
-                        book, **public(illustrate_page_api, "illustrate_page"), **GPU).success(
+                        book, show_progress_on=[note, page_choices],
+                        **public(illustrate_page_api, "illustrate_page"), **GPU).success(
         show_book, [book, page], shown, **PRIVATE)
     page_choices.select(candidate_number, None, candidate, **PRIVATE).then(
-        choose_candidate_api, [book_id, page, candidate], book,
+        choose_candidate_api, [book_id, page, candidate], book, show_progress_on=page_choices,
         **public(choose_candidate_api, "choose_candidate")).success(
         show_book, [book, page], shown, **PRIVATE)
     pages.input(save_scenes, [book_id, pages], book, **PRIVATE).success(

@@ -16,8 +16,8 @@ from pipeline.settings import Settings
 from pipeline.train import estimate_character, train_character
 from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
 from ui.auth import Identity, hub_advice, identify, identify_quietly
-from ui.common import (GPU, PRIVATE, choices, escape_md, own_choice, picture, progress_bar,
-                       public, user_errors)
+from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
+                       progress_bar, public, user_errors)
 from ui.characters import character_rows
 
 PUSH_LABEL = "Upload to my Hugging Face repo"
@@ -202,13 +202,13 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         estimate_note = gr.Markdown()
         train_button = gr.Button("Start or continue training", variant="primary")
         trained = gr.JSON(visible=False)
-        status = gr.Markdown()
+        status = gr.Markdown(min_height=STATUS_HEIGHT)
         with gr.Row(equal_height=False):
             validation = gr.Image(label="Validation image (drawn by the adapter)",
                                   visible=False, height=320, interactive=False,
                                   buttons=["download", "fullscreen"])
             with gr.Column():
-                hub_note = gr.Markdown()
+                hub_note = gr.Markdown(min_height=STATUS_HEIGHT)
                 push_button = gr.Button(PUSH_LABEL, size="sm")
                 pushed = gr.JSON(visible=False)
         gr.api(estimate_training, **public(estimate_training, "estimate_training"))
@@ -217,12 +217,12 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     name.change(suggest_goal, name, goal, **PRIVATE)
     for control in estimate_inputs:
         control.change(show_estimate, estimate_inputs, estimate_note, **PRIVATE)
-    train_button.click(train_character_api, estimate_inputs, trained,
+    train_button.click(train_character_api, estimate_inputs, trained, show_progress_on=status,
                        **public(train_character_api, "train_character"), **GPU).success(
         show_result, trained, [status, validation, hub_note], **PRIVATE).then(
         refresh, name, [name, no_characters], **PRIVATE).then(
         show_estimate, estimate_inputs, estimate_note, **PRIVATE)
-    push_button.click(push_adapter_api, name, pushed,
+    push_button.click(push_adapter_api, name, pushed, show_progress_on=hub_note,
                       **public(push_adapter_api, "push_adapter")).success(
         hub_line, pushed, hub_note, **PRIVATE)
     tab.select(refresh, name, [name, no_characters], **PRIVATE)
