@@ -180,3 +180,9 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     assert saved.name == "mia-at-the-sea.pdf"
     assert len(PdfReader(saved).pages) == 4
     shoot(page, "5-download")
+
+    # Back the next day: the Story tab opens on the book, its pages shown.
+    page.reload()
+    open_tab(page, "3 · Story")
+    expect(page.get_by_text("Mia at the Sea: every page has a picture")).to_be_visible()
+    expect(page.get_by_role("gridcell", name="That night Mia dreamed of boats.")).to_be_visible()

@@ -314,5 +314,6 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                          **PRIVATE)
     book_id.input(open_book, book_id, book, **PRIVATE).success(
         show_book, [book, page], shown, **PRIVATE)
-    tab.select(refresh, book_id, [book_id, cast], **PRIVATE)
-    demo.load(refresh, book_id, [book_id, cast], **PRIVATE)
+    for opened in (tab.select, demo.load):  # the book the dropdown shows, with its pages
+        opened(refresh, book_id, [book_id, cast], **PRIVATE).then(
+            open_book, book_id, book, **PRIVATE).success(show_book, [book, page], shown, **PRIVATE)
