@@ -273,7 +273,7 @@ def ensure_local_adapter(settings: Settings, user: str, character: Character,
             call_hub(lambda: api.snapshot_download(repo_id, repo_type="model", revision=info.sha,
                                                 local_dir=download, token=token,
                                                 allow_patterns=list(PUBLISHED)), sleep)
-            folder = _install(store, character, download)
+            folder = _install(store, character, download, "the repo")
         except HubCallFailed as err:
             if err.kind == "not_found":
                 raise AdapterUnavailableError(
@@ -306,7 +306,7 @@ def install_adapter(settings: Settings, user: str, character: Character, source:
             raise AdapterFolderError(
                 f"{character.name} already has an adapter on this machine "
                 f"({store.adapter_dir(character)}); delete that folder first to replace it")
-        return _install(store, character, Path(source))
+        return _install(store, character, Path(source), str(source))
 
 
 def delete_hub_repo(settings: Settings, user: str, character: Character, token: str | None, *,
@@ -419,8 +419,8 @@ def _operations(folder: Path, files: list[str], stale: list[str]) -> list:
              for name in files] + [CommitOperationDelete(path_in_repo=name) for name in stale])
 
 
-def _install(store: CharacterStore, character: Character, source: Path) -> Path:
-    _check_weights(source / ADAPTER_WEIGHTS)
+def _install(store: CharacterStore, character: Character, source: Path, where: str) -> Path:
+    _check_weights(source / ADAPTER_WEIGHTS, where)
     final = store.adapter_dir(character)
     remove_tree(final)  # callers hold the lock and found no weights there: only leftovers
     with staged_dir(final) as tmp:
@@ -430,10 +430,12 @@ def _install(store: CharacterStore, character: Character, source: Path) -> Path:
     return final
 
 
-def _check_weights(path: Path) -> None:
-    """A safetensors file: an 8-byte header length, then that many bytes of JSON."""
+def _check_weights(path: Path, where: str) -> None:
+    """A safetensors file: an 8-byte header length, then that many bytes of JSON. `where`
+    names its folder in messages: the folder the user gave, or "the repo" for a download
+    (whose temporary folder is a server path nobody should see)."""
     if not path.is_file():
-        raise AdapterFolderError(f"{path.parent} has no {path.name}: not an adapter folder")
+        raise AdapterFolderError(f"{where} has no {path.name}: not an adapter folder")
     size = path.stat().st_size
     with open(path, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little")
@@ -443,7 +445,7 @@ def _check_weights(path: Path) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError):
             ok = False
     if not ok:
-        raise AdapterFolderError(f"{path} is not a valid safetensors file")
+        raise AdapterFolderError(f"{path.name} in {where} is not a valid safetensors file")
 
 
 def _save_record(folder: Path, record: HubRecord) -> None:

@@ -83,13 +83,15 @@ def atomic_write_json(path: Path, record: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON record; a missing or damaged one is a StoreError naming the file."""
+    """Read a JSON record; a missing or damaged one is a StoreError naming the file by its
+    folder and name only ("mia/character.json"): the message may reach the app's users."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(f"{path.name} not found in {path.parent}") from None
+        raise StoreError(f"{path.parent.name}/{path.name} not found") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StoreError(f"{path} is damaged and can't be read ({err})") from None
+        raise StoreError(f"{path.parent.name}/{path.name} is damaged and can't be read ({err})") \
+            from None
 
 
 @contextlib.contextmanager

@@ -48,12 +48,15 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
-def test_read_json_names_damaged_and_missing_files(tmp_path):
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(store.StoreError, match="bad.json is damaged"):
-        store.read_json(tmp_path / "bad.json")
-    with pytest.raises(store.StoreError, match="gone.json not found"):
-        store.read_json(tmp_path / "gone.json")
+def test_read_json_names_damaged_and_missing_files_without_their_server_path(tmp_path):
+    (tmp_path / "mia").mkdir()
+    (tmp_path / "mia" / "bad.json").write_text("{not json")
+    with pytest.raises(store.StoreError, match="^mia/bad.json is damaged") as damaged:
+        store.read_json(tmp_path / "mia" / "bad.json")
+    with pytest.raises(store.StoreError, match="^mia/gone.json not found") as missing:
+        store.read_json(tmp_path / "mia" / "gone.json")
+    for err in (damaged, missing):
+        assert str(tmp_path) not in str(err.value)
 
 
 def test_staged_dir_appears_whole_or_not_at_all(tmp_path):
