@@ -37,7 +37,7 @@ class Settings:
     max_pages: int = 40  # pages per book
     max_page_chars: int = 1000  # characters of story text per page
     story_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # instruct LM that drafts stories
-    require_login: str = "auto"  # auto (on a Space with sign-in), always, never
+    require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
 
     def __post_init__(self) -> None:

@@ -379,7 +379,7 @@ def test_deleting_a_book_and_a_character(alice_book, served, downloads):
 @pytest.mark.parametrize("mode, environ, required, button", [
     ("never", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, False, False),
     ("auto", {}, False, False),
-    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b"}, False, False),
+    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b"}, True, False),  # visitors never share
     ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, True, True),
     ("always", {}, True, False),
 ])

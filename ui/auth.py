@@ -1,7 +1,7 @@
 """Who is asking: the signed-in user, an API caller's token owner, or the one local user.
 
-With sign-in in effect (TALEWEAVER_REQUIRE_LOGIN=always, or auto on a Space with Hugging Face
-sign-in) every action needs a user: a browser session's profile, or, for API callers, the owner
+With sign-in in effect (TALEWEAVER_REQUIRE_LOGIN=always, or auto on any Space: a public Space
+must never put its visitors in one shared folder) every action needs a user: a browser session's profile, or, for API callers, the owner
 of the token they pass (`Client(url, oauth_token="hf_...")`). Their own token is used for their
 Hub repos, never the Space's HF_TOKEN. Without sign-in there is one local user, and pushes use
 HF_TOKEN.
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import gradio as gr
-from gradio.utils import get_space
 
 from pipeline import hub
 from pipeline.settings import Settings
@@ -27,13 +26,14 @@ class Identity:
 
 def oauth_configured(environ: Mapping[str, str] = os.environ) -> bool:
     """True on a Space with Hugging Face sign-in set up (hf_oauth: true in the README)."""
-    return get_space() is not None and bool(environ.get("OAUTH_CLIENT_ID"))
+    return environ.get("SYSTEM") == "spaces" and bool(environ.get("OAUTH_CLIENT_ID"))
 
 
 def sign_in_required(settings: Settings, environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether every action needs a signed-in user (or an API caller's token)."""
+    """Whether every action needs a signed-in user (or an API caller's token): with "auto", on
+    any Space, signed-in or not (only TALEWEAVER_REQUIRE_LOGIN=never shares one local user)."""
     if settings.require_login == "auto":
-        return oauth_configured(environ)
+        return environ.get("SYSTEM") == "spaces"
     return settings.require_login == "always"
 
 
