@@ -1,9 +1,10 @@
 """Who is asking: the signed-in user, an API caller's token owner, or the one local user.
 
 With sign-in in effect (TALEWEAVER_REQUIRE_LOGIN=always, or auto on any Space: a public Space
-must never put its visitors in one shared folder) every action needs a user: a browser session's profile, or, for API callers, the owner
-of the token they pass (`Client(url, oauth_token="hf_...")`). Their own token is used for their
-Hub repos, never the Space's HF_TOKEN. Without sign-in there is one local user, and pushes use
+must never put its visitors in one shared folder) every action needs a user: a browser
+session's profile, or, for API callers, the owner of the token they pass
+(`Client(url, oauth_token="hf_...")`). Their own token is used for their Hub repos, never the
+Space's HF_TOKEN. Without sign-in there is one local user, and pushes use
 HF_TOKEN.
 """
 import os
