@@ -253,6 +253,14 @@ def test_errors_arrive_as_messages(alice_book, tmp_path, face_photos):
         api.predict("T", "Mia.", "crayon", -1, api_name="/new_book")
     assert str(refused.value) == ("unknown style 'crayon'; choose one of: watercolor, pastel, "
                                   "cartoon, pencil, 3d, papercut")
+    # gradio shows an error as HTML: a title quoted in one is only ever text
+    html_title = api.predict("<h1>Big</h1> & <img src=x>", "Mia.", "pastel", 1,
+                             api_name="/new_book")
+    with pytest.raises(AppError) as refused:
+        api.predict(html_title["id"], "pdf", False, api_name="/export_book")
+    assert str(refused.value).startswith("'&lt;h1&gt;Big&lt;/h1&gt; &amp; &lt;img src=x&gt;': "
+                                         "page 1 not illustrated yet")
+    api.predict(html_title["id"], api_name="/delete_book")
     assert api.predict(api_name="/list_books") == books
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
 

@@ -11,8 +11,8 @@ from pipeline import hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import hub_advice, identify, identify_quietly
-from ui.common import (ERROR_SECONDS, PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads,
-                       own_choice, picture, progress_bar, public, user_errors)
+from ui.common import (PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads, own_choice,
+                       picture, progress_bar, public, user_errors)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -94,8 +94,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             advice = hub_advice(settings, err.result.reason, "delete again")
             by_hand = (f"{'Or' if advice else 'You can'} delete the repo on huggingface.co (its "
                        f'settings page), then here with "{HUB_TOO_LABEL}" unticked.')
-            raise gr.Error(" ".join(filter(None, [str(err), advice, by_hand])),
-                           duration=ERROR_SECONDS, print_exception=False) from None
+            raise ValueError(" ".join(filter(None, [str(err), advice, by_hand]))) from None
         return deleted.to_json()
 
     def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,

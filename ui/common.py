@@ -6,6 +6,7 @@ path inside the data folder (which is not in `allowed_paths`), so nobody can fet
 user's pictures or books by guessing a URL.
 """
 import functools
+import html
 import inspect
 import logging
 import re
@@ -32,7 +33,8 @@ STATUS_HEIGHT = 56  # px: an empty result line this tall shows the progress bar 
 
 
 def user_errors(fn: F) -> F:
-    """Turn the engine's errors (ValueError, RuntimeError) into gr.Error with their message."""
+    """Turn the engine's errors (ValueError, RuntimeError) into gr.Error with their message,
+    HTML-escaped: gradio renders an error as HTML, and messages quote free text (titles)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -40,7 +42,8 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except (ValueError, RuntimeError) as err:
-            raise gr.Error(str(err), duration=ERROR_SECONDS, print_exception=False) from None
+            raise gr.Error(html.escape(str(err), quote=False), duration=ERROR_SECONDS,
+                           print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -59,8 +59,6 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         who = identify(settings, profile, token)
         store = BookStore(settings, who.user)
         book = store.get(book_id or "")
-        if format not in ("pdf", "html"):
-            raise gr.Error(f"format {format!r}: choose pdf or html", print_exception=False)
         done = export_book(store, book, scratch_file(file_name(book, f".{format}")),
                            draft=bool(draft), on_progress=progress_bar(progress))
         if done.dropped:
