@@ -5,7 +5,8 @@ two CLIP text encoders and two tokenizers) at about a million parameters, so the
 illustration code runs unchanged on a CPU in seconds. It draws noise, not pictures: it is a test
 and demo model, never a substitute for SDXL.
 
-    python -m pipeline tiny-model /tmp/tiny && TALEWEAVER_BASE_MODEL=/tmp/tiny python app.py
+    python -m pipeline tiny-model /tmp/tiny
+    TALEWEAVER_BASE_MODEL=/tmp/tiny TALEWEAVER_RESOLUTION=128 python app.py
 """
 from __future__ import annotations
 

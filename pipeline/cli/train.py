@@ -68,7 +68,8 @@ def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
 
     out = save_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
     return Result({"path": str(out)},
-                  f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} python app.py")
+                  f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} "
+                  "TALEWEAVER_RESOLUTION=128 python app.py")
 
 
 def register(sub) -> None:
