@@ -115,8 +115,9 @@ def _kohya_usage(character: Character, repo_id: str, files: Sequence[str]) -> st
         f"mv {KOHYA_WEIGHTS} {name}.safetensors\n"
         "```\n\n"
         f"- **ComfyUI**: put `{name}.safetensors` in `ComfyUI/models/loras/`, add a *Load LoRA* "
-        "node between the SDXL checkpoint loader and the text encoders, strength about 0.8, and "
-        f"write `{character.token_phrase}` in the positive prompt.\n"
+        "node after *Load Checkpoint* (an SDXL checkpoint): its MODEL output goes to the "
+        "KSampler and its CLIP output to the *CLIP Text Encode* nodes; strength about 0.8. "
+        f"Write `{character.token_phrase}` in the positive prompt.\n"
         f"- **AUTOMATIC1111 / Forge**: put it in `models/Lora/` and write "
         f"`<lora:{name}:0.8> {character.token_phrase}` in the prompt, with an SDXL checkpoint."
     )

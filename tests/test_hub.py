@@ -394,6 +394,7 @@ def test_model_card_metadata_and_usage(settings, mia, fake, waits, online):
     assert (f'pipe.load_lora_weights("{REPO}", weight_name="{ADAPTER_WEIGHTS}"' in body)
     assert f"hf download {REPO} {KOHYA_WEIGHTS}" in body
     assert "ComfyUI/models/loras/" in body and "<lora:taleweaver-mia:0.8> ohwx girl" in body
+    assert "its MODEL output goes to the KSampler and its CLIP output to the" in body
     assert "| rank | `16` |" in body and "| learning_rate | `0.0001` |" in body
     assert "crops" not in body and "01.png" not in body and VALIDATION_IMAGE not in body
 
