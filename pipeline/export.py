@@ -194,15 +194,16 @@ def _lines(pdf, text: str, size: float, width: float, bold: bool = False) -> int
     return len(pdf.multi_cell(width, size * LEADING, text, dry_run=True, output="LINES"))
 
 
-def _picture(pdf, path: Path, top: float, box: float) -> float:
-    """Draw the image centred in a box of side `box` at `top`, keeping its shape; its height."""
+def _picture(pdf, path: Path, top: float, box: float, middle: bool = False) -> float:
+    """Draw the image as large as a box of side `box` at `top` allows, keeping its shape,
+    centred across the page and at the top of the box (or in its middle); its height."""
     from PIL import Image
 
     with Image.open(path) as image:
         width, height = image.size
     scale = box / max(width, height)
     w, h = width * scale, height * scale
-    pdf.image(path, x=(PAGE - w) / 2, y=top, w=w, h=h)
+    pdf.image(path, x=(PAGE - w) / 2, y=top + (box - h) / 2 if middle else top, w=w, h=h)
     return h
 
 
@@ -228,7 +229,7 @@ def _cover_page(pdf, title: str, about: str, picture: Optional[Path]) -> None:
         _text(pdf, about, PAGE - MARGIN - about_h, about_size, width, color=SOFT_INK)
     if picture:
         box = CONTENT - title_h - about_h - 2 * GAP
-        _picture(pdf, picture, MARGIN + title_h + GAP, box)
+        _picture(pdf, picture, MARGIN + title_h + GAP, box, middle=True)
 
 
 def _story_page(pdf, number: int, text: str, picture: Optional[Path]) -> None:

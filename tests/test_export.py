@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -67,6 +68,25 @@ def test_chosen_cover_is_used(illustrated_book, tmp_path):
     book = store.set_cover(book.id, "images/p03-5.png")
     reader = PdfReader(export_pdf(store, book, tmp_path / "book.pdf").path)
     assert [image.image.size for image in reader.pages[0].images] == [(640, 480)]
+
+
+def test_a_wide_cover_picture_sits_midway_between_the_title_and_the_line_below(
+        illustrated_book, tmp_path):
+    store, book = illustrated_book
+    book = store.add_illustration(book.id, 3, make_picture(1152, 640, 5), seed=5, prompt="x",
+                                  choose=False)
+    cover = PdfReader(export_pdf(store, store.set_cover(book.id, "images/p03-5.png"),
+                                 tmp_path / "book.pdf").path).pages[0]
+    baselines = []
+    cover.extract_text(visitor_text=lambda text, cm, tm, font, size: baselines.append(
+        (tm[5], size)) if text.strip() else None)
+    title_bottom = min(y for y, size in baselines if size > 20)  # the title's last line
+    about_top = max(y + size for y, size in baselines if size <= 20)  # "A story about..."
+    placed = re.search(rb"([\d.]+) 0 0 ([\d.]+) ([\d.]+) ([\d.]+) cm /I\d+ Do",
+                       cover.get_contents().get_data())
+    height, bottom = float(placed[2]), float(placed[4])
+    above, below = title_bottom - (bottom + height), bottom - about_top
+    assert abs(above - below) < 20  # (measured from the title baseline, not its line box)
 
 
 def test_unillustrated_pages_stop_the_export_unless_draft(book_settings, tmp_path):
