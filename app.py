@@ -50,10 +50,9 @@ def build_ui(settings: Settings) -> gr.Blocks:
     def banner(profile: Optional[gr.OAuthProfile] = None) -> dict:
         notes = []
         if sign_in_required(settings) and not oauth_configured():
-            notes.append("This Space has no *Sign in with Hugging Face*, so it can't keep your "
-                         "photos and books apart from other visitors': use its API with your "
-                         "own Hugging Face token (`Client(url, oauth_token=\"hf_...\")`), or "
-                         "duplicate the Space for yourself.")
+            notes.append("This app keeps each visitor's photos and books apart, but has no "
+                         "*Sign in with Hugging Face* here: use its API with your own Hugging "
+                         "Face token (`Client(url, oauth_token=\"hf_...\")`).")
         elif sign_in_required(settings) and profile is None:
             notes.append("**Sign in with Hugging Face** (top right) to begin: your photos, "
                          "characters and books are private to you, and your adapters go to "
