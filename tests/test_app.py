@@ -222,6 +222,20 @@ def test_the_whole_flow(alice_book, served, downloads):
         chosen["pages"][2]["image"]
 
 
+def test_pushes_use_the_callers_own_token_and_send_the_validation_image_only_when_asked(
+        alice_book, monkeypatch):
+    asked = []
+
+    def push(settings, user, character, token, *, include_validation_image=False):
+        asked.append((user, character.name, token, include_validation_image))
+        return hub.HubResult("skipped", "", "", "offline", reason="offline")
+
+    monkeypatch.setattr(hub, "push_adapter", push)
+    alice_book["api"].predict("mia", api_name="/push_adapter")
+    alice_book["api"].predict("mia", True, api_name="/push_adapter")
+    assert asked == [("alice", "Mia", ALICE, False), ("alice", "Mia", ALICE, True)]
+
+
 def test_a_story_is_drafted_by_the_story_model(alice_book, monkeypatch):
     answer = {"pages": [{"text": "Mia finds a map.", "scene": "Mia holding a map"},
                         {"text": "Mia follows it.", "scene": "Mia on a path"}]}

@@ -120,16 +120,20 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         return {**record, "config": config.to_dict(), "hub": pushed.to_json() if pushed else None}
 
     @user_errors
-    def push_adapter_api(name: str, profile: Optional[gr.OAuthProfile] = None,
+    def push_adapter_api(name: str, with_validation_image: bool = False,
+                         profile: Optional[gr.OAuthProfile] = None,
                          token: Optional[gr.OAuthToken] = None) -> dict:
         """Upload a trained adapter to your private repo <you>/taleweaver-<name> (your token).
 
         Args:
             name: the character's name
+            with_validation_image: also upload the validation image (it shows the character;
+                by default no picture leaves the server)
         """
         who = identify(settings, profile, token)
         character = CharacterStore(settings, who.user).get(name or "")
-        return hub.push_adapter(settings, who.user, character, who.token).to_json()
+        return hub.push_adapter(settings, who.user, character, who.token,
+                                include_validation_image=bool(with_validation_image)).to_json()
 
     def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,
                 token: Optional[gr.OAuthToken] = None):
@@ -210,6 +214,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             with gr.Column():
                 hub_note = gr.Markdown(min_height=STATUS_HEIGHT)
                 push_button = gr.Button(PUSH_LABEL, size="sm")
+                with_image = gr.Checkbox(label="Also upload the validation image (it shows "
+                                               "the character)")
                 pushed = gr.JSON(visible=False)
         gr.api(estimate_training, **public(estimate_training, "estimate_training"))
 
@@ -222,7 +228,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         show_result, trained, [status, validation, hub_note], **PRIVATE).then(
         refresh, name, [name, no_characters], **PRIVATE).then(
         show_estimate, estimate_inputs, estimate_note, **PRIVATE)
-    push_button.click(push_adapter_api, name, pushed, show_progress_on=hub_note,
+    push_button.click(push_adapter_api, [name, with_image], pushed, show_progress_on=hub_note,
                       **public(push_adapter_api, "push_adapter")).success(
         hub_line, pushed, hub_note, **PRIVATE)
     tab.select(refresh, name, [name, no_characters], **PRIVATE)
