@@ -25,7 +25,6 @@ from .store import atomic_write_bytes, slugify
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 FONT_REGULAR, FONT_BOLD = FONT_DIR / "Andika-Regular.ttf", FONT_DIR / "Andika-Bold.ttf"
-FORMATS = (".pdf", ".html")
 
 PAGE = 612.0  # 8.5 in, in points: a square picture-book page
 MARGIN = 45.0  # 0.625 in on every side: safe for home printers and print shops' trim
