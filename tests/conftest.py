@@ -182,3 +182,47 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# --- The Hub, faked (test_hub, test_hub_calls, test_model_card; helpers in fake_hub.py) ------
+
+@pytest.fixture
+def fake():
+    """An in-process stand-in for the HfApi methods hub.py uses (users alice and bob)."""
+    from fake_hub import FakeHub
+
+    return FakeHub()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Lift HF_HUB_OFFLINE for code that talks to the fake (no real client is ever built)."""
+    from huggingface_hub import constants
+
+    from fake_hub import NoHub
+    from pipeline import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_hf_api", NoHub)
+
+
+@pytest.fixture
+def waits():
+    """The backoff waits of Hub retries, recorded instead of slept (pass waits.append)."""
+    return []
+
+
+@pytest.fixture
+def mia(settings):
+    """Alice's "Mia" (girl, trigger "ohwx") with an adapter folder as training leaves it."""
+    from PIL import Image
+
+    from fake_hub import write_adapter
+    from pipeline.characters import CharacterStore, Crop
+
+    store = CharacterStore(settings, "alice")
+    crop = Crop("", (64, 64), (0, 0, 64, 64), "mia.jpg")
+    image = Image.new("RGB", (64, 64), (200, 150, 120))
+    character = store.create("Mia", "girl", "curly red hair", "ohwx", [(image, crop)] * 3)
+    write_adapter(store.adapter_dir(character))
+    return character

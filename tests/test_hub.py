@@ -1,7 +1,5 @@
-"""pipeline/hub.py and pipeline/model_card.py against an in-process fake of the HfApi methods
-used (the Hub is unreachable here); the fake raises huggingface_hub's real error classes."""
-import dataclasses
-import hashlib
+"""pipeline/hub.py (and `python -m pipeline push/pull/delete-character --hub`) against the
+in-process fake of the HfApi methods it uses (tests/fake_hub.py; the Hub is unreachable here)."""
 import json
 import subprocess
 import sys
@@ -10,197 +8,20 @@ from pathlib import Path
 import httpx2
 import numpy as np
 import pytest
-import yaml
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, constants
-from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
-                                    RepositoryNotFoundError)
-from huggingface_hub.hf_api import CommitInfo, ModelInfo, RepoUrl
-from PIL import Image
-from safetensors.numpy import save_file
+from huggingface_hub import constants
+from huggingface_hub.errors import LocalEntryNotFoundError
 
+from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
 from pipeline import hub
 from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
-                                 CharacterStore, Crop)
+                                 CharacterStore)
 from pipeline.cli import main
 from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
                           RepoNotDeleted, delete_character, delete_hub_repo,
                           ensure_local_adapter, hub_record, install_adapter, push_adapter,
                           token_from_env)
-from pipeline.model_card import MODEL_CARD, render_model_card
+from pipeline.model_card import MODEL_CARD
 from pipeline.store import remove_tree
-
-ALICE, BOB = "hf_alice_token", "hf_bob_token"
-REPO = "alice/taleweaver-mia"
-SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
-
-
-def http_error(status, cls=HfHubHTTPError, headers=None):
-    """An error as huggingface_hub raises it: the status lives on error.response."""
-    response = httpx2.Response(status, headers=headers or {},
-                               request=httpx2.Request("POST", "https://huggingface.co/api/x"))
-    return cls(f"{status} Client Error.", response=response)
-
-
-class FakeHub:
-    """The HfApi methods hub.py uses, in memory: tokens, private repos, files, commits.
-
-    It records every call (method, repo, token, details) and raises queued errors first.
-    """
-
-    def __init__(self):
-        self.users = {ALICE: "alice", BOB: "bob"}
-        self.repos = {}  # repo id -> {"private", "owner", "files": {path: bytes}, "sha"}
-        self.calls = []
-        self.queued = {}
-
-    def fail(self, method, *errors):
-        self.queued.setdefault(method, []).extend(errors)
-
-    def methods(self):
-        return [call[0] for call in self.calls]
-
-    def _enter(self, method, token, repo_id=None, **details):
-        self.calls.append((method, repo_id, token, details))
-        if self.queued.get(method):
-            raise self.queued[method].pop(0)
-        if token not in self.users:
-            raise http_error(401)
-        return self.users[token]
-
-    def _readable(self, user, repo_id):
-        repo = self.repos.get(repo_id)
-        if repo is None or (repo["private"] and repo["owner"] != user):
-            raise http_error(404, RepositoryNotFoundError)
-        return repo
-
-    def whoami(self, token=None, *, cache=False):
-        return {"name": self._enter("whoami", token), "type": "user"}
-
-    def create_repo(self, repo_id, *, token=None, private=None, repo_type=None, exist_ok=False):
-        user = self._enter("create_repo", token, repo_id, private=private, repo_type=repo_type)
-        if repo_id.split("/")[0] != user:
-            raise http_error(403)
-        if repo_id in self.repos and not exist_ok:
-            raise http_error(409)
-        self.repos.setdefault(repo_id, {"private": bool(private), "owner": user, "files": {
-            ".gitattributes": b"*.safetensors filter=lfs\n"}, "sha": "0" * 40})
-        return RepoUrl(f"https://huggingface.co/{repo_id}")
-
-    def repo_info(self, repo_id, *, repo_type=None, token=None):
-        repo = self._readable(self._enter("repo_info", token, repo_id), repo_id)
-        return ModelInfo(id=repo_id, private=repo["private"], sha=repo["sha"])
-
-    def list_repo_files(self, repo_id, *, repo_type=None, token=None, revision=None):
-        return sorted(self._readable(self._enter("list_repo_files", token, repo_id),
-                                     repo_id)["files"])
-
-    def create_commit(self, repo_id, operations, *, commit_message, token=None,
-                      repo_type=None):
-        operations = list(operations)
-        user = self._enter("create_commit", token, repo_id,
-                           paths=[op.path_in_repo for op in operations])
-        repo = self._readable(user, repo_id)
-        if repo["owner"] != user:
-            raise http_error(403)
-        for op in operations:
-            if isinstance(op, CommitOperationAdd):
-                with op.as_file() as handle:
-                    repo["files"][op.path_in_repo] = handle.read()
-            else:
-                assert isinstance(op, CommitOperationDelete)
-                del repo["files"][op.path_in_repo]
-        repo["sha"] = hashlib.sha1(repr(sorted(repo["files"].items())).encode()).hexdigest()
-        return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{repo['sha']}",
-                          commit_message=commit_message, commit_description="", oid=repo["sha"])
-
-    def snapshot_download(self, repo_id, *, repo_type=None, revision=None, local_dir=None,
-                          token=None, allow_patterns=None):
-        repo = self._readable(self._enter("snapshot_download", token, repo_id,
-                                          revision=revision), repo_id)
-        assert revision == repo["sha"]
-        local_dir = Path(local_dir)
-        (local_dir / ".cache" / "huggingface").mkdir(parents=True, exist_ok=True)
-        for path, data in repo["files"].items():
-            if allow_patterns is None or path in allow_patterns:
-                (local_dir / path).write_bytes(data)
-        return str(local_dir)
-
-    def delete_repo(self, repo_id, *, token=None, repo_type=None, missing_ok=False):
-        user = self._enter("delete_repo", token, repo_id)
-        if repo_id not in self.repos:
-            if missing_ok:
-                return
-            raise http_error(404, RepositoryNotFoundError)
-        if self.repos[repo_id]["owner"] != user:
-            raise http_error(403)
-        del self.repos[repo_id]
-
-
-class NoHub:
-    """Any use of the Hub fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the Hub was used ({name}) where it must not be")
-
-
-@pytest.fixture
-def fake():
-    return FakeHub()
-
-
-@pytest.fixture
-def online(monkeypatch):
-    """Lift HF_HUB_OFFLINE for code that talks to the fake (no real client is ever built)."""
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_hf_api", NoHub)
-
-
-@pytest.fixture
-def waits():
-    return []
-
-
-@pytest.fixture
-def mia(settings):
-    store = CharacterStore(settings, "alice")
-    crop = Crop("", (64, 64), (0, 0, 64, 64), "mia.jpg")
-    image = Image.new("RGB", (64, 64), (200, 150, 120))
-    character = store.create("Mia", "girl", "curly red hair", "ohwx", [(image, crop)] * 3)
-    write_adapter(store.adapter_dir(character))
-    return character
-
-
-def write_adapter(folder, config=None):
-    """An adapter folder as training leaves it, plus things that must never be uploaded."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    save_file({"unet.down.lora_A.weight": rng.standard_normal((4, 8), dtype=np.float32)},
-              str(folder / ADAPTER_WEIGHTS))
-    save_file({"lora_unet_down.lora_down.weight": rng.standard_normal((4, 8), dtype=np.float32)},
-              str(folder / KOHYA_WEIGHTS))
-    config = {"base_model": SDXL, "rank": 16, "steps": 800, "learning_rate": 1e-4,
-              "resolution": 1024, "instance_prompt": "a photo of ohwx girl"} if config is None else config
-    (folder / TRAIN_CONFIG).write_text(json.dumps(config))
-    Image.new("RGB", (64, 64), (10, 20, 30)).save(folder / VALIDATION_IMAGE)
-    (folder / "checkpoint-400").mkdir()
-    (folder / "checkpoint-400" / "optimizer.bin").write_bytes(b"state")
-    (folder / "crops").mkdir()
-    Image.new("RGB", (64, 64)).save(folder / "crops" / "01.png")
-    (folder / "notes.txt").write_text("private notes")
-
-
-def files_of(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file()}
-
-
-def adapter_of(settings, character, user="alice"):
-    return CharacterStore(settings, user).adapter_dir(character)
-
-
-def push(settings, fake, waits, character, token=ALICE, **kwargs):
-    return push_adapter(settings, "alice", character, token, api=fake, sleep=waits.append,
-                        **kwargs)
 
 
 # --- pushing -------------------------------------------------------------------------------
@@ -266,11 +87,6 @@ def test_signed_in_user_pushes_with_the_oauth_token_into_their_namespace(setting
     assert {call[2] for call in fake.calls} == {ALICE}
 
 
-def neutral(message):
-    """A message any front door can show: no command, no server path, no Markdown."""
-    return not any(word in message for word in ("`", "python -m", "HF_TOKEN", "/tmp", "/data"))
-
-
 def test_without_a_token_nothing_is_sent_and_the_result_says_why(settings, mia, online,
                                                                   monkeypatch):
     monkeypatch.setenv("HF_TOKEN", BOB)
@@ -307,62 +123,6 @@ def test_pushing_a_character_without_an_adapter_is_an_error(settings, mia, fake,
     assert fake.calls == []
 
 
-@pytest.mark.parametrize("method, error, words, reason", [
-    ("create_repo", http_error(401), "401 Unauthorized", "unauthorized"),
-    ("whoami", http_error(401), "401 Unauthorized", "unauthorized"),
-    ("create_repo", http_error(403), "403 Forbidden", "forbidden"),
-    ("create_commit", http_error(400), "the Hub answered 400", "http"),
-])
-def test_permanent_errors_fail_at_once_and_keep_the_adapter(settings, mia, fake, waits, online,
-                                                            method, error, words, reason):
-    before = files_of(adapter_of(settings, mia))
-    fake.fail(method, error)
-
-    result = push(settings, fake, waits, mia)
-
-    assert (result.status, result.reason) == ("failed", reason) and words in result.message
-    assert "Mia's adapter is safe on this machine" in result.message and neutral(result.message)
-    assert waits == [] and fake.methods().count(method) == 1
-    after = files_of(adapter_of(settings, mia))
-    assert {k: v for k, v in after.items() if k != MODEL_CARD} == before
-    assert hub_record(settings, "alice", mia) is None
-
-
-@pytest.mark.parametrize("error, waited", [
-    (http_error(409), [2.0]),
-    (http_error(429, headers={"Retry-After": "7"}), [7.0]),
-    (http_error(503), [2.0]),
-    (httpx2.ConnectError("[Errno 101] Network is unreachable"), [2.0]),
-    (httpx2.ReadTimeout("timed out"), [2.0]),
-])
-def test_transient_errors_are_retried_with_backoff(settings, mia, fake, waits, online, error,
-                                                   waited):
-    fake.fail("create_commit", error)
-
-    result = push(settings, fake, waits, mia)
-
-    assert result.status == "pushed" and waits == waited
-    assert fake.methods().count("create_commit") == 2
-
-
-def test_retries_give_up_with_a_clear_message(settings, mia, fake, waits, online):
-    fake.fail("create_repo", *[http_error(502) for _ in range(hub.ATTEMPTS)])
-
-    result = push(settings, fake, waits, mia)
-
-    assert (result.status, result.reason) == ("failed", "server")
-    assert "server error (502)" in result.message and f"after {hub.ATTEMPTS} tries" in result.message
-    assert waits == [2.0, 4.0, 8.0] and "create_commit" not in fake.methods()
-
-
-def test_rate_limit_message(settings, mia, fake, waits, online):
-    fake.fail("create_commit", *[http_error(429) for _ in range(hub.ATTEMPTS)])
-
-    result = push(settings, fake, waits, mia)
-
-    assert result.status == "failed" and "429 Too Many Requests" in result.message
-
-
 def test_an_existing_public_repo_is_never_uploaded_to(settings, mia, fake, waits, online):
     fake.create_repo(REPO, token=ALICE, private=False)
     fake.calls.clear()
@@ -373,50 +133,6 @@ def test_an_existing_public_repo_is_never_uploaded_to(settings, mia, fake, waits
     assert "is public" in result.message and neutral(result.message)
     assert "create_commit" not in fake.methods()
     assert set(fake.repos[REPO]["files"]) == {".gitattributes"}
-
-
-# --- the model card ------------------------------------------------------------------------
-
-def split_card(text):
-    _, front, body = text.split("---\n", 2)
-    return yaml.safe_load(front), body
-
-
-def test_model_card_metadata_and_usage(settings, mia, fake, waits, online):
-    push(settings, fake, waits, mia)
-    meta, body = split_card(fake.repos[REPO]["files"][MODEL_CARD].decode())
-
-    assert meta["base_model"] == SDXL and meta["license"] == "openrail++"
-    assert {"lora", "diffusers", "text-to-image", "stable-diffusion-xl",
-            "template:sd-lora"} <= set(meta["tags"])
-    assert meta["instance_prompt"] == "a photo of ohwx girl" and "widget" not in meta
-    assert "trigger token: `ohwx`" in body and "kind: `girl`" in body
-    assert (f'pipe.load_lora_weights("{REPO}", weight_name="{ADAPTER_WEIGHTS}"' in body)
-    assert f"hf download {REPO} {KOHYA_WEIGHTS}" in body
-    assert "ComfyUI/models/loras/" in body and "<lora:taleweaver-mia:0.8> ohwx girl" in body
-    assert "its MODEL output goes to the KSampler and its CLIP output to the" in body
-    assert "| rank | `16` |" in body and "| learning_rate | `0.0001` |" in body
-    assert "crops" not in body and "01.png" not in body and VALIDATION_IMAGE not in body
-
-
-def test_model_card_without_config_or_kohya_and_with_a_local_base_model(mia, tiny_model_dir):
-    card = render_model_card(mia, REPO, str(tiny_model_dir), {}, [ADAPTER_WEIGHTS])
-    meta, body = split_card(card)
-
-    assert "base_model" not in meta and "license" not in meta
-    assert meta["instance_prompt"] == "ohwx girl"
-    assert "## Training" not in body and f"no kohya-format file (`{KOHYA_WEIGHTS}`)" in body
-    assert SDXL in body  # the diffusers example still loads real SDXL
-
-
-def test_damaged_training_config_still_gives_a_card(settings, mia, fake, waits, online):
-    (adapter_of(settings, mia) / TRAIN_CONFIG).write_text("{not json")
-    result = push(dataclasses.replace(settings, base_model=SDXL), fake, waits, mia,
-                  namespace="alice")
-
-    meta, body = split_card(fake.repos[REPO]["files"][MODEL_CARD].decode())
-    assert result.status == "pushed" and meta["base_model"] == SDXL  # settings' base model
-    assert "## Training" not in body
 
 
 # --- getting the adapter for generation ----------------------------------------------------
