@@ -27,7 +27,6 @@ from pipeline import draft, hub  # noqa: E402
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from ui import auth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob",
@@ -398,23 +397,6 @@ def test_deleting_a_book_and_a_character(alice_book, served, downloads):
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
 
 
-@pytest.mark.parametrize("mode, environ, required, button", [
-    ("never", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, False, False),
-    ("auto", {}, False, False),
-    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b"}, True, False),  # visitors never share
-    ("auto", {"SYSTEM": "spaces", "SPACE_ID": "a/b", "OAUTH_CLIENT_ID": "x"}, True, True),
-    ("always", {}, True, False),
-])
-def test_when_sign_in_is_required(monkeypatch, mode, environ, required, button):
-    for key in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-    settings = Settings(require_login=mode)
-    assert auth.sign_in_required(settings) is required
-    assert auth.show_login_button(settings) is button
-
-
 def test_the_sign_in_button_appears_only_where_sign_in_works(monkeypatch, tmp_path):
     import app
 
@@ -433,35 +415,3 @@ def test_the_sign_in_button_appears_only_where_sign_in_works(monkeypatch, tmp_pa
                         ("OPENID_PROVIDER_URL", "https://huggingface.co")):
         monkeypatch.setattr(gradio.oauth, name, value)
     assert app.build_ui(settings).expects_oauth
-
-
-@pytest.mark.parametrize("mode, reason, advice", [
-    ("always", "", ""),
-    ("always", "offline", ""),
-    ("always", "no_token", "To do it, sign in with Hugging Face (the button at the top of the "
-                           'page), then press "Upload".'),
-    ("never", "no_token", 'To do it, start the app with HF_TOKEN set to a Hugging Face write '
-                          'token, then press "Upload".'),
-    ("always", "unauthorized", 'Sign in with Hugging Face again, then press "Upload".'),
-    ("never", "forbidden", 'Start the app with a valid HF_TOKEN (a write token), then press '
-                           '"Upload".'),
-    ("always", "public_repo", 'Then press "Upload".'),
-    ("always", "network", 'Try again in a few minutes: press "Upload".'),
-])
-def test_the_app_says_what_to_do_after_a_hub_action_that_did_not_happen(mode, reason, advice):
-    assert auth.hub_advice(Settings(require_login=mode), reason, 'press "Upload"') == advice
-
-
-def test_who_is_asking(monkeypatch):
-    import gradio as gr
-
-    monkeypatch.setenv("HF_TOKEN", "hf_space_owner")
-    local = auth.identify(Settings(require_login="never", local_user="me"), None, None)
-    assert local == auth.Identity("me", "hf_space_owner")
-    profile = gr.OAuthProfile({"name": "Alice", "preferred_username": "alice",
-                               "profile": "", "picture": ""})
-    token = gr.OAuthToken(token="hf_alice_oauth", scope="contribute-repos", expires_at=0)
-    signed_in = auth.identify(Settings(require_login="always"), profile, token)
-    assert signed_in == auth.Identity("alice", "hf_alice_oauth")
-    with pytest.raises(gr.Error, match="Please sign in"):
-        auth.identify(Settings(require_login="always"), None, None)
