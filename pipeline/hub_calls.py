@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Callable, TypeVar
 
-import httpx2
 from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
                                     OfflineModeIsEnabled, RepositoryNotFoundError)
+from huggingface_hub.utils import httpx  # the HTTP module huggingface_hub itself uses
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -25,7 +25,7 @@ KINDS = ("offline", "not_found", "unauthorized", "forbidden", "conflict", "rate_
          "server", "http", "network")
 UNREACHABLE = ("network", "offline", "server", "rate_limited")  # the Hub can't be reached now
 
-_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, ConnectionError,
+_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, httpx.HTTPError, ConnectionError,
                TimeoutError)
 
 

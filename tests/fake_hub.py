@@ -5,11 +5,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import httpx2
 import numpy as np
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.hf_api import CommitInfo, ModelInfo, RepoUrl
+from huggingface_hub.utils import httpx
 from PIL import Image
 from safetensors.numpy import save_file
 
@@ -24,8 +24,8 @@ SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 
 def http_error(status, cls=HfHubHTTPError, headers=None):
     """An error as huggingface_hub raises it: the status lives on error.response."""
-    response = httpx2.Response(status, headers=headers or {},
-                               request=httpx2.Request("POST", "https://huggingface.co/api/x"))
+    response = httpx.Response(status, headers=headers or {},
+                               request=httpx.Request("POST", "https://huggingface.co/api/x"))
     return cls(f"{status} Client Error.", response=response)
 
 

@@ -51,12 +51,12 @@ class FakeWhoami:
     calls = 0
 
     def whoami(self, token=None, **_):
-        import httpx2
+        from huggingface_hub.utils import httpx
         from huggingface_hub.errors import HfHubHTTPError
 
         FakeWhoami.calls += 1
         if token not in TOKENS:
-            response = httpx2.Response(401, request=httpx2.Request("GET", "https://hf.co/api"))
+            response = httpx.Response(401, request=httpx.Request("GET", "https://hf.co/api"))
             raise HfHubHTTPError("401 Client Error.", response=response)
         return {"name": TOKENS[token], "type": "user"}
 

@@ -5,11 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx2
 import numpy as np
 import pytest
 from huggingface_hub import constants
 from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import httpx
 
 from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
 from pipeline import hub
@@ -213,7 +213,7 @@ def test_download_errors_name_the_character(settings, mia, fake, waits, online):
     push(settings, fake, waits, mia)
     remove_tree(adapter_of(settings, mia))
     cut = LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub")
-    cut.__cause__ = httpx2.ConnectError("[Errno 101] Network is unreachable")
+    cut.__cause__ = httpx.ConnectError("[Errno 101] Network is unreachable")
     fake.fail("snapshot_download", *[cut] * hub.ATTEMPTS)
 
     with pytest.raises(AdapterUnavailableError, match="Mia's adapter isn't on this machine and "
@@ -339,7 +339,7 @@ def test_deleting_a_character_with_its_repo_deletes_the_repo_first(settings, mia
 @pytest.mark.parametrize("token, error, reason", [
     (None, None, "no_token"),
     (ALICE, http_error(403), "forbidden"),
-    (ALICE, httpx2.ConnectError("[Errno 101] Network is unreachable"), "network"),
+    (ALICE, httpx.ConnectError("[Errno 101] Network is unreachable"), "network"),
 ])
 def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, online, token,
                                                  error, reason):

@@ -1,7 +1,7 @@
 """pipeline/hub_calls.py through hub.push_adapter: which Hub errors are retried (with what
 backoff), which fail at once, and the reason each gives; the local adapter is never touched."""
-import httpx2
 import pytest
+from huggingface_hub.utils import httpx
 
 from fake_hub import adapter_of, files_of, http_error, neutral, push
 from pipeline import hub
@@ -34,8 +34,8 @@ def test_permanent_errors_fail_at_once_and_keep_the_adapter(settings, mia, fake,
     (http_error(409), [2.0]),
     (http_error(429, headers={"Retry-After": "7"}), [7.0]),
     (http_error(503), [2.0]),
-    (httpx2.ConnectError("[Errno 101] Network is unreachable"), [2.0]),
-    (httpx2.ReadTimeout("timed out"), [2.0]),
+    (httpx.ConnectError("[Errno 101] Network is unreachable"), [2.0]),
+    (httpx.ReadTimeout("timed out"), [2.0]),
 ])
 def test_transient_errors_are_retried_with_backoff(settings, mia, fake, waits, online, error,
                                                    waited):
