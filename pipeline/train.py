@@ -186,6 +186,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
             if len(times) > 1:
                 record_step_time(settings, hardware, config, _per_step(times))
             if step >= config.steps:
+                if on_progress is not None:
+                    on_progress(_finishing(step, losses, settings, hardware, config))
                 _write_adapter(store, character, run, settings, config)
         accelerator.wait_for_everyone()
     return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
@@ -393,6 +395,14 @@ def _progress(step: int, total: int, loss: Optional[float],
               per_step: Optional[float]) -> Progress:
     left = None if per_step is None else (total - step) * per_step
     return Progress(step, total, "step", loss=loss, seconds_left=left)
+
+
+def _finishing(step: int, losses: list[float], settings: Settings, hardware: Hardware,
+               config: TrainConfig) -> Progress:
+    """The last report of a run: every step is done, the adapter and its image are on their way."""
+    return Progress(step, config.steps, "step", loss=_mean_loss(losses),
+                    message="saving the adapter and drawing its validation image",
+                    seconds_left=image_seconds(settings, hardware, config, config.validation_steps))
 
 
 def _mean_loss(losses: list[float]) -> Optional[float]:

@@ -89,8 +89,11 @@ def test_writes_the_adapter_folder(settings, character, reference):
                                     config=PLAIN)
     assert result.validation_image == folder / VALIDATION_IMAGE
     assert (result.done, result.step, result.total, result.chunks) == (True, 20, 20, 1)
-    assert [p.done for p in progress] == list(range(1, 21)) and progress[-1].seconds_left == 0
+    *steps, finishing = progress
+    assert [p.done for p in steps] == list(range(1, 21)) and steps[-1].seconds_left == 0
     assert all(p.unit == "step" and p.loss > 0 for p in progress)
+    assert finishing.done == 20 and "validation image" in finishing.message
+    assert finishing.seconds_left > 0
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
     assert CharacterStore(settings, USER).has_adapter(character)
 
