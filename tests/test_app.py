@@ -26,6 +26,7 @@ from pypdf import PdfReader  # noqa: E402
 from pipeline import draft, hub  # noqa: E402
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
+from pipeline.models import ModelUnavailableError  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,6 +246,17 @@ def test_a_story_is_drafted_by_the_story_model(alice_book, monkeypatch):
     assert drafted["story"] == ("Mia finds a map.\nScene: Mia holding a map\n\n"
                                 "Mia follows it.\nScene: Mia on a path\n")
     assert drafted["warnings"] == []
+
+
+def test_a_missing_story_model_tells_the_parent_what_to_do_instead(alice_book, monkeypatch):
+    def unavailable(settings):
+        raise ModelUnavailableError("TALEWEAVER_STORY_MODEL=qwen could not be loaded")
+
+    monkeypatch.setattr(draft, "load_story_model", unavailable)
+    with pytest.raises(AppError) as refused:
+        alice_book["api"].predict("a treasure hunt", ["Mia"], 2, 0, api_name="/draft_story")
+    message = str(refused.value)
+    assert message.index("write the story yourself") < message.index("TALEWEAVER_STORY_MODEL")
 
 
 def test_errors_arrive_as_messages(alice_book, tmp_path, face_photos):

@@ -12,6 +12,7 @@ from pipeline.characters import CharacterStore
 from pipeline.draft import draft_story
 from pipeline.illustrate import (MAX_CANDIDATES, IllustrateConfig, choose_candidate,
                                  illustrate_book, new_book, regenerate_page, set_page_scene)
+from pipeline.models import ModelUnavailableError
 from pipeline.progress import counted
 from pipeline.settings import Settings
 from pipeline.store import StoreError
@@ -20,6 +21,8 @@ from ui.auth import identify, identify_quietly
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
                        progress_bar, public, user_errors)
 
+NO_DRAFTS = ("Drafting stories isn't available here today: write the story yourself in the "
+             "Story box, a paragraph per page, and everything else works as usual.")
 PAGE_HEADERS = ["Page", "Text", "Scene prompt (click to edit)", "Characters"]
 INTRO = """\
 Write your story with your characters' names. **A blank line starts a new page.** A page may end
@@ -63,8 +66,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         who = identify(settings, profile, token)
         store = CharacterStore(settings, who.user)
         cast = [store.get(name) for name in characters or []]
-        draft = draft_story(settings, premise or "", cast, int(pages or 0), seed=int(seed or 0),
-                            on_progress=progress_bar(progress))
+        try:
+            draft = draft_story(settings, premise or "", cast, int(pages or 0),
+                                seed=int(seed or 0), on_progress=progress_bar(progress))
+        except ModelUnavailableError as err:
+            raise ModelUnavailableError(f"{NO_DRAFTS} (For whoever runs this app: {err})") from err
         return {**draft.to_json(), "story": draft.story_text()}
 
     @user_errors
