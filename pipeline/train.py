@@ -48,7 +48,7 @@ from .settings import Settings
 from .store import atomic_write_json, read_json
 from .train_config import TrainConfig, TrainingRecord
 from .train_data import class_prompt, instance_prompt
-from .train_run import TrainingError, TrainingRun, make_accelerator, open_run
+from .train_run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)
 VALIDATION_PROMPT = "{token} reading a book in a garden"
@@ -93,7 +93,8 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
     if config.prior_preservation:
         have = class_image_paths(settings, user, character.kind, config.class_images)
         missing = config.class_images - len(have)
-    done = saved_progress(store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config))
+    done = saved_progress(store.path(character, CHECKPOINT_DIR),
+                          _run_key(settings, detect(settings), character, config))
     if _finished(settings, store, character, config):
         done = config.steps
     return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
@@ -140,7 +141,8 @@ def chunk_duration(settings: Settings, user: str, name: str, config: TrainConfig
     """Seconds to ask ZeroGPU for: the steps this chunk will train, plus the finish if it's the last."""
     hardware = detect(settings)
     store, character = _character(settings, user, name)
-    done = saved_progress(store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config))
+    done = saved_progress(store.path(character, CHECKPOINT_DIR),
+                          _run_key(settings, hardware, character, config))
     steps = max(0, min(max_steps, config.steps - done))
     per_step, _ = step_seconds(settings, hardware, config)
     seconds = CALL_OVERHEAD_SECONDS + steps * (per_step or 1.0) * SAFETY
@@ -172,7 +174,7 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
         deadline = (started + chunk_duration(settings, user, name, config, max_steps)
                     - _finish_seconds(settings, hardware, config))
     class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
-    folder, key = store.path(character, CHECKPOINT_DIR), _run_key(settings, character, config)
+    folder, key = store.path(character, CHECKPOINT_DIR), _run_key(settings, hardware, character, config)
     with _training_pipeline(settings, hardware, config) as pipe, \
             _explain_out_of_memory(config, settings), \
             open_run(pipe, accelerator, hardware, config, crops, class_images,
@@ -288,9 +290,13 @@ def _training_pipeline(settings: Settings, hardware: Hardware,
     yield load_quantized_pipeline(settings, hardware, bits=8 if config.quantize == "8bit" else 4)
 
 
-def _run_key(settings: Settings, character: Character, config: TrainConfig) -> dict[str, Any]:
-    """What a checkpoint must match to be continued: the config (but its length), model, character."""
-    return {"config": config.training_key(), "base_model": settings.base_model,
+def _run_key(settings: Settings, hardware: Hardware, character: Character,
+             config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be continued: the config (but its length) with the
+    optimizer it resolves to here (a GPU's 8-bit AdamW state can't go on as the CPU's AdamW),
+    the model and the character."""
+    config_key = {**config.training_key(), "optimizer": optimizer_name(config, hardware)}
+    return {"config": config_key, "base_model": settings.base_model,
             "resolution": settings.resolution, "character": character.slug,
             "created": character.created}
 

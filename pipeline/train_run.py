@@ -63,13 +63,18 @@ def uses_gradient_checkpointing(config: TrainConfig, hardware: Hardware) -> bool
     return total < CHECKPOINTING_BELOW_GB * 1024 ** 3
 
 
+def optimizer_name(config: TrainConfig, hardware: Hardware) -> str:
+    """The optimizer a run uses: "auto" is bitsandbytes' 8-bit AdamW on a GPU, else AdamW."""
+    if config.optimizer != "auto":
+        return config.optimizer
+    return "adamw8bit" if hardware.has_gpu else "adamw"
+
+
 def make_optimizer(params: list, config: TrainConfig, hardware: Hardware):
-    """AdamW over the LoRA weights: bitsandbytes' 8-bit AdamW on a GPU by default."""
+    """AdamW over the LoRA weights, 8-bit or not as optimizer_name says."""
     import torch
 
-    name = config.optimizer
-    if name == "auto":
-        name = "adamw8bit" if hardware.has_gpu else "adamw"
+    name = optimizer_name(config, hardware)
     options = dict(lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8,
                    weight_decay=config.weight_decay)
     if name == "adamw8bit":

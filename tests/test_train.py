@@ -230,6 +230,14 @@ def test_another_config_starts_over(settings, character):
     assert train_chunk(settings, USER, "Mia", PLAIN, 4).step == 4  # rank 4's was replaced
 
 
+def test_a_checkpoint_goes_on_only_with_the_optimizer_it_was_made_with(settings, character):
+    train_chunk(settings, USER, "Mia", PLAIN, 6)  # "auto" is AdamW on the CPU
+    explicit = dataclasses.replace(PLAIN, optimizer="adamw")
+    assert train_chunk(settings, USER, "Mia", explicit, 4).step == 10
+    eight_bit = dataclasses.replace(PLAIN, optimizer="adamw8bit")  # as "auto" is on a GPU
+    assert train_chunk(settings, USER, "Mia", eight_bit, 4).step == 4
+
+
 def test_corrupt_checkpoint_starts_over_and_is_kept_aside(settings, character, reference):
     train_character(settings, USER, "Mia", PLAIN, chunk_steps=8, max_chunks=1)
     (checkpoint_dir(settings) / STATE_FILE).write_bytes(b"\x00garbage")
