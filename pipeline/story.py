@@ -107,8 +107,9 @@ def set_scene(page: Page, scene: str, characters: Sequence[Character], settings:
 def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ...]:
     """Names of the characters that `text` mentions (by name or trigger), in order of appearance.
 
-    Whole words only, any case, possessives included ("Mia's", "James'"), unicode names
-    ("Zoë", "D'Arcy") included; "Ann" does not match inside "Anna".
+    Whole words only, possessives included ("Mia's", "James'"), unicode names ("Zoë",
+    "D'Arcy") included; "Ann" does not match inside "Anna". A name's capital stays a capital
+    ("Cookie" the dog, "a cookie" the biscuit); the rest of it may be in any case ("MIA").
     """
     pattern, by_group = _names_pattern(characters, with_triggers=True)
     found = {by_group[match.lastgroup].name: None for match in pattern.finditer(_nfc(text))}
@@ -197,12 +198,14 @@ def _names_pattern(characters: Sequence[Character],
 
 
 def _name_regex(name: str, group: str) -> str:
-    """One name: its words apart by any spaces, either apostrophe, a whole word (not inside a
-    longer word or name such as "Anna" or "D'Arcyville"), then an optional possessive ("Mia's")
-    outside the group. An edge in a script without spaces may touch any letter: "小明去了"."""
+    """One name: its first letter in its own case, the rest in any, its words apart by any
+    spaces, either apostrophe, a whole word (not inside a longer word or name such as "Anna" or
+    "D'Arcyville"), then an optional possessive ("Mia's") outside the group. An edge in a script without spaces may touch any letter: "小明去了"."""
     quote, joiner, letter = f"[{_APOSTROPHES}]", f"[-{_APOSTROPHES}]", _SPACED_LETTER
     body = r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
                        for part in name.split())
+    if name[0].isupper():  # "Rose" is grandma, "a rose" a flower
+        body = f"(?-i:{name[0]})" + body[1:]
     lead = "" if _unspaced(name[0]) else rf"(?<!{letter})(?<!{letter}{joiner})"
     tail = "" if _unspaced(name[-1]) else rf"(?:{quote}s)?(?!{letter})(?!{joiner}{letter})"
     return rf"{lead}(?P<{group}>{body}){tail}"

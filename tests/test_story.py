@@ -51,17 +51,27 @@ def test_pages_split_at_blank_lines_and_dashes():
     ("Ann- and Mia-", ("Ann", "Mia")),
     ("tvmia girl and the dog", ("Mia",)),  # a scene that already uses the trigger
     ("nobody here", ()),
+    ("no name: mia in lower case is a word", ()),
 ])
 def test_characters_are_found_by_whole_name(text, expected):
     assert find_characters(text, CAST) == expected
 
 
+def test_a_name_with_a_capital_leaves_the_ordinary_word_alone():
+    cookie = _character("Cookie", "dog", "", "tvcookie")
+    cast = [cookie, MIA]
+    assert find_characters("Mia baked a cookie.", cast) == ("Mia",)
+    assert find_characters("COOKIE ate the cookie.", cast) == ("Cookie",)
+    assert scene_prompt("Cookie sniffed a cookie", cast) == "tvcookie dog sniffed a cookie"
+
+
 def test_letters_that_match_a_name_only_without_casefolding_never_crash():
     # re.IGNORECASE matches Turkish "İ" and "ı" with "i", but casefold() keeps them apart.
     iris = _character("Iris", "girl", "", "tviris")
-    for text in ("İRİS ran.", "Irıs ran.", "İris's kite"):
+    for text in ("IRİS ran.", "Irıs ran.", "IrİS's kite"):
         assert find_characters(text, [iris]) == ("Iris",)
         assert scene_prompt(text, [iris]).startswith("tviris girl")
+    assert find_characters("İris ran.", [iris]) == ()  # the capital is another letter
 
 
 def test_names_in_scripts_without_spaces_are_found():
