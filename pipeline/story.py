@@ -200,7 +200,8 @@ def _names_pattern(characters: Sequence[Character],
 def _name_regex(name: str, group: str) -> str:
     """One name: its first letter in its own case, the rest in any, its words apart by any
     spaces, either apostrophe, a whole word (not inside a longer word or name such as "Anna" or
-    "D'Arcyville"), then an optional possessive ("Mia's") outside the group. An edge in a script without spaces may touch any letter: "小明去了"."""
+    "D'Arcyville"), then an optional possessive ("Mia's") outside the group. An edge in a
+    script without spaces may touch any letter: "小明去了"."""
     quote, joiner, letter = f"[{_APOSTROPHES}]", f"[-{_APOSTROPHES}]", _SPACED_LETTER
     body = r"\s+".join(re.escape(part.replace("’", "'")).replace("'", quote)
                        for part in name.split())

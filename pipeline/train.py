@@ -174,7 +174,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
         deadline = (started + chunk_duration(settings, user, name, config, max_steps)
                     - _finish_seconds(settings, hardware, config))
     class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
-    folder, key = store.path(character, CHECKPOINT_DIR), _run_key(settings, hardware, character, config)
+    folder = store.path(character, CHECKPOINT_DIR)
+    key = _run_key(settings, hardware, character, config)
     with _training_pipeline(settings, hardware, config) as pipe, \
             _explain_out_of_memory(config, settings), \
             open_run(pipe, accelerator, hardware, config, crops, class_images,

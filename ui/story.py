@@ -21,7 +21,7 @@ from ui.auth import identify, identify_quietly
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
                        progress_bar, public, user_errors)
 
-NO_DRAFTS = ("Drafting stories isn't available here today: write the story yourself in the "
+NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
 PAGE_HEADERS = ["Page", "Text", "Scene prompt (click to edit)", "Characters"]
 INTRO = """\
