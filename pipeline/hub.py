@@ -3,35 +3,32 @@
     <namespace>/taleweaver-<character slug>   a private model repo holding PUBLISHED files
 
 Every public function takes the user's token explicitly: the app passes the token from Sign
-in with Hugging Face, the CLI passes `token_from_env()` (HF_TOKEN). With no token nothing is
+in with Hugging Face, the CLI passes `hub_tokens.token_from_env()` (HF_TOKEN). With no token nothing is
 sent at all, so the Hub client never falls back to a token found on the machine (a Space's
 owner's) on a user's behalf. With no token or offline the adapter simply stays local; Hub
 errors come back as a HubResult with a `reason` for code and a message saying what happened
 (how to fix it is each front door's to add: the CLI names a command, the app a button), and
 the local adapter is never touched by a failed upload. Retries and the sorting of Hub errors
-are in hub_calls.py.
+are in hub_calls.py; whose a token is, in hub_tokens.py.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from huggingface_hub import constants
 
+from . import hub_calls
 from .characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
                          CharacterStore)
-from .hub_calls import ATTEMPTS  # noqa: F401  (part of this module's public names)
-from .hub_calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub
+from .hub_calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub, whoami
 from .model_card import MODEL_CARD, render_model_card
 from .settings import Settings
 from .store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
@@ -45,12 +42,6 @@ HUB_RECORD = "hub.json"  # in the adapter folder: where it was pushed or downloa
 PUBLISHED = (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD, VALIDATION_IMAGE)
 STATUSES = ("pushed", "skipped", "failed", "deleted")
 REASONS = ("", "no_token", "public_repo") + KINDS  # why a push or delete did not happen
-WHOAMI_TTL_S = 600.0  # how long the user name of a token is remembered
-WHOAMI_CACHE_SIZE = 1024
-
-# sha256(token) -> (user name, monotonic expiry); never the token itself.
-_token_users: dict[str, tuple[str, float]] = {}
-_token_users_lock = threading.Lock()
 
 
 class AdapterUnavailableError(ValueError):
@@ -59,10 +50,6 @@ class AdapterUnavailableError(ValueError):
 
 class AdapterFolderError(ValueError):
     """A folder does not hold a usable adapter (no or damaged weights file)."""
-
-
-class TokenError(ValueError):
-    """A Hugging Face token that is missing, not accepted by the Hub, or can't be checked now."""
 
 
 @dataclass(frozen=True)
@@ -126,49 +113,6 @@ class HubRecord:
         return asdict(self)
 
 
-def token_from_env() -> str | None:
-    """HF_TOKEN from the environment: the CLI's (or a duplicated Space's) own token, or None.
-
-    Only the CLI calls this; the app passes each signed-in user's OAuth token instead.
-    """
-    return os.environ.get("HF_TOKEN", "").strip() or None
-
-
-def user_for_token(token: str | None, *, api: Any = None, sleep: Sleep = time.sleep,
-                   ttl: float = WHOAMI_TTL_S, clock: Callable[[], float] = time.monotonic) -> str:
-    """The Hugging Face user name a token belongs to (the Hub's whoami), remembered for `ttl` s.
-
-    The app identifies API callers by the token they pass; the cache spares a Hub call per
-    request and holds only a hash of each token. Raises TokenError when the Hub refuses the
-    token or can't be asked (offline).
-    """
-    if not token:
-        raise TokenError("no Hugging Face token: sign in with Hugging Face, or pass your token "
-                         "(gradio_client: Client(url, oauth_token='hf_...'))")
-    key = hashlib.sha256(token.encode("utf-8")).hexdigest()
-    with _token_users_lock:
-        known = _token_users.get(key)
-    if known and known[1] > clock():
-        return known[0]
-    api = api if api is not None else _hf_api()
-    try:
-        name = _whoami(api, token, sleep)
-    except HubCallFailed as err:
-        renew = ("; make a new one at https://huggingface.co/settings/tokens"
-                 if err.kind == "unauthorized" else "")
-        raise TokenError(f"the Hugging Face token could not be checked: {err.reason}{renew}") \
-            from None
-    with _token_users_lock:
-        now = clock()
-        if len(_token_users) >= WHOAMI_CACHE_SIZE:
-            for stale in [k for k, (_, expiry) in _token_users.items() if expiry <= now]:
-                del _token_users[stale]
-            if len(_token_users) >= WHOAMI_CACHE_SIZE:
-                _token_users.clear()
-        _token_users[key] = (name, now + ttl)
-    return name
-
-
 def repo_id_for(namespace: str, character: Character) -> str:
     """<namespace>/taleweaver-<slug>: the character's repo in the user's namespace."""
     return f"{namespace}/{REPO_PREFIX}{character.slug}"
@@ -208,10 +152,10 @@ def push_adapter(settings: Settings, user: str, character: Character, token: str
     if constants.is_offline_mode():
         return HubResult("skipped", "", "", "Upload skipped: the Hub is switched off here "
                          f"(offline mode). {safe}", reason="offline")
-    api = api if api is not None else _hf_api()
+    api = api if api is not None else hub_calls.hf_api()
     repo_id = ""
     try:
-        repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+        repo_id = repo_id_for(namespace or whoami(api, token, sleep), character)
         call_hub(lambda: api.create_repo(repo_id, token=token, private=True, repo_type="model",
                                          exist_ok=True), sleep)
         info = call_hub(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
@@ -261,14 +205,14 @@ def ensure_local_adapter(settings: Settings, user: str, character: Character,
         raise AdapterUnavailableError(
             f"{name} has no adapter on this machine: train {name} first, or sign in with "
             "Hugging Face (HF_TOKEN for the command line) to fetch it from your private repo")
-    api = api if api is not None else _hf_api()
+    api = api if api is not None else hub_calls.hf_api()
     with locked(store.folder(character)):
         if store.has_adapter(character):
             return store.adapter_dir(character)
         repo_id = ""
         download = Path(tempfile.mkdtemp(dir=store.folder(character), prefix=".adapter-download-"))
         try:
-            repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+            repo_id = repo_id_for(namespace or whoami(api, token, sleep), character)
             info = call_hub(lambda: api.repo_info(repo_id, repo_type="model", token=token), sleep)
             call_hub(lambda: api.snapshot_download(repo_id, repo_type="model", revision=info.sha,
                                                 local_dir=download, token=token,
@@ -323,14 +267,14 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
     if constants.is_offline_mode():
         return HubResult("skipped", "", "", f"{not_deleted}: the Hub is switched off here "
                          "(offline mode).", reason="offline")
-    api = api if api is not None else _hf_api()
+    api = api if api is not None else hub_calls.hf_api()
     record = hub_record(settings, user, character)
     repo_id = ""
     try:
         if record and not namespace and record.repo_id.endswith("/" + REPO_PREFIX + character.slug):
             repo_id = record.repo_id
         else:
-            repo_id = repo_id_for(namespace or _whoami(api, token, sleep), character)
+            repo_id = repo_id_for(namespace or whoami(api, token, sleep), character)
         call_hub(lambda: api.delete_repo(repo_id, token=token, repo_type="model",
                                          missing_ok=True), sleep)
     except HubCallFailed as err:
@@ -366,22 +310,12 @@ def _untrained(character: Character) -> str:
     return f"{character.name} has no trained adapter yet: train {character.name} first"
 
 
-def _hf_api():
-    from huggingface_hub import HfApi
-
-    return HfApi(library_name="taleweaver")
-
-
 def _url(repo_id: str) -> str:
     return f"{constants.ENDPOINT}/{repo_id}" if repo_id else ""
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _whoami(api: Any, token: str, sleep: Sleep) -> str:
-    return call_hub(lambda: api.whoami(token=token), sleep)["name"]
 
 
 def _prepare_files(settings: Settings, character: Character, folder: Path, repo_id: str,

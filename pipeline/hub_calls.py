@@ -1,5 +1,6 @@
 """Calls to the Hugging Face Hub with retries, and Hub errors sorted into kinds with a reason
-for people. hub.py makes every Hub call through `call_hub`.
+for people. hub.py and hub_tokens.py make every Hub call through `call_hub`, on the client that
+`hf_api()` builds (the one place tests swap for a fake).
 
 Transient errors (network, 409, 429, 5xx) are retried with backoff; the rest fail at once. A
 call that gives up raises HubCallFailed with a `kind` (one of KINDS, for code) and a `reason`
@@ -35,6 +36,18 @@ class HubCallFailed(Exception):
     def __init__(self, kind: str, reason: str):
         super().__init__(reason)
         self.kind, self.reason = kind, reason
+
+
+def hf_api():
+    """The Hub client every Hub call goes through."""
+    from huggingface_hub import HfApi
+
+    return HfApi(library_name="taleweaver")
+
+
+def whoami(api, token: str, sleep: Sleep) -> str:
+    """The user name the Hub gives for this token."""
+    return call_hub(lambda: api.whoami(token=token), sleep)["name"]
 
 
 def call_hub(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS) -> T:

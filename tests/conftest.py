@@ -200,10 +200,10 @@ def online(monkeypatch):
     from huggingface_hub import constants
 
     from fake_hub import NoHub
-    from pipeline import hub
+    from pipeline import hub_calls
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_hf_api", NoHub)
+    monkeypatch.setattr(hub_calls, "hf_api", NoHub)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from pipeline import draft, hub  # noqa: E402
+from pipeline import draft, hub, hub_calls, hub_tokens  # noqa: E402
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.models import ModelUnavailableError  # noqa: E402
@@ -77,8 +77,8 @@ def served(tiny_model_dir, tmp_path_factory):
                         data_dir=tmp_path_factory.mktemp("app") / "data",
                         require_login="always")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(hub, "_hf_api", FakeWhoami)
-        patch.setattr(hub, "_token_users", {})
+        patch.setattr(hub_calls, "hf_api", FakeWhoami)
+        patch.setattr(hub_tokens, "_token_users", {})
         demo = app.build_ui(settings)
         _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
                                 server_port=free_port(), quiet=True, **app.launch_options())

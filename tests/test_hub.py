@@ -12,14 +12,13 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import httpx
 
 from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
-from pipeline import hub
+from pipeline import hub_calls
 from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
                                  CharacterStore)
 from pipeline.cli import main
 from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
                           RepoNotDeleted, delete_character, delete_hub_repo,
-                          ensure_local_adapter, hub_record, install_adapter, push_adapter,
-                          token_from_env)
+                          ensure_local_adapter, hub_record, install_adapter, push_adapter)
 from pipeline.model_card import MODEL_CARD
 from pipeline.store import remove_tree
 
@@ -214,7 +213,7 @@ def test_download_errors_name_the_character(settings, mia, fake, waits, online):
     remove_tree(adapter_of(settings, mia))
     cut = LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub")
     cut.__cause__ = httpx.ConnectError("[Errno 101] Network is unreachable")
-    fake.fail("snapshot_download", *[cut] * hub.ATTEMPTS)
+    fake.fail("snapshot_download", *[cut] * hub_calls.ATTEMPTS)
 
     with pytest.raises(AdapterUnavailableError, match="Mia's adapter isn't on this machine and "
                                                       "the Hub can't be reached: .*ConnectError"):
@@ -345,7 +344,7 @@ def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, onl
                                                  error, reason):
     push(settings, fake, waits, mia)
     before = files_of(CharacterStore(settings, "alice").folder(mia))
-    for _ in range(hub.ATTEMPTS):
+    for _ in range(hub_calls.ATTEMPTS):
         fake.fail("delete_repo", *([error] if error else []))
 
     with pytest.raises(RepoNotDeleted, match=r"Mia's Hub repo .*\. Nothing was deleted\.$") as kept:
@@ -357,20 +356,11 @@ def test_when_the_repo_is_not_deleted_nothing_is(settings, mia, fake, waits, onl
     assert files_of(CharacterStore(settings, "alice").folder(mia)) == before
 
 
-# --- tokens and the command line -----------------------------------------------------------
-
-def test_token_from_env(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "  hf_x  ")
-    assert token_from_env() == "hf_x"
-    monkeypatch.setenv("HF_TOKEN", "")
-    assert token_from_env() is None
-    monkeypatch.delenv("HF_TOKEN")
-    assert token_from_env() is None
-
+# --- the command line ------------------------------------------------------------------
 
 def test_cli_push_uses_hf_token(settings, mia, fake, online, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", ALICE)
-    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+    monkeypatch.setattr(hub_calls, "hf_api", lambda: fake)
 
     code = main(["--data-dir", str(settings.data_dir), "--user", "alice", "push", "mia", "--json"])
 
@@ -416,7 +406,7 @@ def test_the_cli_says_what_to_run_after_a_hub_action_that_did_not_happen(reason,
 def test_cli_pull(settings, mia, fake, waits, online, monkeypatch, capsys, tmp_path):
     data = ["--data-dir", str(settings.data_dir), "--user", "alice"]
     monkeypatch.setenv("HF_TOKEN", ALICE)
-    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+    monkeypatch.setattr(hub_calls, "hf_api", lambda: fake)
     push(settings, fake, waits, mia)
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -436,7 +426,7 @@ def test_cli_pull(settings, mia, fake, waits, online, monkeypatch, capsys, tmp_p
 
 def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monkeypatch, capsys):
     data = ["--data-dir", str(settings.data_dir), "--user", "alice"]
-    monkeypatch.setattr(hub, "_hf_api", lambda: fake)
+    monkeypatch.setattr(hub_calls, "hf_api", lambda: fake)
     push(settings, fake, waits, mia)
     monkeypatch.delenv("HF_TOKEN", raising=False)
 
@@ -452,34 +442,3 @@ def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monke
     out = json.loads(capsys.readouterr().out)
     assert (out["deleted"], out["hub"]["status"], out["hub"]["repo_id"]) == ("Mia", "deleted", REPO)
     assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
-
-
-# --- who a token belongs to (the app's API callers) -----------------------------------------
-
-@pytest.fixture
-def token_cache(monkeypatch):
-    monkeypatch.setattr(hub, "_token_users", {})
-
-
-def test_a_tokens_user_is_asked_once_and_remembered_for_a_while(fake, waits, token_cache):
-    clock = [100.0]
-    ask = dict(api=fake, sleep=waits.append, ttl=60, clock=lambda: clock[0])
-
-    assert hub.user_for_token(ALICE, **ask) == "alice"
-    assert hub.user_for_token(BOB, **ask) == "bob"
-    assert hub.user_for_token(ALICE, **ask) == "alice"
-    assert fake.methods() == ["whoami", "whoami"]
-    clock[0] += 61
-    assert hub.user_for_token(ALICE, **ask) == "alice"
-    assert fake.methods() == ["whoami"] * 3
-    assert ALICE not in repr(hub._token_users) and BOB not in repr(hub._token_users)
-
-
-def test_a_refused_missing_or_uncheckable_token_is_a_clear_error(fake, waits, token_cache):
-    with pytest.raises(hub.TokenError, match="401 Unauthorized.*make a new one at https://"):
-        hub.user_for_token("hf_guessed", api=fake, sleep=waits.append)
-    with pytest.raises(hub.TokenError, match="no Hugging Face token"):
-        hub.user_for_token("", api=fake, sleep=waits.append)
-    with pytest.raises(hub.TokenError, match="offline mode"):
-        hub.user_for_token(ALICE, sleep=waits.append)  # the real client, HF_HUB_OFFLINE=1
-    assert hub._token_users == {}

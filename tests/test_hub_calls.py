@@ -4,8 +4,8 @@ import pytest
 from huggingface_hub.utils import httpx
 
 from fake_hub import adapter_of, files_of, http_error, neutral, push
-from pipeline import hub
 from pipeline.hub import hub_record
+from pipeline.hub_calls import ATTEMPTS
 from pipeline.model_card import MODEL_CARD
 
 
@@ -48,18 +48,18 @@ def test_transient_errors_are_retried_with_backoff(settings, mia, fake, waits, o
 
 
 def test_retries_give_up_with_a_clear_message(settings, mia, fake, waits, online):
-    fake.fail("create_repo", *[http_error(502) for _ in range(hub.ATTEMPTS)])
+    fake.fail("create_repo", *[http_error(502) for _ in range(ATTEMPTS)])
 
     result = push(settings, fake, waits, mia)
 
     assert (result.status, result.reason) == ("failed", "server")
     assert "server error (502)" in result.message
-    assert f"after {hub.ATTEMPTS} tries" in result.message
+    assert f"after {ATTEMPTS} tries" in result.message
     assert waits == [2.0, 4.0, 8.0] and "create_commit" not in fake.methods()
 
 
 def test_rate_limit_message(settings, mia, fake, waits, online):
-    fake.fail("create_commit", *[http_error(429) for _ in range(hub.ATTEMPTS)])
+    fake.fail("create_commit", *[http_error(429) for _ in range(ATTEMPTS)])
 
     result = push(settings, fake, waits, mia)
 

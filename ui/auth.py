@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 
 import gradio as gr
 
-from pipeline import hub
+from pipeline import hub_tokens
 from pipeline.settings import Settings
 
 
@@ -47,11 +47,11 @@ def identify(settings: Settings, profile: Optional[gr.OAuthProfile],
              token: Optional[gr.OAuthToken]) -> Identity:
     """The identity of a request; gr.Error when sign-in is required and missing."""
     if not sign_in_required(settings):
-        return Identity(settings.local_user, hub.token_from_env())
+        return Identity(settings.local_user, hub_tokens.token_from_env())
     if profile is not None:
         return Identity(profile.username, token.token if token else None)
     if token is not None and token.token:
-        return Identity(hub.user_for_token(token.token), token.token)
+        return Identity(hub_tokens.user_for_token(token.token), token.token)
     raise gr.Error("Please sign in with Hugging Face first (the button at the top of the page). "
                    "API callers pass their token: Client(url, oauth_token='hf_...').",
                    print_exception=False)
