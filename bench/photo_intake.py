@@ -22,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from photo_fixtures import astronaut, face_variants, grace_hopper, on_canvas  # noqa: E402
 from pipeline import faces  # noqa: E402
-from pipeline.photos import review_photos  # noqa: E402
+from pipeline.intake.photos import review_photos  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 

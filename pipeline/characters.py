@@ -21,7 +21,7 @@ from typing import Collection, Sequence
 
 from PIL import Image
 
-from .photos import EXTENSIONS, PhotoReport, review_photos
+from .intake.photos import EXTENSIONS, PhotoReport, review_photos
 from .progress import ProgressFn, counted
 from .settings import Settings
 from .store import (StoreError, atomic_write_json, inside, locked, read_json, remove_tree,

@@ -28,7 +28,7 @@ from PIL import Image
 from .book import Book, BookStore
 from .characters import ADAPTER_WEIGHTS, Character, CharacterStore
 from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
-from .hub import ensure_local_adapter
+from .hub.repos import ensure_local_adapter
 from .models import load_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
 from .settings import Settings

@@ -114,8 +114,8 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
     from types import SimpleNamespace
 
     from pipeline.characters import CharacterStore
-    from pipeline.train import train_character
-    from pipeline.train_config import preset_config
+    from pipeline.training.trainer import train_character
+    from pipeline.training.config import preset_config
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     settings = Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
@@ -200,7 +200,7 @@ def online(monkeypatch):
     from huggingface_hub import constants
 
     from fake_hub import NoHub
-    from pipeline import hub_calls
+    from pipeline.hub import calls as hub_calls
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub_calls, "hf_api", NoHub)

@@ -15,7 +15,7 @@ from safetensors.numpy import save_file
 
 from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
                                  CharacterStore)
-from pipeline.hub import push_adapter
+from pipeline.hub.repos import push_adapter
 
 ALICE, BOB = "hf_alice_token", "hf_bob_token"
 REPO = "alice/taleweaver-mia"

@@ -23,7 +23,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from pipeline import draft, hub, hub_calls, hub_tokens  # noqa: E402
+from pipeline import draft  # noqa: E402
+from pipeline.hub import tokens as hub_tokens  # noqa: E402
+from pipeline.hub import repos as hub, calls as hub_calls
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.models import ModelUnavailableError  # noqa: E402

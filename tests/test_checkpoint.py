@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint, TrainingState,
+from pipeline.training.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint, TrainingState,
                                  load_checkpoint, save_checkpoint, saved_progress, set_aside)
 
 KEY = {"config": {"rank": 4}, "base_model": "tiny"}

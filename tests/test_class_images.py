@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.class_images import (class_image_dir, class_image_paths, generate_class_images,
+from pipeline.training.class_images import (class_image_dir, class_image_paths, generate_class_images,
                                    load_class_images)
 from pipeline.store import user_dir
 

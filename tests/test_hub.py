@@ -12,14 +12,14 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import httpx
 
 from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
-from pipeline import hub_calls
+from pipeline.hub import calls as hub_calls
 from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
                                  CharacterStore)
 from pipeline.cli import main
-from pipeline.hub import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
+from pipeline.hub.repos import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
                           RepoNotDeleted, delete_character, delete_hub_repo,
                           ensure_local_adapter, hub_record, install_adapter, push_adapter)
-from pipeline.model_card import MODEL_CARD
+from pipeline.hub.model_card import MODEL_CARD
 from pipeline.store import remove_tree
 
 

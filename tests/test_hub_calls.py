@@ -4,9 +4,9 @@ import pytest
 from huggingface_hub.utils import httpx
 
 from fake_hub import adapter_of, files_of, http_error, neutral, push
-from pipeline.hub import hub_record
-from pipeline.hub_calls import ATTEMPTS
-from pipeline.model_card import MODEL_CARD
+from pipeline.hub.repos import hub_record
+from pipeline.hub.calls import ATTEMPTS
+from pipeline.hub.model_card import MODEL_CARD
 
 
 @pytest.mark.parametrize("method, error, words, reason", [

@@ -3,8 +3,8 @@ fake Hub of tests/fake_hub.py; the Hub is unreachable here)."""
 import pytest
 
 from fake_hub import ALICE, BOB
-from pipeline import hub_tokens
-from pipeline.hub_tokens import token_from_env
+from pipeline.hub import tokens as hub_tokens
+from pipeline.hub.tokens import token_from_env
 
 
 def test_token_from_env(monkeypatch):

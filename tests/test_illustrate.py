@@ -12,7 +12,7 @@ from pipeline import cli, illustrate, models
 from pipeline.book import BookStore
 from pipeline.characters import ADAPTER_WEIGHTS, CharacterStore, Crop
 from pipeline.hardware import ZEROGPU_CALL_SECONDS, estimated_duration
-from pipeline.hub import AdapterUnavailableError
+from pipeline.hub.repos import AdapterUnavailableError
 from pipeline.illustrate import (AdapterRef, IllustrateConfig, IllustrateError, RenderJob,
                                  adapters_loaded, choose_candidate, encode_long_prompt,
                                  illustrate_book, new_book, page_seed, regenerate_page, render,

@@ -9,9 +9,9 @@ from safetensors.torch import load_file
 from conftest import assert_same_pipeline, pipeline_snapshot
 from pipeline import models
 from pipeline.characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
-from pipeline.lora_files import (kohya_state_dict, load_lora_state, lora_layers, lora_state_dict,
+from pipeline.training.lora_files import (kohya_state_dict, load_lora_state, lora_layers, lora_state_dict,
                                  save_adapter, trainable_parameters)
-from pipeline.train_config import TrainConfig
+from pipeline.training.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,7 +6,7 @@ import yaml
 
 from fake_hub import REPO, SDXL, adapter_of, push
 from pipeline.characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE
-from pipeline.model_card import MODEL_CARD, render_model_card
+from pipeline.hub.model_card import MODEL_CARD, render_model_card
 
 
 def split_card(text):

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from photo_fixtures import astronaut, face_variants, grace_hopper, noise_png, on_canvas
-from pipeline import faces, photos, quality
+from pipeline.intake import faces, photos, quality
 from pipeline.settings import Settings
 
 LIMIT = 25 * 2**20
@@ -419,7 +419,7 @@ def test_dlib_models_are_found_without_importing_their_package():
 
 
 def test_importing_the_intake_loads_neither_dlib_nor_torch():
-    code = ("import sys, pipeline.photos, pipeline.characters; "
+    code = ("import sys, pipeline.intake.photos, pipeline.characters; "
             "print(sorted(m for m in ('dlib', 'torch', 'face_recognition_models') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

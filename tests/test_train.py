@@ -16,17 +16,18 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import assert_same_pipeline, make_crops, pipeline_snapshot
-from pipeline import cli, models, train
+from pipeline import cli, models
+from pipeline.training import trainer as train
 from pipeline.characters import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
                                  VALIDATION_IMAGE, CharacterStore)
-from pipeline.checkpoint import PROGRESS_FILE, STATE_FILE
-from pipeline.estimate import record_step_time
+from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
+from pipeline.training.estimate import record_step_time
 from pipeline.hardware import detect
 from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
 from pipeline.settings import Settings
-from pipeline.train import (ChunkResult, TrainingError, estimate_character, train_character,
+from pipeline.training.trainer import (ChunkResult, TrainingError, estimate_character, train_character,
                             train_chunk)
-from pipeline.train_config import TrainingRecord, preset_config
+from pipeline.training.config import TrainingRecord, preset_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pipeline.train_config import (PRESETS, RECORDED, TrainConfig, TrainingRecord, preset_config,
+from pipeline.training.config import (PRESETS, RECORDED, TrainConfig, TrainingRecord, preset_config,
                                    preset_for_kind)
 
 
@@ -59,7 +59,7 @@ def test_invalid_values_name_the_field(field, value):
 
 
 def test_every_allowed_seed_seeds_the_step_generators():
-    from pipeline.train_step import step_generator
+    from pipeline.training.step import step_generator
 
     seed = TrainConfig(seed=2 ** 32 - 1).seed
     step_generator(seed, 10 ** 6, 7)  # no overflow in its 64-bit seed
@@ -129,6 +129,6 @@ def test_preset_for_kind():
 
 
 def test_does_not_import_torch():
-    code = "import sys, pipeline.train_config, pipeline.estimate; print('torch' in sys.modules)"
+    code = "import sys, pipeline.training.config, pipeline.training.estimate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

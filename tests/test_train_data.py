@@ -7,7 +7,7 @@ from PIL import Image, ImageOps
 from conftest import make_crops
 from pipeline import models
 from pipeline.characters import Crop
-from pipeline.train_data import (class_prompt, crop_time_ids, encode_images, encode_prompts,
+from pipeline.training.data import (class_prompt, crop_time_ids, encode_images, encode_prompts,
                                  instance_prompt, prepare_training_set)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

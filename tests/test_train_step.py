@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from pipeline import models
-from pipeline.train_data import TrainingSet
-from pipeline.train_step import (Batch, NoiseSchedule, diffusion_loss, draw_batch,
+from pipeline.training.data import TrainingSet
+from pipeline.training.step import (Batch, NoiseSchedule, diffusion_loss, draw_batch,
                                  min_snr_weights, step_generator)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

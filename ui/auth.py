@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 
 import gradio as gr
 
-from pipeline import hub_tokens
+from pipeline.hub import tokens as hub_tokens
 from pipeline.settings import Settings
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline import hub
+from pipeline.hub import repos as hub
 from pipeline.characters import CharacterStore, add_character
 from pipeline.settings import Settings
 from ui.auth import hub_advice, identify, identify_quietly

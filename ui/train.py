@@ -9,12 +9,12 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline import hub
+from pipeline.hub import repos as hub
 from pipeline.characters import VALIDATION_IMAGE, Character, CharacterStore
 from pipeline.progress import counted
 from pipeline.settings import Settings
-from pipeline.train import estimate_character, train_character
-from pipeline.train_config import PRESETS, TrainConfig, preset_config, preset_for_kind
+from pipeline.training.trainer import estimate_character, train_character
+from pipeline.training.config import PRESETS, TrainConfig, preset_config, preset_for_kind
 from ui.auth import Identity, hub_advice, identify, identify_quietly
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
                        progress_bar, public, user_errors)

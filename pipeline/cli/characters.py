@@ -49,8 +49,8 @@ def _characters(args: argparse.Namespace, settings: Settings) -> Result:
 def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
     import shlex
 
-    from ..hub import RepoNotDeleted, delete_character
-    from ..hub_tokens import token_from_env
+    from ..hub.repos import RepoNotDeleted, delete_character
+    from ..hub.tokens import token_from_env
     from .hub import next_step
 
     try:

@@ -29,8 +29,8 @@ def next_step(reason: str, again: str) -> str:
 
 def _push(args: argparse.Namespace, settings: Settings) -> Result:
     from ..characters import CharacterStore
-    from ..hub import push_adapter
-    from ..hub_tokens import token_from_env
+    from ..hub.repos import push_adapter
+    from ..hub.tokens import token_from_env
 
     character = CharacterStore(settings, args.user).get(args.name)
     result = push_adapter(settings, args.user, character, token_from_env(),
@@ -44,8 +44,8 @@ def _push(args: argparse.Namespace, settings: Settings) -> Result:
 
 def _pull(args: argparse.Namespace, settings: Settings) -> Result:
     from ..characters import CharacterStore
-    from ..hub import ensure_local_adapter, install_adapter
-    from ..hub_tokens import token_from_env
+    from ..hub.repos import ensure_local_adapter, install_adapter
+    from ..hub.tokens import token_from_env
 
     store = CharacterStore(settings, args.user)
     character = store.get(args.name)

@@ -28,7 +28,7 @@ def _illustrate_config(args: argparse.Namespace):
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
     from ..book import BookStore
-    from ..hub_tokens import token_from_env
+    from ..hub.tokens import token_from_env
     from ..illustrate import illustrate_book, new_book
     from ..styles import DEFAULT_STYLE
 
@@ -59,7 +59,7 @@ def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _illustrate_page(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..hub_tokens import token_from_env
+    from ..hub.tokens import token_from_env
     from ..illustrate import regenerate_page
 
     book = regenerate_page(settings, args.user, args.book_id, args.page,

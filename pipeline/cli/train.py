@@ -26,8 +26,8 @@ def _setting(text: str) -> tuple[str, Any]:
 
 def _train(args: argparse.Namespace, settings: Settings) -> Result:
     from ..characters import CharacterStore
-    from ..train import estimate_character, train_character
-    from ..train_config import preset_config, preset_for_kind
+    from ..training.trainer import estimate_character, train_character
+    from ..training.config import preset_config, preset_for_kind
 
     character = CharacterStore(settings, args.user).get(args.name)
     overrides = dict(args.set or ())

@@ -25,13 +25,13 @@ from typing import Any
 
 from huggingface_hub import constants
 
-from . import hub_calls
-from .characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
+from . import calls as hub_calls
+from ..characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
                          CharacterStore)
-from .hub_calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub, whoami
+from .calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub, whoami
 from .model_card import MODEL_CARD, render_model_card
-from .settings import Settings
-from .store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
+from ..settings import Settings
+from ..store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
                     remove_tree, staged_dir)
 
 log = logging.getLogger(__name__)

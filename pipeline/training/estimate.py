@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from .hardware import Hardware, detect
-from .progress import counted, format_seconds
-from .settings import Settings
-from .store import StoreError, atomic_write_json, read_json
-from .train_config import TrainConfig
+from ..hardware import Hardware, detect
+from ..progress import counted, format_seconds
+from ..settings import Settings
+from ..store import StoreError, atomic_write_json, read_json
+from .config import TrainConfig
 
 STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024

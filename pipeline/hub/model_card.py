@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character
+from ..characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character
 
 MODEL_CARD = "README.md"
 TAGS = ("text-to-image", "stable-diffusion-xl", "lora", "diffusers", "template:sd-lora",

@@ -15,9 +15,9 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from .characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
-from .models import require_no_adapters
-from .train_config import TrainConfig
+from ..characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
+from ..models import require_no_adapters
+from .config import TrainConfig
 
 ADAPTER_NAME = "taleweaver"
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the UNet's attention projections

@@ -13,13 +13,13 @@ from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
-from .characters import Crop
+from ..characters import Crop
 from .checkpoint import TrainingState
-from .hardware import Hardware
+from ..hardware import Hardware
 from .lora_files import load_lora_state, lora_layers, lora_state_dict, trainable_parameters
-from .train_config import TrainConfig
-from .train_data import TrainingSet, encode_prompts, prepare_training_set
-from .train_step import Batch, NoiseSchedule, diffusion_loss, draw_batch, step_generator
+from .config import TrainConfig
+from .data import TrainingSet, encode_prompts, prepare_training_set
+from .step import Batch, NoiseSchedule, diffusion_loss, draw_batch, step_generator
 
 # Below this much GPU memory, "auto" turns gradient checkpointing on. A rough figure, not
 # measured here: SDXL LoRA training at 1024 px (a crop and a class image per step, bf16) is

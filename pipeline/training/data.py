@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from PIL import Image, ImageOps
 
-from .characters import Character, Crop
+from ..characters import Character, Crop
 
 
 @dataclass

@@ -12,8 +12,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from . import hub_calls
-from .hub_calls import HubCallFailed, Sleep
+from . import calls as hub_calls
+from .calls import HubCallFailed, Sleep
 
 WHOAMI_TTL_S = 600.0  # how long the user name of a token is remembered
 WHOAMI_CACHE_SIZE = 1024

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .store import StoreError, atomic_write_bytes, atomic_write_json, read_json
+from ..store import StoreError, atomic_write_bytes, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"

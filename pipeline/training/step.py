@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .train_data import TrainingSet
+from .data import TrainingSet
 
 
 @dataclass(frozen=True)

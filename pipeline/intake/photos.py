@@ -33,8 +33,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 from . import faces, quality
-from .progress import Progress, ProgressFn
-from .settings import Settings
+from ..progress import Progress, ProgressFn
+from ..settings import Settings
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "GIF", "TIFF", "HEIF", "AVIF")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",

@@ -14,13 +14,13 @@ from typing import Optional
 from PIL import Image
 
 from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
-from .hardware import ZEROGPU_CALL_SECONDS, detect, gpu
-from .models import load_pipeline, pipeline_lock, require_no_adapters
-from .progress import Progress, ProgressFn
-from .settings import Settings
-from .store import atomic_write_bytes, inside, slugify, user_dir
-from .train_config import TrainConfig
-from .train_data import class_prompt
+from ..hardware import ZEROGPU_CALL_SECONDS, detect, gpu
+from ..models import load_pipeline, pipeline_lock, require_no_adapters
+from ..progress import Progress, ProgressFn
+from ..settings import Settings
+from ..store import atomic_write_bytes, inside, slugify, user_dir
+from .config import TrainConfig
+from .data import class_prompt
 
 INFERENCE_STEPS = 25
 GUIDANCE = 5.0

@@ -1,0 +1,1 @@
+"""Taking photos in: opening uploads safely, finding and describing faces, judging quality."""
