@@ -6,12 +6,11 @@ Face on a Space, and a public API with the same functions (see the README for gr
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
-from pathlib import Path
 from typing import Optional
 
 import gradio as gr
 
-from pipeline.hardware import detect, on_zerogpu
+from pipeline.actions.system import machine, preload
 from pipeline.settings import Settings
 from ui import characters, gallery, story, train
 from ui.auth import oauth_configured, show_login_button, sign_in_required
@@ -57,14 +56,12 @@ def build_ui(settings: Settings) -> gr.Blocks:
             notes.append("**Sign in with Hugging Face** (top right) to begin: your photos, "
                          "characters and books are private to you, and your adapters go to "
                          "private repos in your own account.")
-        hardware = detect(settings)
-        if not hardware.has_gpu:
-            model = settings.base_model  # a Hub id, or a folder shown by its name only
-            model = Path(model).name if Path(model).is_dir() else model
+        here = machine(settings)
+        if not here.has_gpu:
             notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
-                         f"model {escape_md(model)}; real SDXL training and "
+                         f"model {escape_md(here.model)}; real SDXL training and "
                          "pictures need a GPU (a ZeroGPU or GPU Space, or your own GPU).")
-        elif on_zerogpu():
+        elif here.zerogpu:
             notes.append("Running on ZeroGPU: training goes on in slices of GPU time, one "
                          "after another, without further clicks. The Train tab shows the GPU "
                          "time a character needs before it starts.")
@@ -89,13 +86,7 @@ SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    from pipeline.draft import load_story_model
-    from pipeline.models import ModelUnavailableError, load_pipeline
-
-    load_pipeline(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call, as it requires
-    if on_zerogpu():  # a GPU call's worker forgets what it loads: load the story model here once
-        try:
-            load_story_model(SETTINGS)
-        except ModelUnavailableError as err:
-            print(f"Story drafting is unavailable: {err}")
+    no_drafts = preload(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
+    if no_drafts:
+        print(f"Story drafting is unavailable: {no_drafts}")
     demo.launch(**launch_options())

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from photo_fixtures import astronaut, face_variants, grace_hopper, on_canvas  # noqa: E402
+
 from pipeline import faces  # noqa: E402
 from pipeline.intake.photos import review_photos  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402

@@ -31,7 +31,8 @@ from pipeline.hardware import detect  # noqa: E402
 from pipeline.models import load_pipeline, load_quantized_pipeline  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.training.config import TrainConfig  # noqa: E402
-from pipeline.training.run import make_accelerator, open_run, uses_gradient_checkpointing  # noqa: E402
+from pipeline.training.run import (make_accelerator, open_run,  # noqa: E402
+                                   uses_gradient_checkpointing)
 
 
 def synthetic_crops(count: int, size: int):

@@ -23,14 +23,15 @@ from typing import Callable, Optional, Sequence
 
 from PIL import Image
 
+from .characters import Character, CharacterStore
 from .settings import Settings
-from .story import Page
-from .store import (StoreError, atomic_write_bytes, atomic_write_json, inside, locked,
-                    read_json, remove_tree, user_dir)
+from .store import (StoreError, atomic_write_bytes, atomic_write_json, inside, locked, read_json,
+                    remove_tree, user_dir)
+from .story import Page, scene_from_prompt
 
 log = logging.getLogger(__name__)
 RECORD = "book.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scenes kept as the parent wrote them (1 stored the prompt)
 MAX_TITLE_LENGTH = 200
 UNTITLED = "Untitled story"
 THUMBNAIL_SIZE = 256  # pixels, longest side
@@ -119,13 +120,19 @@ class Book:
         return {"version": FORMAT_VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, record: dict) -> "Book":
+    def from_json(cls, record: dict,
+                  characters: Callable[[], Sequence[Character]] = tuple) -> "Book":
+        """The book a record holds. A format-1 record stored each scene as its prompt: it is
+        turned back into the parent's words with `characters()` (the owner's characters), and
+        saved so at the book's next change."""
         version = record.get("version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
             raise StoreError(f"book {record.get('id')!r} was saved by a newer Taleweaver "
                              f"(format {version}); update Taleweaver to open it")
+        cast = characters() if version < 2 else ()
         pages = tuple(
-            BookPage(text=p["text"], scene=p["scene"], characters=tuple(p["characters"]),
+            BookPage(text=p["text"], scene=scene_from_prompt(p["scene"], cast),
+                     characters=tuple(p["characters"]),
                      image=p.get("image", ""),
                      candidates=tuple(Illustration(c["file"], int(c["seed"]), c["prompt"])
                                       for c in p.get("candidates", ())))
@@ -171,6 +178,7 @@ class BookStore:
 
     def __init__(self, settings: Settings, user: str):
         self.settings = settings
+        self.user = user
         self.root = user_dir(settings, user) / "books"
 
     def create(self, title: str, style: str, seed: int, pages: Sequence[Page]) -> Book:
@@ -191,7 +199,11 @@ class BookStore:
         folder = self.folder(book_id)
         if not (folder / RECORD).is_file():
             raise StoreError(f"no book with id {book_id!r}")
-        return Book.from_json(read_json(folder / RECORD))
+        return self._read(folder)
+
+    def _read(self, folder: Path) -> Book:
+        return Book.from_json(read_json(folder / RECORD),
+                              lambda: CharacterStore(self.settings, self.user).list())
 
     def list(self) -> list[Book]:
         """This user's books, newest first; a damaged record is logged and left out."""
@@ -201,7 +213,7 @@ class BookStore:
                 if folder.name.startswith(".") or not (folder / RECORD).is_file():
                     continue
                 try:
-                    books.append(Book.from_json(read_json(folder / RECORD)))
+                    books.append(self._read(folder))
                 except (StoreError, KeyError, TypeError, ValueError) as err:
                     log.warning("skipping damaged book record %s: %s", folder, err)
         return sorted(books, key=lambda b: (datetime.fromisoformat(b.created), b.id),

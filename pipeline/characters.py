@@ -1,11 +1,11 @@
-"""The Character record (a person or pet of the book), the per-user store of characters, and
-`add_character`, the one call the app, the API and the CLI make to turn photos into a character.
+"""The Character record (a person or pet of the book), the per-user store of characters, the
+checks on what a parent types, and the choice of each character's trigger token.
 
     <user>/characters/<slug>/character.json   the record below
     <user>/characters/<slug>/crops/NN.png     square crops that training uses
     <user>/characters/<slug>/originals/NN.*   the uploads, only if the user asked to keep them
-    <user>/characters/<slug>/adapter/         the trained LoRA (written by train.py)
-    <user>/characters/<slug>/checkpoint/      training state between chunks (train.py)
+    <user>/characters/<slug>/adapter/         the trained LoRA (written by training/)
+    <user>/characters/<slug>/checkpoint/      training state between chunks (training/)
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from typing import Collection, Sequence
 
 from PIL import Image
 
-from .intake.photos import EXTENSIONS, PhotoReport, review_photos
-from .progress import ProgressFn, counted
+from .adapter_files import ADAPTER_DIR, ADAPTER_WEIGHTS
 from .settings import Settings
-from .store import (StoreError, atomic_write_json, inside, locked, read_json, remove_tree,
-                    slugify, staged_dir, user_dir)
+from .store import (StoreError, atomic_write_json, inside, locked, read_json, remove_tree, slugify,
+                    staged_dir, user_dir)
 
 log = logging.getLogger(__name__)
 RECORD = "character.json"
@@ -34,13 +33,6 @@ MAX_KIND_LENGTH = 40
 MAX_DESCRIPTION_LENGTH = 300  # it goes into every page's prompt, which CLIP cuts at 77 tokens
 TRIGGER_TOKENS = Path(__file__).resolve().parent.parent / "assets" / "trigger_tokens.txt"
 
-# The trained adapter's folder, shaped like its Hub repo (train.py writes it, hub.py pushes it).
-ADAPTER_DIR = "adapter"
-ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers format: load_lora_weights
-KOHYA_WEIGHTS = "kohya_lora.safetensors"  # kohya/A1111/ComfyUI key names
-TRAIN_CONFIG = "train_config.json"  # the TrainConfig used, next to the weights
-VALIDATION_IMAGE = "validation.png"
-CHECKPOINT_DIR = "checkpoint"  # training state between chunks
 
 
 @dataclass(frozen=True)
@@ -261,63 +253,3 @@ def choose_trigger(user: str, name: str, taken: Collection[str]) -> str:
             return token
     raise StoreError(f"you have {len(taken)} characters, the most one account can have; "
                      "delete one to add another")
-
-
-class NotEnoughPhotos(ValueError):
-    """Too few photos were accepted to make a character; nothing was saved. `reports` has the
-    verdict on every photo, for the app to show."""
-
-    def __init__(self, message: str, reports: Sequence[PhotoReport]):
-        super().__init__(message)
-        self.reports = tuple(reports)
-
-
-@dataclass(frozen=True)
-class AddResult:
-    """A new character and the verdict on each photo it was made from."""
-
-    character: Character
-    reports: tuple[PhotoReport, ...]
-
-    def to_json(self) -> dict:
-        return {"character": self.character.to_json(),
-                "photos": [report.to_json() for report in self.reports]}
-
-
-def add_character(settings: Settings, user: str, name: str, kind: str, description: str,
-                  photos: Sequence[str | Path], *, keep_originals: bool = False,
-                  on_progress: ProgressFn | None = None) -> AddResult:
-    """Check and crop the photos, then save the character with the accepted ones.
-
-    Raises NotEnoughPhotos (nothing saved) when fewer than settings.min_photos are accepted,
-    and StoreError for a bad name, kind or description, before any photo is opened.
-    Uploads are not kept unless keep_originals is set; the files passed in are left as they are.
-    """
-    name, kind = name.strip(), " ".join(kind.split())
-    description = " ".join(description.split())
-    check_name(name)
-    check_kind(kind)
-    check_description(description)
-    store = CharacterStore(settings, user)
-    check_name_free(name, store.list())
-    most = 2 * settings.max_photos
-    if not settings.min_photos <= len(photos) <= most:
-        raise ValueError(f"{name}: choose between {settings.min_photos} and {most} photos "
-                         f"(about 8 good ones is best); you gave {counted(len(photos), 'photo')}")
-    review = review_photos(settings, kind, photos, on_progress=on_progress)
-    if len(review.crops) < settings.min_photos:
-        needed = "is" if settings.min_photos == 1 else "are"
-        lines = [f"{name}: only {len(review.crops)} of {counted(len(photos), 'photo')} can be "
-                 f"used and at least {settings.min_photos} {needed} needed, so nothing was saved. "
-                 "Add more photos:"]
-        lines += [report.describe() for report in review.reports]
-        raise NotEnoughPhotos("\n".join(lines), review.reports)
-    trigger = choose_trigger(user, name, {c.trigger for c in store.list()})
-    crops = [(crop.image, Crop("", crop.original_size, crop.crop_box, crop.source))
-             for crop in review.crops]
-    originals = [(crop.path, EXTENSIONS.get(crop.format, ".img")) for crop in review.crops]
-    warnings = [f"photo {report.index} ({report.source}): {warning}"
-                for report in review.reports if report.accepted for warning in report.warnings]
-    character = store.create(name, kind, description, trigger, crops, warnings,
-                             originals=originals if keep_originals else ())
-    return AddResult(character, review.reports)

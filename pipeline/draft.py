@@ -60,7 +60,8 @@ class Draft:
         return "\n\n".join(f"{page.text}\n{label} {page.scene}" for page in self.pages) + "\n"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The pages, the warnings and the whole story in the story format ("story")."""
+        return {**asdict(self), "story": self.story_text()}
 
 
 def draft_story(settings: Settings, premise: str, characters: Sequence[Character], pages: int,

@@ -18,22 +18,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Sequence
 
 from PIL import Image
 
+from .adapter_files import ADAPTER_WEIGHTS
 from .book import Book, BookStore
-from .characters import ADAPTER_WEIGHTS, Character, CharacterStore
+from .characters import Character, CharacterStore
 from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
 from .hub.repos import ensure_local_adapter
 from .models import load_pipeline, pipeline_lock
 from .progress import Progress, ProgressFn
 from .settings import Settings
-from .story import parse_story, set_scene
-from .styles import DEFAULT_STYLE, Style, get_style
+from .story import Page, scene_prompt
+from .styles import Style, get_style
 
 MAX_CANDIDATES = 4  # pictures per page in one go
 MAX_SEED = 2**32 - 1
@@ -104,19 +104,6 @@ def page_seed(book_seed: int, page_number: int) -> int:
     return int.from_bytes(digest[:4], "big") >> 1
 
 
-def new_book(settings: Settings, user: str, title: str, story: str,
-             style: str = DEFAULT_STYLE, seed: Optional[int] = None) -> Book:
-    """Split a story into pages with the user's characters and save it as a new book.
-
-    No picture is drawn yet; `illustrate_book` does that. A seed of None picks a random one,
-    which the book records so every page can be redrawn exactly.
-    """
-    get_style(style)
-    pages = parse_story(story, CharacterStore(settings, user).list(), settings)
-    seed = secrets.randbelow(2**31) if seed is None else _check_seed(seed)
-    return BookStore(settings, user).create(title, style, seed, pages)
-
-
 def illustrate_book(settings: Settings, user: str, book_id: str,
                     config: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                     on_progress: Optional[ProgressFn] = None) -> Book:
@@ -130,6 +117,7 @@ def illustrate_book(settings: Settings, user: str, book_id: str,
     if not todo:
         return book
     style = get_style(book.style)
+    cast = CharacterStore(settings, user).list()
     names = {name for number in todo for name in book.page(number).characters}
     adapters = _adapters(settings, user, names, config.adapter_weight, token)
     report = on_progress or (lambda progress: None)
@@ -140,8 +128,8 @@ def illustrate_book(settings: Settings, user: str, book_id: str,
         for done, number in enumerate(todo, start=1):
             page = book.page(number)
             seeds = _seeds(page_seed(book.seed, number), config.candidates)
-            book = _draw(settings, store, book_id, number, page.scene, page.characters, seeds,
-                         style, config, adapters)
+            book = _draw(settings, store, book_id, number, _prompt(style, page, cast), seeds,
+                         style, config, [adapters[name] for name in page.characters])
             per_page = (time.monotonic() - started) / done
             report(Progress(done, len(todo), "page", f"page {number} of {len(book.pages)} done",
                             seconds_left=per_page * (len(todo) - done)))
@@ -150,51 +138,24 @@ def illustrate_book(settings: Settings, user: str, book_id: str,
 
 def regenerate_page(settings: Settings, user: str, book_id: str, page_number: int,
                     config: IllustrateConfig = IllustrateConfig(), *,
-                    scene: Optional[str] = None, seed: Optional[int] = None,
-                    token: Optional[str] = None) -> Book:
-    """Draw new pictures for one page, optionally with an edited scene or a chosen seed.
+                    seed: Optional[int] = None, token: Optional[str] = None) -> Book:
+    """Draw new pictures for one page, with fresh seeds or a chosen one.
 
     The new pictures join the page's candidates and the first becomes its picture. Without a
     seed the page gets fresh seeds; with one, the same seed and scene redraw the same picture.
-    An edited scene may name characters ("Mia on the swing"): they are found and replaced as
-    in the story, and the page's characters become the ones the scene names.
     """
     store = BookStore(settings, user)
-    book = store.get(book_id) if scene is None else set_page_scene(settings, user, book_id,
-                                                                     page_number, scene)
+    book = store.get(book_id)
     page = book.page(page_number)
     first = page_seed(book.seed, page_number) + len(page.candidates) if seed is None \
-        else _check_seed(seed)
+        else check_seed(seed)
     adapters = _adapters(settings, user, page.characters, config.adapter_weight, token)
+    style = get_style(book.style)
     with _for_the_book(load_pipeline(settings), adapters.values()):
-        return _draw(settings, store, book_id, page_number, page.scene, page.characters,
-                     _seeds(first, config.candidates), get_style(book.style), config, adapters)
-
-
-def set_page_scene(settings: Settings, user: str, book_id: str, page_number: int,
-                   scene: str) -> Book:
-    """Change a page's scene prompt without drawing it (the app's editable pages table).
-
-    Names become the characters' trigger words, and the page's characters become the ones
-    the scene names, as in the story; its pictures stay.
-    """
-    store = BookStore(settings, user)
-    page = store.get(book_id).page(page_number)
-    edited = set_scene(page, scene, CharacterStore(settings, user).list(), settings,
-                       label=f"page {page_number}'s scene")
-    return store.update_page(book_id, page_number, scene=edited.scene,
-                             characters=edited.characters)
-
-
-def choose_candidate(settings: Settings, user: str, book_id: str, page_number: int,
-                     candidate: int) -> Book:
-    """Make a page's candidate number `candidate` (from 1, in the order drawn) its picture."""
-    store = BookStore(settings, user)
-    candidates = store.get(book_id).page(page_number).candidates
-    if not 1 <= candidate <= len(candidates):
-        raise IllustrateError(f"page {page_number} has {len(candidates)} pictures; "
-                              f"choose one from 1 to {len(candidates)}")
-    return store.choose(book_id, page_number, candidates[candidate - 1].file)
+        return _draw(settings, store, book_id, page_number,
+                     _prompt(style, page, CharacterStore(settings, user).list()),
+                     _seeds(first, config.candidates), style, config,
+                     [adapters[name] for name in page.characters])
 
 
 def render_seconds(settings: Settings, job: RenderJob) -> float:
@@ -313,14 +274,19 @@ def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:
     return result
 
 
-def _draw(settings: Settings, store: BookStore, book_id: str, number: int, scene: str,
-          names: Sequence[str], seeds: tuple[int, ...], style: Style, config: IllustrateConfig,
-          adapters: dict[str, AdapterRef]) -> Book:
+def _prompt(style: Style, page: Page, cast: Sequence[Character]) -> str:
+    """The page's full prompt: its scene with the characters' trigger words, in the style."""
+    return style.prompt(scene_prompt(page.scene, cast))
+
+
+def _draw(settings: Settings, store: BookStore, book_id: str, number: int, prompt: str,
+          seeds: tuple[int, ...], style: Style, config: IllustrateConfig,
+          adapters: Sequence[AdapterRef]) -> Book:
     """Render one page's pictures and record them; the first becomes the page's picture."""
-    job = RenderJob(prompt=style.prompt(scene), negative=style.negative, seeds=seeds,
+    job = RenderJob(prompt=prompt, negative=style.negative, seeds=seeds,
                     width=config.width or style.width, height=config.height or style.height,
                     steps=config.steps or style.steps, guidance=style.guidance,
-                    adapters=tuple(adapters[name] for name in names))
+                    adapters=tuple(adapters))
     saved = [store.add_illustration(book_id, number, image, seed=seed, prompt=job.prompt,
                                     choose=index == 0)
              for index, (seed, image) in enumerate(zip(seeds, render(settings, job)))]
@@ -350,7 +316,8 @@ def _seeds(first: int, count: int) -> tuple[int, ...]:
     return tuple((first + i) % (MAX_SEED + 1) for i in range(count))
 
 
-def _check_seed(seed: int) -> int:
+def check_seed(seed: int) -> int:
+    """A seed as pictures take it: a whole number from 0 to MAX_SEED."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise IllustrateError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     return seed

@@ -1,10 +1,10 @@
-"""Story text to pages: the text, the characters on each page, and an editable scene prompt.
+"""Story text to pages: the text, the characters on each page, and its scene in the parent's words.
 
 The story format is plain text. Pages are separated by a blank line (or a line holding only
 `---`). A page may have one line `Scene: ...` that describes its picture; without one the
-scene is the page text itself. Characters are found by name, and each name in the scene becomes
-the character's "<trigger> <kind>" with its look description, which is what the adapters were
-trained on:
+scene is the page text itself. Characters are found by name. A page keeps its scene as the
+parent wrote it ("Mia and Rex on a windy beach"); `scene_prompt` turns it into the words the
+adapters were trained on ("<trigger> <kind>" and the look) when the page is drawn:
 
     Mia and Rex ran to the lighthouse.
     Scene: Mia and Rex on a windy beach at sunset
@@ -42,7 +42,7 @@ class StoryError(ValueError):
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a story: its text, the scene prompt the user may edit, who is on it."""
+    """One page of a story: its text, its scene in the parent's words, who is on it."""
 
     text: str
     scene: str
@@ -50,7 +50,7 @@ class Page:
 
 
 def parse_story(story: str, characters: Sequence[Character], settings: Settings) -> list[Page]:
-    """Split a story into pages, find who is on each page and build its scene prompt.
+    """Split a story into pages, find who is on each page and keep its scene.
 
     Raises StoryError for an empty story, or one past TALEWEAVER_MAX_PAGES pages or
     TALEWEAVER_MAX_PAGE_CHARS characters on a page: nothing is ever cut silently.
@@ -93,15 +93,14 @@ def split_pages(story: str) -> list[str]:
 
 def set_scene(page: Page, scene: str, characters: Sequence[Character], settings: Settings,
               label: str = "scene") -> Page:
-    """The page with a new scene prompt (names become trigger phrases) and who it shows.
+    """The page with a new scene, kept as written (one line), and who it shows.
 
     The characters on a page are the ones its scene names: a scene the user edits to show
     only the dog makes only the dog's adapter active.
     """
     scene = " ".join(clean_text(scene).split())
     _check_length(label, scene, settings, "shorten it to what the picture shows")
-    return replace(page, scene=scene_prompt(scene, characters),
-                   characters=find_characters(scene, characters))
+    return replace(page, scene=scene, characters=find_characters(scene, characters))
 
 
 def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ...]:
@@ -136,6 +135,18 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
         return (" " if before.isalnum() else "") + words + (" " if after.isalnum() else "")
 
     return " ".join(pattern.sub(substitute, _nfc(text)).split())
+
+
+def scene_from_prompt(prompt: str, characters: Sequence[Character]) -> str:
+    """Undo `scene_prompt` for the characters given: each "<trigger> <kind>" (with its
+    possessive and look) becomes the name again. Books saved before scenes were kept as
+    written stored the prompt; this turns them back into the parent's words."""
+    for character in characters:
+        look = (rf"(?: \({re.escape(character.description)}\))?" if character.description
+                else "")
+        phrase = re.compile(rf"{re.escape(character.token_phrase)}((?:[{_APOSTROPHES}]s)?){look}")
+        prompt = phrase.sub(lambda match: character.name + match.group(1), prompt)
+    return prompt
 
 
 def page_line(text: str) -> str:

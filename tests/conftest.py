@@ -114,8 +114,8 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
     from types import SimpleNamespace
 
     from pipeline.characters import CharacterStore
-    from pipeline.training.trainer import train_character
     from pipeline.training.config import preset_config
+    from pipeline.training.trainer import train_character
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     settings = Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
@@ -197,9 +197,9 @@ def fake():
 @pytest.fixture
 def online(monkeypatch):
     """Lift HF_HUB_OFFLINE for code that talks to the fake (no real client is ever built)."""
+    from fake_hub import NoHub
     from huggingface_hub import constants
 
-    from fake_hub import NoHub
     from pipeline.hub import calls as hub_calls
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -215,9 +215,9 @@ def waits():
 @pytest.fixture
 def mia(settings):
     """Alice's "Mia" (girl, trigger "ohwx") with an adapter folder as training leaves it."""
+    from fake_hub import write_adapter
     from PIL import Image
 
-    from fake_hub import write_adapter
     from pipeline.characters import CharacterStore, Crop
 
     store = CharacterStore(settings, "alice")

@@ -13,8 +13,8 @@ from huggingface_hub.utils import httpx
 from PIL import Image
 from safetensors.numpy import save_file
 
-from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
-                                 CharacterStore)
+from pipeline.adapter_files import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE
+from pipeline.characters import CharacterStore
 from pipeline.hub.repos import push_adapter
 
 ALICE, BOB = "hf_alice_token", "hf_bob_token"

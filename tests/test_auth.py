@@ -43,15 +43,14 @@ def test_the_app_says_what_to_do_after_a_hub_action_that_did_not_happen(mode, re
 
 def test_who_is_asking(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_space_owner")
-    local = auth.identify(Settings(require_login="never", local_user="me"), None, None)
-    assert local == auth.Identity("me", "hf_space_owner")
+    never = Settings(require_login="never", local_user="me")
+    always = Settings(require_login="always")
+    assert auth.identify(never, None, None) == auth.Caller(never, "me", "hf_space_owner")
     profile = gr.OAuthProfile({"name": "Alice", "preferred_username": "alice",
                                "profile": "", "picture": ""})
     token = gr.OAuthToken(token="hf_alice_oauth", scope="contribute-repos", expires_at=0)
-    signed_in = auth.identify(Settings(require_login="always"), profile, token)
-    assert signed_in == auth.Identity("alice", "hf_alice_oauth")
+    assert auth.identify(always, profile, token) == auth.Caller(always, "alice", "hf_alice_oauth")
     # with sign-in, the Space's own HF_TOKEN is never anybody's token
-    assert auth.identify(Settings(require_login="always"), profile, None) == \
-        auth.Identity("alice", None)
+    assert auth.identify(always, profile, None) == auth.Caller(always, "alice", None)
     with pytest.raises(gr.Error, match="Please sign in"):
-        auth.identify(Settings(require_login="always"), None, None)
+        auth.identify(always, None, None)

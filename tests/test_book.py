@@ -1,14 +1,12 @@
 import json
-import os
 import threading
 
 import pytest
+from conftest import BOOK_TEXTS, make_picture
 from PIL import Image
 
-from conftest import BOOK_TEXTS, make_picture
 from pipeline import cli
-from pipeline.book import (MAX_TITLE_LENGTH, UNTITLED, Book, BookStore, Illustration,
-                           clean_title)
+from pipeline.book import MAX_TITLE_LENGTH, UNTITLED, Book, BookStore, Illustration, clean_title
 from pipeline.store import StoreError
 from pipeline.story import Page
 
@@ -20,7 +18,7 @@ def _pages(count: int) -> list[Page]:
 def test_record_round_trips_through_disk(illustrated_book):
     store, book = illustrated_book
     record = json.loads((store.folder(book.id) / "book.json").read_text(encoding="utf-8"))
-    assert record["version"] == 1 and record["title"] == "Mia & Grandma’s Cookie Night"
+    assert record["version"] == 2 and record["title"] == "Mia & Grandma’s Cookie Night"
     assert [p["text"] for p in record["pages"]] == list(BOOK_TEXTS)
     again = store.get(book.id)
     assert again == book == Book.from_json(book.to_json())
@@ -32,6 +30,32 @@ def test_record_round_trips_through_disk(illustrated_book):
                                                              "watercolor, scene 2")
     with Image.open(store.image_path(again, page.image)) as image:
         assert image.format == "PNG" and image.size == (1024, 1024)
+
+
+def test_a_book_saved_with_prompts_reads_back_as_the_parents_scenes(book_settings):
+    from pipeline.characters import CharacterStore
+    from pipeline.story import scene_prompt
+
+    mia = CharacterStore(book_settings, "alice").create(
+        "Mia", "girl", "curly red hair", "ohwx", [(Image.new("RGB", (64, 64)), _crop())])
+    store = BookStore(book_settings, "alice")
+    book = store.create("Old", "watercolor", 1, [Page("Mia waves.", "Mia's kite in the wind",
+                                                      ("Mia",))])
+    record = book.to_json()
+    record["version"] = 1  # as format 1 stored it: the scene as its prompt
+    record["pages"][0]["scene"] = scene_prompt("Mia's kite in the wind", [mia])
+    assert record["pages"][0]["scene"] == "ohwx girl's (curly red hair) kite in the wind"
+    (store.folder(book.id) / "book.json").write_text(json.dumps(record), encoding="utf-8")
+    assert store.get(book.id).page(1).scene == "Mia's kite in the wind"
+    store.set_title(book.id, "Old, saved again")  # any change saves the new format
+    saved = json.loads((store.folder(book.id) / "book.json").read_text(encoding="utf-8"))
+    assert saved["version"] == 2 and saved["pages"][0]["scene"] == "Mia's kite in the wind"
+
+
+def _crop():
+    from pipeline.characters import Crop
+
+    return Crop("", (64, 64), (0, 0, 64, 64), "mia.jpg")
 
 
 def test_a_new_book_is_not_illustrated(book_settings):
@@ -210,7 +234,7 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [(b["id"], b["title"], b["illustrated"]) for b in listed] == [
         (book.id, book.title, 3)]
-    assert os.path.isfile(listed[0]["thumbnail"])
+    assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated"}
 
     assert cli.main(["delete-book", book.id, *common]) == 0
     assert book.id in capsys.readouterr().out

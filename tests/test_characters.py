@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from pipeline import characters
-from pipeline.characters import (CharacterStore, NotEnoughPhotos, add_character, choose_trigger,
-                                 trigger_tokens)
+from pipeline.actions.characters import NotEnoughPhotos, add_character
+from pipeline.characters import CharacterStore, choose_trigger, trigger_tokens
 from pipeline.cli import main
 from pipeline.store import StoreError
 

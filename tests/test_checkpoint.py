@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from pipeline.training.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint, TrainingState,
-                                 load_checkpoint, save_checkpoint, saved_progress, set_aside)
+from pipeline.training.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint,
+                                          TrainingState, load_checkpoint, save_checkpoint,
+                                          saved_progress, set_aside)
 
 KEY = {"config": {"rank": 4}, "base_model": "tiny"}
 

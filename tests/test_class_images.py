@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.training.class_images import (class_image_dir, class_image_paths, generate_class_images,
-                                   load_class_images)
 from pipeline.store import user_dir
+from pipeline.training.class_images import (class_image_dir, class_image_paths,
+                                            generate_class_images, load_class_images)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,12 +1,14 @@
 import json
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from pipeline import cli, draft
 from pipeline.characters import Character, CharacterStore, Crop
-from pipeline.draft import (Draft, DraftError, DraftPage, draft_story, generate,
-                            load_story_model, parse_draft, story_messages)
+from pipeline.draft import (Draft, DraftError, DraftPage, draft_story, generate, load_story_model,
+                            parse_draft, story_messages)
 from pipeline.models import ModelUnavailableError
 from pipeline.settings import Settings
 from pipeline.story import parse_story
@@ -148,7 +150,7 @@ def test_a_draft_becomes_an_editable_story():
                      "Rex sniffs the way.\nScene: Rex nose down on a path\n")
     pages = parse_story(story, [MIA, REX], SETTINGS)
     assert [p.text for p in pages] == ["Mia finds a map.", "Rex sniffs the way."]
-    assert pages[0].scene == "tvmia girl (curly red hair) holding a map in a garden"
+    assert pages[0].scene == "Mia holding a map in a garden"
     assert [p.characters for p in pages] == [("Mia",), ("Rex",)]
 
 

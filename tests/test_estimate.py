@@ -3,12 +3,13 @@ import math
 
 import pytest
 
-from pipeline.training.estimate import (FORWARD_SHARE, KNOWN_STEP_SECONDS, STEP_TIMES_FILE,
-                               ZEROGPU_FREE_DAILY_SECONDS, estimate_training, image_seconds,
-                               record_step_time, samples_per_step, step_seconds)
 from pipeline.hardware import Hardware
 from pipeline.settings import Settings
 from pipeline.training.config import TrainConfig, preset_config
+from pipeline.training.estimate import (FORWARD_SHARE, KNOWN_STEP_SECONDS, STEP_TIMES_FILE,
+                                        ZEROGPU_FREE_DAILY_SECONDS, estimate_training,
+                                        image_seconds, record_step_time, samples_per_step,
+                                        step_seconds)
 
 CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 H100 = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA H100 80GB HBM3")

@@ -6,10 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import BOOK_TEXTS, make_picture
 from PIL import Image
 from pypdf import PdfReader
 
-from conftest import BOOK_TEXTS, make_picture
 from pipeline import cli
 from pipeline.book import BookStore
 from pipeline.export import export_book, export_html, export_pdf, file_name, story_about

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
 from huggingface_hub import constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import httpx
 
-from fake_hub import ALICE, BOB, REPO, NoHub, adapter_of, files_of, http_error, neutral, push
-from pipeline.hub import calls as hub_calls
-from pipeline.characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE,
-                                 CharacterStore)
+from pipeline.actions.characters import RepoNotDeleted, delete_character
+from pipeline.adapter_files import (ADAPTER_WEIGHTS, HUB_RECORD, KOHYA_WEIGHTS, MODEL_CARD,
+                                    TRAIN_CONFIG, VALIDATION_IMAGE)
+from pipeline.characters import CharacterStore
 from pipeline.cli import main
-from pipeline.hub.repos import (HUB_RECORD, AdapterFolderError, AdapterUnavailableError, HubResult,
-                          RepoNotDeleted, delete_character, delete_hub_repo,
-                          ensure_local_adapter, hub_record, install_adapter, push_adapter)
-from pipeline.hub.model_card import MODEL_CARD
+from pipeline.hub import calls as hub_calls
+from pipeline.hub.repos import (AdapterFolderError, AdapterUnavailableError, HubResult,
+                                delete_hub_repo, ensure_local_adapter, hub_record, install_adapter,
+                                push_adapter)
 from pipeline.store import remove_tree
-
 
 # --- pushing -------------------------------------------------------------------------------
 

@@ -1,12 +1,12 @@
 """pipeline/hub_calls.py through hub.push_adapter: which Hub errors are retried (with what
 backoff), which fail at once, and the reason each gives; the local adapter is never touched."""
 import pytest
+from fake_hub import adapter_of, files_of, http_error, neutral, push
 from huggingface_hub.utils import httpx
 
-from fake_hub import adapter_of, files_of, http_error, neutral, push
-from pipeline.hub.repos import hub_record
+from pipeline.adapter_files import MODEL_CARD
 from pipeline.hub.calls import ATTEMPTS
-from pipeline.hub.model_card import MODEL_CARD
+from pipeline.hub.repos import hub_record
 
 
 @pytest.mark.parametrize("method, error, words, reason", [

@@ -1,8 +1,8 @@
 """pipeline/hub_tokens.py: the CLI's HF_TOKEN, and whose an API caller's token is (against the
 fake Hub of tests/fake_hub.py; the Hub is unreachable here)."""
 import pytest
-
 from fake_hub import ALICE, BOB
+
 from pipeline.hub import tokens as hub_tokens
 from pipeline.hub.tokens import token_from_env
 

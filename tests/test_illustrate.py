@@ -9,14 +9,15 @@ import torch
 from PIL import Image
 
 from pipeline import cli, illustrate, models
+from pipeline.actions.books import book_json, choose_picture, edit_scene, new_book, redraw_page
+from pipeline.adapter_files import ADAPTER_WEIGHTS
 from pipeline.book import BookStore
-from pipeline.characters import ADAPTER_WEIGHTS, CharacterStore, Crop
+from pipeline.characters import CharacterStore, Crop
 from pipeline.hardware import ZEROGPU_CALL_SECONDS, estimated_duration
 from pipeline.hub.repos import AdapterUnavailableError
 from pipeline.illustrate import (AdapterRef, IllustrateConfig, IllustrateError, RenderJob,
-                                 adapters_loaded, choose_candidate, encode_long_prompt,
-                                 illustrate_book, new_book, page_seed, regenerate_page, render,
-                                 render_seconds)
+                                 adapters_loaded, encode_long_prompt, illustrate_book, page_seed,
+                                 regenerate_page, render, render_seconds)
 from pipeline.settings import Settings
 from pipeline.story import StoryError
 from pipeline.styles import StyleError, get_style
@@ -61,7 +62,8 @@ def _page_pixels(settings, book, number, user="alice"):
 
 def _job(settings, book, number, adapters=()):
     style = get_style(book.style)
-    return RenderJob(prompt=style.prompt(book.page(number).scene), negative=style.negative,
+    prompt = book_json(settings, "alice", book)["pages"][number - 1]["prompt"]
+    return RenderJob(prompt=prompt, negative=style.negative,
                      seeds=(page_seed(book.seed, number),), width=64, height=64, steps=2,
                      guidance=style.guidance, adapters=tuple(adapters))
 
@@ -203,37 +205,38 @@ def test_candidates_and_choosing(settings, cast):
     pictures = {c.file: _pixels(Image.open(BookStore(settings, "alice").image_path(book, c.file)))
                 for c in page.candidates}
     assert not np.array_equal(*list(pictures.values())[:2])
-    book = choose_candidate(settings, "alice", book.id, 1, 3)
+    book = choose_picture(settings, "alice", book.id, 1, 3)
     assert book.page(1).image == page.candidates[2].file
     with pytest.raises(IllustrateError, match="page 1 has 3 pictures; choose one from 1 to 3"):
-        choose_candidate(settings, "alice", book.id, 1, 4)
+        choose_picture(settings, "alice", book.id, 1, 4)
 
 
 def test_regenerate_with_an_edited_scene(settings, cast):
     book = new_book(settings, "alice", "Beach day", STORY, seed=3)
     book = illustrate_book(settings, "alice", book.id, TINY)
-    book = regenerate_page(settings, "alice", book.id, 1, TINY,
-                           scene="Rex asleep under a beach umbrella", seed=42)
+    book = redraw_page(settings, "alice", book.id, 1, TINY,
+                       scene="Rex asleep under a beach umbrella", seed=42)
     page = book.page(1)
     assert page.text == "Mia found a shell on the beach."
-    assert page.characters == ("Rex",) and page.scene == "zwx dog asleep under a beach umbrella"
+    assert page.characters == ("Rex",) and page.scene == "Rex asleep under a beach umbrella"
     assert page.seed == 42 and len(page.candidates) == 2
     style = get_style("watercolor")
-    assert page.chosen.prompt == style.prompt(page.scene)
+    assert page.chosen.prompt == style.prompt("zwx dog asleep under a beach umbrella")
+    assert book_json(settings, "alice", book)["pages"][0]["prompt"] == page.chosen.prompt
     with pytest.raises(StoryError, match="page 1's scene has .* the limit is"):
-        regenerate_page(settings, "alice", book.id, 1, TINY,
-                        scene="x" * (settings.max_page_chars + 1))
+        redraw_page(settings, "alice", book.id, 1, TINY,
+                    scene="x" * (settings.max_page_chars + 1))
 
 
 def test_a_scene_edited_before_drawing_changes_the_page_and_its_characters(settings, cast):
     book = new_book(settings, "alice", "Beach day", STORY, seed=3)
-    book = illustrate.set_page_scene(settings, "alice", book.id, 4, "Mia and Rex wave goodbye")
+    book = edit_scene(settings, "alice", book.id, 4, "Mia and Rex wave goodbye")
     page = book.page(4)
-    assert page.scene == "ohwx girl and zwx dog wave goodbye"
+    assert page.scene == "Mia and Rex wave goodbye"
     assert page.characters == ("Mia", "Rex") and not page.illustrated
     assert book.characters == ("Mia", "Rex") and BookStore(settings, "alice").get(book.id) == book
     with pytest.raises(StoryError, match="page 4's scene has"):
-        illustrate.set_page_scene(settings, "alice", book.id, 4, "x" * 5000)
+        edit_scene(settings, "alice", book.id, 4, "x" * 5000)
 
 
 def test_a_failed_page_keeps_the_pages_before_it_and_the_book_resumes(settings, cast,

@@ -3,15 +3,15 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_pipeline, pipeline_snapshot
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import assert_same_pipeline, pipeline_snapshot
 from pipeline import models
-from pipeline.characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
-from pipeline.training.lora_files import (kohya_state_dict, load_lora_state, lora_layers, lora_state_dict,
-                                 save_adapter, trainable_parameters)
+from pipeline.adapter_files import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
 from pipeline.training.config import TrainConfig
+from pipeline.training.lora_files import (kohya_state_dict, load_lora_state, lora_layers,
+                                          lora_state_dict, save_adapter, trainable_parameters)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,10 +3,11 @@ diffusers, ComfyUI and AUTOMATIC1111, the training settings; never a photo)."""
 import dataclasses
 
 import yaml
-
 from fake_hub import REPO, SDXL, adapter_of, push
-from pipeline.characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE
-from pipeline.hub.model_card import MODEL_CARD, render_model_card
+
+from pipeline.adapter_files import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, MODEL_CARD, TRAIN_CONFIG,
+                                    VALIDATION_IMAGE)
+from pipeline.hub.model_card import render_model_card
 
 
 def split_card(text):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from photo_fixtures import astronaut, face_variants, grace_hopper, noise_png, on_canvas
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from photo_fixtures import astronaut, face_variants, grace_hopper, noise_png, on_canvas
 from pipeline.intake import faces, photos, quality
 from pipeline.settings import Settings
 

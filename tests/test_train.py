@@ -12,22 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_pipeline, make_crops, pipeline_snapshot
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import assert_same_pipeline, make_crops, pipeline_snapshot
 from pipeline import cli, models
-from pipeline.training import trainer as train
-from pipeline.characters import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
-                                 VALIDATION_IMAGE, CharacterStore)
-from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
-from pipeline.training.estimate import record_step_time
+from pipeline.adapter_files import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
+                                    VALIDATION_IMAGE)
+from pipeline.characters import CharacterStore
 from pipeline.hardware import detect
 from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
 from pipeline.settings import Settings
-from pipeline.training.trainer import (ChunkResult, TrainingError, estimate_character, train_character,
-                            train_chunk)
+from pipeline.training import trainer as train
+from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
 from pipeline.training.config import TrainingRecord, preset_config
+from pipeline.training.estimate import record_step_time
+from pipeline.training.trainer import (ChunkResult, TrainingError, estimate_character,
+                                       train_character, train_chunk)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -369,6 +370,7 @@ def test_cli_estimate_and_errors(settings, character, cli_env, capsys):
     assert "no character named 'Nobody'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_killed_process_loses_only_its_chunk(settings, character, cli_env):
     steps = 60
     config = dataclasses.replace(PLAIN, steps=steps)
@@ -397,6 +399,7 @@ def test_a_killed_process_loses_only_its_chunk(settings, character, cli_env):
     assert_same_adapter(resumed, adapter_files(uninterrupted))
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_float32_lora_on_a_bfloat16_model(settings, character, cli_env):
     env = {**cli_env, "TALEWEAVER_DTYPE": "bfloat16"}  # another process: one precision each
     done = subprocess.run([sys.executable, "-m", "pipeline", "train", "Mia", "--steps", "6",
@@ -407,6 +410,7 @@ def test_mixed_precision_trains_float32_lora_on_a_bfloat16_model(settings, chara
     assert all(torch.isfinite(v).all() for v in weights.values()) and image.std() > 0
 
 
+@pytest.mark.slow
 def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, reference):
     full = ["--steps", "24", "--rank", "4", "--train-text-encoder", "--set", "alpha=8",
             "--set", "warmup_steps=5", "--set", "class_images=2", "--set", "offset_noise=0.05",

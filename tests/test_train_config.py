@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from pipeline.training.config import (PRESETS, RECORDED, TrainConfig, TrainingRecord, preset_config,
-                                   preset_for_kind)
+                                      preset_for_kind)
 
 
 def test_presets_differ_by_goal():

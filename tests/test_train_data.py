@@ -2,13 +2,13 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import make_crops
 from PIL import Image, ImageOps
 
-from conftest import make_crops
 from pipeline import models
 from pipeline.characters import Crop
 from pipeline.training.data import (class_prompt, crop_time_ids, encode_images, encode_prompts,
-                                 instance_prompt, prepare_training_set)
+                                    instance_prompt, prepare_training_set)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

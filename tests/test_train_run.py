@@ -1,13 +1,13 @@
 import pytest
 import torch
-
 from conftest import make_crops
+
 from pipeline import models
 from pipeline.hardware import Hardware
-from pipeline.training.lora_files import lora_state_dict
 from pipeline.training.config import TrainConfig
+from pipeline.training.lora_files import lora_state_dict
 from pipeline.training.run import (TrainingError, make_accelerator, make_optimizer, open_run,
-                                uses_gradient_checkpointing, warmup_then_constant)
+                                   uses_gradient_checkpointing, warmup_then_constant)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

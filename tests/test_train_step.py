@@ -4,7 +4,7 @@ import torch
 from pipeline import models
 from pipeline.training.data import TrainingSet
 from pipeline.training.step import (Batch, NoiseSchedule, diffusion_loss, draw_batch,
-                                 min_snr_weights, step_generator)
+                                    min_snr_weights, step_generator)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,22 +7,63 @@ session's profile, or, for API callers, the owner of the token they pass
 Space's HF_TOKEN. Without sign-in there is one local user, and pushes use
 HF_TOKEN.
 """
+import functools
+import inspect
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import gradio as gr
 
-from pipeline.hub import tokens as hub_tokens
+from pipeline.actions.system import own_token, user_for_token
 from pipeline.settings import Settings
+from ui.common import user_errors
+
+_SIGNED_IN = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=annotation)
+              for name, annotation in (("profile", Optional[gr.OAuthProfile]),
+                                       ("token", Optional[gr.OAuthToken]))]
 
 
 @dataclass(frozen=True)
-class Identity:
-    """The user whose folder an action works in, and the Hub token used on their behalf."""
+class Caller:
+    """Who a request acts for: the app's settings, the user whose folder it works in, and the
+    Hub token used on their behalf."""
 
+    settings: Settings
     user: str
     token: Optional[str]
+
+
+def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False) -> Callable:
+    """gradio's function for a handler `fn(caller, *inputs)`: it takes the inputs, then the
+    visitor's profile and token (which gradio fills in), works out the Caller once, and
+    turns the engine's errors into messages (`user_errors`).
+
+    Without sign-in where it is required, a request is refused with a message; with `quiet`
+    the handler gets None instead (lists then show nothing), for what a page does by itself.
+    """
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())[1:]
+    progress = [p for p in params if isinstance(p.default, gr.Progress)]
+    inputs = [p for p in params if p not in progress]
+    outer = signature.replace(parameters=inputs + _SIGNED_IN + progress)
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        values = outer.bind(*args, **kwargs)
+        values.apply_defaults()
+        arguments = dict(values.arguments)
+        profile, token = arguments.pop("profile"), arguments.pop("token")
+        caller = (identify_quietly if quiet else identify)(settings, profile, token)
+        return fn(caller, **arguments)
+
+    handler.__signature__ = outer  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in outer.parameters.values()
+                               if p.annotation is not inspect.Parameter.empty}
+    if signature.return_annotation is not inspect.Signature.empty:
+        handler.__annotations__["return"] = signature.return_annotation
+    return user_errors(handler)
 
 
 def oauth_configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -44,22 +85,22 @@ def show_login_button(settings: Settings) -> bool:
 
 
 def identify(settings: Settings, profile: Optional[gr.OAuthProfile],
-             token: Optional[gr.OAuthToken]) -> Identity:
-    """The identity of a request; gr.Error when sign-in is required and missing."""
+             token: Optional[gr.OAuthToken]) -> Caller:
+    """Who a request acts for; gr.Error when sign-in is required and missing."""
     if not sign_in_required(settings):
-        return Identity(settings.local_user, hub_tokens.token_from_env())
+        return Caller(settings, settings.local_user, own_token())
     if profile is not None:
-        return Identity(profile.username, token.token if token else None)
+        return Caller(settings, profile.username, token.token if token else None)
     if token is not None and token.token:
-        return Identity(hub_tokens.user_for_token(token.token), token.token)
+        return Caller(settings, user_for_token(token.token), token.token)
     raise gr.Error("Please sign in with Hugging Face first (the button at the top of the page). "
                    "API callers pass their token: Client(url, oauth_token='hf_...').",
                    print_exception=False)
 
 
 def identify_quietly(settings: Settings, profile: Optional[gr.OAuthProfile],
-                     token: Optional[gr.OAuthToken]) -> Optional[Identity]:
-    """The identity, or None for a visitor who hasn't signed in yet (lists show nothing)."""
+                     token: Optional[gr.OAuthToken]) -> Optional[Caller]:
+    """Who a request acts for, or None for a visitor who hasn't signed in yet."""
     try:
         return identify(settings, profile, token)
     except gr.Error:

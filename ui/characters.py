@@ -7,12 +7,11 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline.hub import repos as hub
-from pipeline.characters import CharacterStore, add_character
+from pipeline.actions import characters
 from pipeline.settings import Settings
-from ui.auth import hub_advice, identify, identify_quietly
+from ui.auth import Caller, hub_advice, signed_in
 from ui.common import (PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads, own_choice,
-                       picture, progress_bar, public, user_errors)
+                       picture, progress_bar, public)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -26,112 +25,91 @@ from a phone are fine (JPEG, HEIC, PNG, WebP). Only square crops are kept, never
 unless you ask."""
 
 
-def character_rows(settings: Settings, user: str) -> list[dict]:
-    """The user's characters as plain data (what /list_characters returns)."""
-    store = CharacterStore(settings, user)
-    rows = []
-    for character in store.list():
-        record = hub.hub_record(settings, user, character)
-        rows.append({"name": character.name, "kind": character.kind,
-                     "description": character.description, "trigger": character.trigger,
-                     "photos": len(character.crops), "trained": store.has_adapter(character),
-                     "hub_repo": record.repo_id if record else ""})
-    return rows
+def add_character(caller: Caller, name: str, kind: str, description: str,
+                  photos: Optional[list[str]], keep_originals: bool = False,
+                  progress=gr.Progress()) -> dict:
+    """Make a character from 3 to 20 photos of one person or pet; each photo gets a verdict.
+
+    Nothing is saved when fewer than 3 photos can be used; the error names each photo and
+    the reason. The uploaded files are deleted from the server either way.
+
+    Args:
+        name: the character's name, e.g. Mia
+        kind: who it is: girl, boy, woman, man, baby, dog, cat, or a few words
+        description: the look every page reuses, e.g. "curly red hair" (may be empty)
+        photos: photo files (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)
+        keep_originals: also keep the uploaded files (by default only the crops are kept)
+    """
+    try:
+        added = characters.add_character(
+            caller.settings, caller.user, name or "", kind or "", description or "",
+            photos or [], keep_originals=bool(keep_originals), on_progress=progress_bar(progress))
+    finally:
+        forget_uploads(photos or [])
+    return added.to_json()
+
+
+def list_characters(caller: Caller) -> list[dict]:
+    """Your characters: name, kind, look, photos, trigger token, trained or not, Hub repo."""
+    return [row.to_json() for row in characters.list_characters(caller.settings, caller.user)]
+
+
+def delete_character(caller: Caller, name: str, delete_hub_repo: bool = False) -> dict:
+    """Delete a character with its photos, crops, checkpoints and adapter on this machine.
+
+    Args:
+        name: the character's name
+        delete_hub_repo: also delete its private Hub repo; that goes first, and if it
+            fails nothing is deleted
+    """
+    try:
+        deleted = characters.delete_character(caller.settings, caller.user, name or "",
+                                              caller.token, with_repo=bool(delete_hub_repo))
+    except characters.RepoNotDeleted as err:
+        advice = hub_advice(caller.settings, err.result.reason, "delete again")
+        by_hand = (f"{'Or' if advice else 'You can'} delete the repo on huggingface.co (its "
+                   f'settings page), then here with "{HUB_TOO_LABEL}" unticked.')
+        raise ValueError(" ".join(filter(None, [str(err), advice, by_hand]))) from None
+    return deleted.to_json()
+
+
+def refresh(caller: Optional[Caller], current: Optional[str]):
+    """The table of the user's characters and the delete dropdown."""
+    rows = characters.list_characters(caller.settings, caller.user) if caller else []
+    table = [[r.name, r.kind, r.description, r.photos, "yes" if r.trained else "not yet",
+              r.hub_repo or "-"] for r in rows]
+    names = [(r.name, r.name) for r in rows]
+    return gr.update(value=table, visible=bool(rows)), gr.update(visible=not rows), \
+        choices(names, current)
+
+
+def show_added(caller: Optional[Caller], result: dict):
+    """The verdict on each photo and the crops kept, after a character is saved."""
+    if not result or caller is None:
+        return gr.update(), gr.update(), gr.update()
+    name = result["character"]["name"]
+    reports = result["photos"]
+    rows = [[r["index"], r["source"], "accepted" if r["accepted"] else r["message"],
+             "; ".join(r["warnings"])] for r in reports]
+    crops = [(picture(path), source)
+             for path, source in characters.crop_files(caller.settings, caller.user, name)]
+    used = sum(r["accepted"] for r in reports)
+    message = (f"Saved **{escape_md(name)}** ({escape_md(result['character']['kind'])}) with "
+               f"{used} of {len(reports)} photos. Next: train {escape_md(name)} in the "
+               "**Train** tab.")
+    return message, gr.update(value=rows, visible=True), gr.update(value=crops, visible=True)
+
+
+def show_deleted(result: dict) -> str:
+    if not result:
+        return ""
+    hub_line = f" {escape_md(result['hub']['message'])}" if result.get("hub") else ""
+    return (f"Deleted **{escape_md(result['deleted'])}** with its photos, crops and "
+            f"adapter.{hub_line}")
 
 
 def build(settings: Settings, demo: gr.Blocks) -> None:
     """The Characters tab and its events (inside the app's gr.Tabs)."""
-
-    @user_errors
-    def add_character_api(name: str, kind: str, description: str,
-                          photos: Optional[list[str]], keep_originals: bool = False,
-                          profile: Optional[gr.OAuthProfile] = None,
-                          token: Optional[gr.OAuthToken] = None,
-                          progress=gr.Progress()) -> dict:
-        """Make a character from 3 to 20 photos of one person or pet; each photo gets a verdict.
-
-        Nothing is saved when fewer than 3 photos can be used; the error names each photo and
-        the reason. The uploaded files are deleted from the server either way.
-
-        Args:
-            name: the character's name, e.g. Mia
-            kind: who it is: girl, boy, woman, man, baby, dog, cat, or a few words
-            description: the look every page reuses, e.g. "curly red hair" (may be empty)
-            photos: photo files (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)
-            keep_originals: also keep the uploaded files (by default only the crops are kept)
-        """
-        try:
-            who = identify(settings, profile, token)
-            added = add_character(settings, who.user, name or "", kind or "", description or "",
-                                  photos or [], keep_originals=bool(keep_originals),
-                                  on_progress=progress_bar(progress))
-        finally:
-            forget_uploads(photos or [])
-        return added.to_json()
-
-    @user_errors
-    def list_characters(profile: Optional[gr.OAuthProfile] = None,
-                        token: Optional[gr.OAuthToken] = None) -> list[dict]:
-        """Your characters: name, kind, look, photos, trigger token, trained or not, Hub repo."""
-        return character_rows(settings, identify(settings, profile, token).user)
-
-    @user_errors
-    def delete_character_api(name: str, delete_hub_repo: bool = False,
-                             profile: Optional[gr.OAuthProfile] = None,
-                             token: Optional[gr.OAuthToken] = None) -> dict:
-        """Delete a character with its photos, crops, checkpoints and adapter on this machine.
-
-        Args:
-            name: the character's name
-            delete_hub_repo: also delete its private Hub repo; that goes first, and if it
-                fails nothing is deleted
-        """
-        who = identify(settings, profile, token)
-        try:
-            deleted = hub.delete_character(settings, who.user, name or "", who.token,
-                                           with_repo=bool(delete_hub_repo))
-        except hub.RepoNotDeleted as err:
-            advice = hub_advice(settings, err.result.reason, "delete again")
-            by_hand = (f"{'Or' if advice else 'You can'} delete the repo on huggingface.co (its "
-                       f'settings page), then here with "{HUB_TOO_LABEL}" unticked.')
-            raise ValueError(" ".join(filter(None, [str(err), advice, by_hand]))) from None
-        return deleted.to_json()
-
-    def refresh(current: Optional[str], profile: Optional[gr.OAuthProfile] = None,
-                token: Optional[gr.OAuthToken] = None):
-        who = identify_quietly(settings, profile, token)
-        rows = character_rows(settings, who.user) if who else []
-        table = [[r["name"], r["kind"], r["description"], r["photos"],
-                  "yes" if r["trained"] else "not yet", r["hub_repo"] or "-"] for r in rows]
-        names = [(r["name"], r["name"]) for r in rows]
-        return gr.update(value=table, visible=bool(rows)), gr.update(visible=not rows), \
-            choices(names, current)
-
-    def show_added(result: dict, profile: Optional[gr.OAuthProfile] = None,
-                   token: Optional[gr.OAuthToken] = None):
-        who = identify_quietly(settings, profile, token)
-        if not result or who is None:
-            return gr.update(), gr.update(), gr.update()
-        store = CharacterStore(settings, who.user)
-        character = store.get(result["character"]["name"])
-        reports = result["photos"]
-        rows = [[r["index"], r["source"], "accepted" if r["accepted"] else r["message"],
-                 "; ".join(r["warnings"])] for r in reports]
-        crops = [(picture(store.path(character, crop.file)), crop.source)
-                 for crop in character.crops]
-        used = sum(r["accepted"] for r in reports)
-        message = (f"Saved **{escape_md(character.name)}** ({escape_md(character.kind)}) with "
-                   f"{used} of {len(reports)} photos. Next: train {escape_md(character.name)} "
-                   "in the **Train** tab.")
-        return message, gr.update(value=rows, visible=True), gr.update(value=crops, visible=True)
-
-    def show_deleted(result: dict) -> str:
-        if not result:
-            return ""
-        hub_line = f" {escape_md(result['hub']['message'])}" if result.get("hub") else ""
-        return (f"Deleted **{escape_md(result['deleted'])}** with its photos, crops and "
-                f"adapter.{hub_line}")
-
     with gr.Tab("1 · Characters", id="characters") as tab:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
@@ -167,19 +145,24 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 delete_button = gr.Button("Delete", variant="stop")
             deleted = gr.JSON(visible=False)
             deleted_note = gr.Markdown()
-        gr.api(list_characters, **public(list_characters, "list_characters"))
+        listed = signed_in(settings, list_characters)
+        gr.api(listed, **public(listed, "list_characters"))
 
     listing = [table, none_yet, to_delete]
-    adding = add_button.click(add_character_api, [name, kind, description, photos, keep], added,
-                              show_progress_on=added_note,  # `added` is hidden
-                              **public(add_character_api, "add_character"))
-    for outcome in (adding.success, adding.failure):  # the server has let go of the uploads
+    adding = signed_in(settings, add_character)
+    quiet_refresh = signed_in(settings, refresh, quiet=True)
+    added_event = add_button.click(adding, [name, kind, description, photos, keep], added,
+                                   show_progress_on=added_note,  # `added` is hidden
+                                   **public(adding, "add_character"))
+    for outcome in (added_event.success, added_event.failure):  # the uploads are gone
         outcome(lambda: None, None, photos, **PRIVATE)
-    adding.success(show_added, added, [added_note, report, crops], **PRIVATE).then(
-        refresh, to_delete, listing, **PRIVATE)
-    delete_button.click(delete_character_api, [to_delete, hub_too], deleted,
-                        **public(delete_character_api, "delete_character")).success(
+    added_event.success(signed_in(settings, show_added, quiet=True), added,
+                        [added_note, report, crops], **PRIVATE).then(
+        quiet_refresh, to_delete, listing, **PRIVATE)
+    deleting = signed_in(settings, delete_character)
+    delete_button.click(deleting, [to_delete, hub_too], deleted,
+                        **public(deleting, "delete_character")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
-        refresh, to_delete, listing, **PRIVATE)
-    tab.select(refresh, to_delete, listing, **PRIVATE)
-    demo.load(refresh, to_delete, listing, **PRIVATE)
+        quiet_refresh, to_delete, listing, **PRIVATE)
+    tab.select(quiet_refresh, to_delete, listing, **PRIVATE)
+    demo.load(quiet_refresh, to_delete, listing, **PRIVATE)

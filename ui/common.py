@@ -20,7 +20,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from pipeline.progress import Progress, ProgressFn
+from pipeline.progress import Progress, ProgressFn, counted
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
@@ -102,8 +102,8 @@ def picture(path: Optional[Path]) -> Optional[Image.Image]:
         return image.convert("RGB")
 
 
-def scratch_file(name: str) -> Path:
-    """A fresh path for a download (a book's PDF); scratch folders older than an hour go."""
+def scratch_folder() -> Path:
+    """A fresh private folder for a download (a book's PDF); ones older than an hour go."""
     SCRATCH.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - SCRATCH_MAX_AGE_S
     for old in SCRATCH.iterdir():
@@ -112,7 +112,7 @@ def scratch_file(name: str) -> Path:
                 shutil.rmtree(old, ignore_errors=True)
         except FileNotFoundError:
             continue
-    return Path(tempfile.mkdtemp(dir=SCRATCH)) / name
+    return Path(tempfile.mkdtemp(dir=SCRATCH))
 
 
 def forget_uploads(paths: Iterable[str]) -> None:
@@ -137,6 +137,12 @@ def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = Tr
     if value not in values:
         value = values[0] if values and first else None
     return gr.update(choices=pairs, value=value)
+
+
+def book_choices(rows: Iterable) -> list[tuple[str, str]]:
+    """(label, id) of books listed by `actions.books.list_books`, for a dropdown."""
+    return [(f"{row.title} ({counted(row.pages, 'page')}, {row.created[:10]})", row.id)
+            for row in rows]
 
 
 def escape_md(text: str) -> str:

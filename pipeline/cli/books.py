@@ -11,22 +11,18 @@ from .core import Result, command
 
 
 def _books(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..book import BookStore
+    from ..actions.books import list_books
 
-    items = BookStore(settings, args.user).gallery()
-    data = [{**dataclasses.asdict(item), "thumbnail": item.thumbnail and str(item.thumbnail)}
-            for item in items]
-    lines = [f"{item.id}  {item.title}  ({item.illustrated}/{item.pages} pages illustrated, "
-             f"made {item.created[:10]})" for item in items]
-    return Result(data, "\n".join(lines) or "No books yet.")
+    rows = list_books(settings, args.user)
+    lines = [f"{row.id}  {row.title}  ({row.illustrated}/{row.pages} pages illustrated, "
+             f"made {row.created[:10]})" for row in rows]
+    return Result([row.to_json() for row in rows], "\n".join(lines) or "No books yet.")
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..book import BookStore
-    from ..export import export_book
+    from ..actions.books import export
 
-    store = BookStore(settings, args.user)
-    done = export_book(store, store.get(args.book_id), args.out, draft=args.draft)
+    done = export(settings, args.user, args.book_id, args.out, draft=args.draft)
     lines = [f"Saved {done.path} ({counted(done.pages, 'page')})."]
     if done.text_only:
         lines.append(f"Draft: no picture yet on page{'s' if len(done.text_only) > 1 else ''} "
@@ -37,13 +33,11 @@ def _export(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _delete_book(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..book import BookStore
+    from ..actions.books import delete_book
 
-    store = BookStore(settings, args.user)
-    book = store.get(args.book_id)
-    store.delete(book.id)
-    return Result({"deleted": book.id, "title": book.title},
-                  f"Deleted {book.title!r} ({book.id}) with all its pictures.")
+    deleted = delete_book(settings, args.user, args.book_id)
+    return Result(deleted.to_json(),
+                  f"Deleted {deleted.title!r} ({deleted.id}) with all its pictures.")
 
 
 def register(sub) -> None:

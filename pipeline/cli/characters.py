@@ -12,7 +12,7 @@ from .core import Result, command, progress_bar
 def _add_character(args: argparse.Namespace, settings: Settings) -> Result:
     import shlex
 
-    from ..characters import NotEnoughPhotos, add_character
+    from ..actions.characters import NotEnoughPhotos, add_character
 
     try:
         with progress_bar(f"checking {args.name}'s photos") as show:
@@ -35,26 +35,25 @@ def _add_character(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _characters(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
+    from ..actions.characters import list_characters
 
-    store = CharacterStore(settings, args.user)
-    found = store.list()
-    data = [{**c.to_json(), "has_adapter": store.has_adapter(c)} for c in found]
-    lines = [f"{c.name} ({c.kind}): {len(c.crops)} photos, trigger {c.trigger!r}, "
-             f"{'adapter trained' if store.has_adapter(c) else 'not trained yet'}"
-             for c in found]
-    return Result(data, "\n".join(lines) or "No characters yet: add one with add-character.")
+    rows = list_characters(settings, args.user)
+    lines = [f"{r.name} ({r.kind}): {r.photos} photos, trigger {r.trigger!r}, "
+             f"{'adapter trained' if r.trained else 'not trained yet'}"
+             + (f", on the Hub as {r.hub_repo}" if r.hub_repo else "") for r in rows]
+    return Result([r.to_json() for r in rows],
+                  "\n".join(lines) or "No characters yet: add one with add-character.")
 
 
 def _delete_character(args: argparse.Namespace, settings: Settings) -> Result:
     import shlex
 
-    from ..hub.repos import RepoNotDeleted, delete_character
-    from ..hub.tokens import token_from_env
+    from ..actions.characters import RepoNotDeleted, delete_character
+    from ..actions.system import own_token
     from .hub import next_step
 
     try:
-        deleted = delete_character(settings, args.user, args.name, token_from_env(),
+        deleted = delete_character(settings, args.user, args.name, own_token(),
                                    with_repo=args.hub)
     except RepoNotDeleted as err:
         again = f"delete-character {shlex.quote(args.name)} --hub"

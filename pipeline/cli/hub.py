@@ -27,37 +27,33 @@ def next_step(reason: str, again: str) -> str:
     return advice.get(reason, f"Try again later: {run}")
 
 
-def _push(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
-    from ..hub.repos import push_adapter
-    from ..hub.tokens import token_from_env
+def hub_text(result, again: str) -> str:
+    """A push's line for people: what happened, then what to run if it did not."""
+    return " ".join(filter(None, [result.message, next_step(result.reason, again)]))
 
-    character = CharacterStore(settings, args.user).get(args.name)
-    result = push_adapter(settings, args.user, character, token_from_env(),
-                          include_validation_image=args.with_validation_image)
-    text = " ".join(filter(None, [result.message, next_step(
-        result.reason, f"push {shlex.quote(character.name)}")]))
+
+def _push(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.characters import get_character
+    from ..actions.system import own_token
+    from ..actions.training import push
+
+    name = get_character(settings, args.user, args.name).name
+    result = push(settings, args.user, name, own_token(),
+                  with_validation_image=args.with_validation_image)
+    text = hub_text(result, f"push {shlex.quote(name)}")
     if result.status == "failed":
         raise RuntimeError(text)
     return Result(result.to_json(), text)
 
 
 def _pull(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
-    from ..hub.repos import ensure_local_adapter, install_adapter
-    from ..hub.tokens import token_from_env
+    from ..actions.system import own_token
+    from ..actions.training import pull
 
-    store = CharacterStore(settings, args.user)
-    character = store.get(args.name)
-    if args.source is not None:
-        folder, source = install_adapter(settings, args.user, character, args.source), "folder"
-    else:
-        source = "local" if store.has_adapter(character) else "hub"
-        folder = ensure_local_adapter(settings, args.user, character, token_from_env())
+    pulled = pull(settings, args.user, args.name, own_token(), args.source)
     how = {"folder": f"copied from {args.source}", "local": "already on this machine",
-           "hub": "downloaded from its private Hub repo"}[source]
-    return Result({"path": str(folder), "source": source},
-                  f"{character.name}'s adapter is {how}: {folder}")
+           "hub": "downloaded from its private Hub repo"}[pulled.source]
+    return Result(pulled.to_json(), f"{pulled.character}'s adapter is {how}: {pulled.path}")
 
 
 def register(sub) -> None:

@@ -18,26 +18,23 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _illustrate_config(args: argparse.Namespace):
-    from ..illustrate import IllustrateConfig
+def _options(args: argparse.Namespace):
+    from ..actions.books import drawing_options
 
-    width, height = args.size or (None, None)
-    return IllustrateConfig(candidates=args.candidates, adapter_weight=args.adapter_weight,
-                            width=width, height=height, steps=args.steps)
+    width, height = args.size or (0, 0)
+    return drawing_options(args.candidates, width, height, args.steps or 0, args.adapter_weight)
 
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..book import BookStore
-    from ..hub.tokens import token_from_env
-    from ..illustrate import illustrate_book, new_book
-    from ..styles import DEFAULT_STYLE
+    from ..actions.books import DEFAULT_STYLE, book_json, get_book, illustrate, new_book
+    from ..actions.system import own_token
 
-    config = _illustrate_config(args)
+    options = _options(args)
     if args.book:
         if args.title or args.story or args.style or args.seed is not None:
             raise ValueError("use --book BOOK_ID to continue a book, or --title and --story "
                              "(with --style and --seed) to start one, not both")
-        book = BookStore(settings, args.user).get(args.book)
+        book = get_book(settings, args.user, args.book)
     else:
         if not (args.title and args.story):
             raise ValueError("--title and --story start a book; --book BOOK_ID continues one")
@@ -50,56 +47,52 @@ def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
           f"python -m pipeline illustrate --book {book.id}",
           file=sys.stderr)
     with progress_bar(book.title) as show:
-        book = illustrate_book(settings, args.user, book.id, config, token=token_from_env(),
-                               on_progress=show)
-    folder = BookStore(settings, args.user).folder(book.id)
-    return Result(book.to_json(), f"Illustrated {book.title!r}: "
-                                  f"{counted(len(book.pages), 'page')}, book id {book.id} "
-                                  f"(pictures in {folder})")
+        book = illustrate(settings, args.user, book.id, options, token=own_token(),
+                          on_progress=show)
+    return Result(book_json(settings, args.user, book),
+                  f"Illustrated {book.title!r}: {counted(len(book.pages), 'page')}, book id "
+                  f"{book.id} (see it with: python -m pipeline export {book.id} --out "
+                  "book.pdf)")
 
 
 def _illustrate_page(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..hub.tokens import token_from_env
-    from ..illustrate import regenerate_page
+    from ..actions.books import book_json, redraw_page
+    from ..actions.system import own_token
 
-    book = regenerate_page(settings, args.user, args.book_id, args.page,
-                           _illustrate_config(args), scene=args.scene, seed=args.seed,
-                           token=token_from_env())
+    book = redraw_page(settings, args.user, args.book_id, args.page, _options(args),
+                       scene=args.scene, seed=args.seed, token=own_token())
     page = book.page(args.page)
-    return Result(book.to_json(), f"page {args.page} of book {book.id}: new picture "
-                                  f"{page.image} (seed {page.seed}); it has "
-                                  f"{len(page.candidates)} pictures to choose from")
+    return Result(book_json(settings, args.user, book),
+                  f"page {args.page} of book {book.id}: new picture {page.image} (seed "
+                  f"{page.seed}); it has {len(page.candidates)} pictures to choose from")
 
 
 def _choose_candidate(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..illustrate import choose_candidate
+    from ..actions.books import book_json, choose_picture
 
-    book = choose_candidate(settings, args.user, args.book_id, args.page, args.candidate)
-    return Result(book.to_json(), f"page {args.page} of book {book.id} now shows "
-                                  f"{book.page(args.page).image}")
+    book = choose_picture(settings, args.user, args.book_id, args.page, args.candidate)
+    return Result(book_json(settings, args.user, book),
+                  f"page {args.page} of book {book.id} now shows {book.page(args.page).image}")
 
 
 def _draft_story(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
-    from ..draft import draft_story
+    from ..actions.books import draft
 
-    store = CharacterStore(settings, args.user)
-    characters = [store.get(name) for name in args.characters.split(",") if name.strip()]
     with progress_bar("drafting") as show:
-        draft = draft_story(settings, args.premise, characters, args.pages, seed=args.seed,
-                            on_progress=show)
-    for warning in draft.warnings:
+        drafted = draft(settings, args.user, args.premise, args.characters.split(","),
+                        args.pages, seed=args.seed, on_progress=show)
+    for warning in drafted.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return Result(draft.to_json(), draft.story_text())
+    return Result(drafted.to_json(), drafted.story_text())
 
 
 def _styles(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..styles import load_styles
+    from ..actions.books import styles
 
-    styles = load_styles()
-    return Result({name: dataclasses.asdict(style) for name, style in styles.items()},
+    found = styles()
+    return Result({name: dataclasses.asdict(style) for name, style in found.items()},
                   "\n".join(f"{name:12} {style.label} ({style.width}x{style.height})"
-                            for name, style in styles.items()))
+                            for name, style in found.items()))
 
 
 def register(sub) -> None:
@@ -128,7 +121,7 @@ def register(sub) -> None:
                      "draw new pictures for one page, with an edited scene or a new seed")
     parser.add_argument("book_id", help="the book's id")
     parser.add_argument("page", type=int, help="page number, from 1")
-    parser.add_argument("--scene", help="a new scene prompt (names become the characters)")
+    parser.add_argument("--scene", help="a new scene, in your words (names are the characters)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the first new picture (default: a fresh one)")
     drawing_options(parser)

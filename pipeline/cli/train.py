@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,48 +25,47 @@ def _setting(text: str) -> tuple[str, Any]:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..characters import CharacterStore
-    from ..training.trainer import estimate_character, train_character
-    from ..training.config import preset_config, preset_for_kind
+    from ..actions.system import own_token
+    from ..actions.training import plan_training, train
+    from .hub import hub_text
 
-    character = CharacterStore(settings, args.user).get(args.name)
-    overrides = dict(args.set or ())
+    options = dict(args.set or ())
     for field in ("steps", "rank", "learning_rate", "batch_size", "prior_preservation",
                   "train_text_encoder", "quantize", "seed"):
         if getattr(args, field) is not None:
-            overrides[field] = getattr(args, field)
-    config = preset_config(args.preset or preset_for_kind(character.kind),
-                           max(1, len(character.crops)), **overrides)
-    estimate = estimate_character(settings, args.user, character.name, config)
-    data = {"character": character.name, "config": config.to_dict(),
-            "estimate": dataclasses.asdict(estimate)}
+            options[field] = getattr(args, field)
+    plan = plan_training(settings, args.user, args.name, args.preset or "", options)
     if args.estimate:
-        return Result(data, f"{character.name}: {estimate.describe()}")
+        return Result(plan.to_json(), f"{plan.character}: {plan.estimate.describe()}")
     main_process = is_main_process()
     if main_process and not args.json:
-        print(f"Training {character.name} ({config.preset} preset, "
-              f"{counted(config.steps, 'step')}): "
-              f"{estimate.describe()}", file=sys.stderr)
-    with progress_bar(f"training {character.name}") as show:
-        result = train_character(settings, args.user, character.name, config,
-                                 chunk_steps=args.chunk_steps,
-                                 max_chunks=1 if args.chunk_steps else None,
-                                 on_progress=show if main_process else None)
-    data.update(dataclasses.asdict(result), validation_image=str(result.validation_image))
+        print(f"Training {plan.character} ({plan.config.preset} preset, "
+              f"{counted(plan.config.steps, 'step')}): {plan.estimate.describe()}",
+              file=sys.stderr)
+    with progress_bar(f"training {plan.character}") as show:
+        trained = train(settings, args.user, plan.character, args.preset or "", options,
+                        token=own_token(), publish=args.push and main_process,
+                        chunk_steps=args.chunk_steps,
+                        max_chunks=1 if args.chunk_steps else None,
+                        on_progress=show if main_process else None)
+    result = trained.result
     loss = "" if result.loss is None else f", loss {result.loss:.4f}"
     if result.done:
-        text = (f"{character.name}'s adapter is ready after {counted(result.step, 'step')}{loss}: "
-                f"{result.adapter_dir} (see {result.validation_image.name})")
+        text = (f"{plan.character}'s adapter is ready after {counted(result.step, 'step')}"
+                f"{loss}: {result.adapter_dir} (see {result.validation_image.name})")
     else:
-        text = (f"{character.name}: step {result.step} of {result.total}{loss}; "
+        text = (f"{plan.character}: step {result.step} of {result.total}{loss}; "
                 "run the same command again to go on")
-    return Result(data, "\n".join([*(f"warning: {w}" for w in result.warnings), text]))
+    lines = [*(f"warning: {w}" for w in result.warnings), text]
+    if trained.hub is not None:
+        lines.append(hub_text(trained.hub, f"push {shlex.quote(plan.character)}"))
+    return Result(trained.to_json(), "\n".join(lines))
 
 
 def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..testing import save_tiny_model
+    from ..actions.system import make_tiny_model
 
-    out = save_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
+    out = make_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
     return Result({"path": str(out)},
                   f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} "
                   "TALEWEAVER_RESOLUTION=128 python app.py")
@@ -103,3 +102,6 @@ def register(sub) -> None:
                         help="any other training setting, e.g. --set snr_gamma=0 (repeatable)")
     parser.add_argument("--estimate", action="store_true",
                         help="only print the GPU-time estimate and the settings")
+    parser.add_argument("--push", action=argparse.BooleanOptionalAction, default=True,
+                        help="when done, upload the adapter to your private Hub repo with the "
+                             "token in HF_TOKEN (default; skipped without a token)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, TypeVar
 
-from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
-                                    OfflineModeIsEnabled, RepositoryNotFoundError)
+from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+                                    RepositoryNotFoundError)
 from huggingface_hub.utils import httpx  # the HTTP module huggingface_hub itself uses
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character
+from ..adapter_files import ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE
+from ..characters import Character
 
-MODEL_CARD = "README.md"
 TAGS = ("text-to-image", "stable-diffusion-xl", "lora", "diffusers", "template:sd-lora",
         "taleweaver")
 SDXL_LICENSED = "stabilityai/stable-diffusion-xl-base-1.0"  # released under openrail++

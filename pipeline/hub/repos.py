@@ -25,19 +25,19 @@ from typing import Any
 
 from huggingface_hub import constants
 
-from . import calls as hub_calls
-from ..characters import (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
-                         CharacterStore)
-from .calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub, whoami
-from .model_card import MODEL_CARD, render_model_card
+from ..adapter_files import (ADAPTER_WEIGHTS, HUB_RECORD, KOHYA_WEIGHTS, MODEL_CARD, TRAIN_CONFIG,
+                             VALIDATION_IMAGE)
+from ..characters import Character, CharacterStore
 from ..settings import Settings
 from ..store import (StoreError, atomic_write_bytes, atomic_write_json, locked, read_json,
-                    remove_tree, staged_dir)
+                     remove_tree, staged_dir)
+from . import calls as hub_calls
+from .calls import KINDS, UNREACHABLE, HubCallFailed, Sleep, call_hub, whoami
+from .model_card import render_model_card
 
 log = logging.getLogger(__name__)
 
 REPO_PREFIX = "taleweaver-"
-HUB_RECORD = "hub.json"  # in the adapter folder: where it was pushed or downloaded from
 # The only files that ever leave the machine (the validation image only when the user opts in).
 PUBLISHED = (ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, MODEL_CARD, VALIDATION_IMAGE)
 STATUSES = ("pushed", "skipped", "failed", "deleted")
@@ -75,27 +75,6 @@ class HubResult:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-class RepoNotDeleted(ValueError):
-    """A character was kept because its Hub repo could not be deleted; `result` says why."""
-
-    def __init__(self, message: str, result: HubResult):
-        super().__init__(message)
-        self.result = result
-
-
-@dataclass(frozen=True)
-class DeletedCharacter:
-    """A character that was deleted, and what happened to its Hub repo (None: not asked)."""
-
-    name: str
-    slug: str
-    hub: HubResult | None
-
-    def to_json(self) -> dict:
-        return {"deleted": self.name, "slug": self.slug,
-                "hub": self.hub.to_json() if self.hub else None}
 
 
 @dataclass(frozen=True)
@@ -287,23 +266,6 @@ def delete_hub_repo(settings: Settings, user: str, character: Character, token: 
     return HubResult("deleted", repo_id, _url(repo_id),
                      f"Deleted {character.name}'s Hub repo {repo_id}"
                      + ("." if record else " (if it existed)."))
-
-
-def delete_character(settings: Settings, user: str, name: str, token: str | None, *,
-                     with_repo: bool, api: Any = None,
-                     sleep: Sleep = time.sleep) -> DeletedCharacter:
-    """Delete a character (photos, crops, checkpoints, adapter), with its Hub repo first when
-    `with_repo`: if that repo is not deleted, RepoNotDeleted is raised and nothing is deleted,
-    so trying again later does both."""
-    store = CharacterStore(settings, user)
-    character = store.get(name)
-    repo = None
-    if with_repo:
-        repo = delete_hub_repo(settings, user, character, token, api=api, sleep=sleep)
-        if repo.status != "deleted":
-            raise RepoNotDeleted(f"{repo.message} Nothing was deleted.", repo)
-    store.delete(character.name)
-    return DeletedCharacter(character.name, character.slug, repo)
 
 
 def _untrained(character: Character) -> str:

@@ -32,9 +32,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
-from . import faces, quality
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
+from . import faces, quality
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "DIB", "GIF", "TIFF", "HEIF", "AVIF")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",

@@ -13,17 +13,15 @@ from typing import Optional
 
 from PIL import Image
 
-from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
 from ..hardware import ZEROGPU_CALL_SECONDS, detect, gpu
 from ..models import load_pipeline, pipeline_lock, require_no_adapters
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
 from ..store import atomic_write_bytes, inside, slugify, user_dir
-from .config import TrainConfig
+from .config import CLASS_IMAGE_GUIDANCE, CLASS_IMAGE_STEPS, TrainConfig
 from .data import class_prompt
+from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
 
-INFERENCE_STEPS = 25
-GUIDANCE = 5.0
 
 
 def class_image_dir(settings: Settings, user: str, kind: str) -> Path:
@@ -56,7 +54,7 @@ def images_per_call(settings: Settings) -> int:
 
 def _image_seconds(settings: Settings) -> float:
     """Seconds per class image; while nothing is known, a whole call (so one image per call)."""
-    seconds = image_seconds(settings, detect(settings), TrainConfig(), INFERENCE_STEPS)
+    seconds = image_seconds(settings, detect(settings), TrainConfig(), CLASS_IMAGE_STEPS)
     return ZEROGPU_CALL_SECONDS if seconds is None else seconds
 
 
@@ -89,7 +87,8 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
     for index in todo:
         with pipeline_lock():
             require_no_adapters(pipe, "drawing class images")
-            image = pipe(prompt, num_inference_steps=INFERENCE_STEPS, guidance_scale=GUIDANCE,
+            image = pipe(prompt, num_inference_steps=CLASS_IMAGE_STEPS,
+                         guidance_scale=CLASS_IMAGE_GUIDANCE,
                          height=settings.resolution, width=settings.resolution,
                          generator=torch.Generator().manual_seed(index)).images[0]
         buffer = io.BytesIO()

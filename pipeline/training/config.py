@@ -14,6 +14,8 @@ from typing import Any, Mapping, Optional
 OPTIMIZERS = ("auto", "adamw", "adamw8bit")
 SWITCHES = ("auto", "on", "off")
 QUANTIZE = ("none", "8bit", "4bit")
+CLASS_IMAGE_STEPS = 25  # inference steps of each class image (prior preservation)
+CLASS_IMAGE_GUIDANCE = 5.0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ..hardware import Hardware, detect
 from ..progress import counted, format_seconds
 from ..settings import Settings
 from ..store import StoreError, atomic_write_json, read_json
-from .config import TrainConfig
+from .config import CLASS_IMAGE_STEPS, TrainConfig
 
 STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024
@@ -137,16 +137,14 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
                       class_images_missing: int = 0,
                       hardware: Optional[Hardware] = None) -> Estimate:
     """GPU seconds for the steps left, the class images still to draw and the validation image."""
-    from .class_images import INFERENCE_STEPS
-
     hardware = hardware or detect(settings)
     steps_left = max(0, config.steps - steps_done)
     per_step, source = step_seconds(settings, hardware, config)
     per_image = image_seconds(settings, hardware, config, 1)
     seconds = None
     if per_step is not None and per_image is not None:
-        seconds = (steps_left * per_step
-                   + per_image * (class_images_missing * INFERENCE_STEPS + config.validation_steps))
+        images = class_images_missing * CLASS_IMAGE_STEPS + config.validation_steps
+        seconds = steps_left * per_step + per_image * images
     free_days = None
     if hardware.kind == "zerogpu" and seconds is not None:
         free_days = math.ceil(seconds / ZEROGPU_FREE_DAILY_SECONDS)

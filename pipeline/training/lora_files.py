@@ -15,7 +15,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..characters import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
+from ..adapter_files import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
 from ..models import require_no_adapters
 from .config import TrainConfig
 

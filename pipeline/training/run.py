@@ -14,11 +14,11 @@ from typing import Any, Iterator, Sequence
 from PIL import Image
 
 from ..characters import Crop
-from .checkpoint import TrainingState
 from ..hardware import Hardware
-from .lora_files import load_lora_state, lora_layers, lora_state_dict, trainable_parameters
+from .checkpoint import TrainingState
 from .config import TrainConfig
 from .data import TrainingSet, encode_prompts, prepare_training_set
+from .lora_files import load_lora_state, lora_layers, lora_state_dict, trainable_parameters
 from .step import Batch, NoiseSchedule, diffusion_loss, draw_batch, step_generator
 
 # Below this much GPU memory, "auto" turns gradient checkpointing on. A rough figure, not

@@ -32,22 +32,22 @@ from typing import Any, Iterator, Optional
 
 from PIL import Image
 
-from ..characters import (CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE, Character,
-                         CharacterStore, Crop)
-from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
-                         set_aside)
-from .class_images import (class_image_paths, generate_class_images, images_per_call,
-                           load_class_images)
-from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training,
-                       image_seconds, record_step_time, step_seconds)
+from ..adapter_files import CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE
+from ..characters import Character, CharacterStore, Crop
 from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
-from .lora_files import save_adapter
 from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
 from ..store import atomic_write_json, read_json
+from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
+                         set_aside)
+from .class_images import (class_image_paths, generate_class_images, images_per_call,
+                           load_class_images)
 from .config import TrainConfig, TrainingRecord
 from .data import class_prompt, instance_prompt
+from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
+                       record_step_time, step_seconds)
+from .lora_files import save_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,174 @@
+"""Books: draft a story, make a book of it, edit a page's scene, illustrate it, redraw a page,
+choose a picture, list, read, delete and export books."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..book import Book, BookStore
+from ..characters import CharacterStore
+from ..draft import Draft, draft_story
+from ..export import Exported, export_book, file_name
+from ..export import story_about as story_about  # the cover's line, for the app's reader
+from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
+from ..illustrate import (IllustrateConfig, IllustrateError, check_seed, illustrate_book,
+                          regenerate_page)
+from ..progress import ProgressFn
+from ..settings import Settings
+from ..story import parse_story, scene_prompt, set_scene
+from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
+
+
+@dataclass(frozen=True)
+class BookRow:
+    """One book as every listing shows it (the thumbnail is for the app's gallery only)."""
+
+    id: str
+    title: str
+    pages: int
+    illustrated: int  # pages with a picture
+    created: str
+    updated: str
+    thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "pages": self.pages,
+                "illustrated": self.illustrated, "created": self.created,
+                "updated": self.updated}
+
+
+@dataclass(frozen=True)
+class DeletedBook:
+    """A book that was deleted with all its pictures."""
+
+    id: str
+    title: str
+
+    def to_json(self) -> dict:
+        return {"deleted": self.id, "title": self.title}
+
+
+def styles() -> dict[str, Style]:
+    """The art styles, by name."""
+    return load_styles()
+
+
+def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
+                    adapter_weight: float = 1.0) -> IllustrateConfig:
+    """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps."""
+    return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
+                            width=int(width or 0) or None, height=int(height or 0) or None,
+                            steps=int(steps or 0) or None)
+
+
+def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,
+          seed: int = 0, on_progress: Optional[ProgressFn] = None) -> Draft:
+    """Draft a story about some of the user's characters with the story language model."""
+    store = CharacterStore(settings, user)
+    cast = [store.get(name) for name in names if name.strip()]
+    return draft_story(settings, premise, cast, pages, seed=seed, on_progress=on_progress)
+
+
+def new_book(settings: Settings, user: str, title: str, story: str,
+             style: str = DEFAULT_STYLE, seed: Optional[int] = None) -> Book:
+    """Split a story into pages with the user's characters and save it as a new book.
+
+    No picture is drawn yet. A seed of None picks a random one, which the book records so
+    every page can be redrawn exactly.
+    """
+    get_style(style)
+    pages = parse_story(story, CharacterStore(settings, user).list(), settings)
+    seed = secrets.randbelow(2**31) if seed is None else check_seed(seed)
+    return BookStore(settings, user).create(title, style, seed, pages)
+
+
+def list_books(settings: Settings, user: str) -> list[BookRow]:
+    """The user's books, newest first."""
+    return [BookRow(item.id, item.title, item.pages, item.illustrated, item.created,
+                    item.updated, item.thumbnail)
+            for item in BookStore(settings, user).gallery()]
+
+
+def get_book(settings: Settings, user: str, book_id: str) -> Book:
+    """One of the user's books."""
+    return BookStore(settings, user).get(book_id or "")
+
+
+def book_json(settings: Settings, user: str, book: Book) -> dict:
+    """A book as the API and `--json` give it: the record, with each page's prompt as it would
+    be drawn now (its scene with the characters' trigger words, look and the style)."""
+    record = book.to_json()
+    style = get_style(book.style)
+    cast = CharacterStore(settings, user).list()
+    for page, entry in zip(book.pages, record["pages"]):
+        entry["prompt"] = style.prompt(scene_prompt(page.scene, cast))
+    return record
+
+
+def picture_path(settings: Settings, user: str, book: Book, file: str) -> Path:
+    """Where one of the book's pictures is (never outside the book's folder)."""
+    return BookStore(settings, user).image_path(book, file)
+
+
+def edit_scene(settings: Settings, user: str, book_id: str, page: int, scene: str) -> Book:
+    """Change a page's scene (in the parent's words) without drawing it; its pictures stay.
+    The page's characters become the ones the scene names."""
+    store = BookStore(settings, user)
+    current = store.get(book_id).page(page)
+    edited = set_scene(current, scene, CharacterStore(settings, user).list(), settings,
+                       label=f"page {page}'s scene")
+    return store.update_page(book_id, page, scene=edited.scene, characters=edited.characters)
+
+
+def illustrate(settings: Settings, user: str, book_id: str,
+               options: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
+               on_progress: Optional[ProgressFn] = None) -> Book:
+    """Draw every page that has no picture yet, saving each as it is drawn (calling it again
+    after an interruption goes on where it stopped)."""
+    return illustrate_book(settings, user, book_id, options, token=token,
+                           on_progress=on_progress)
+
+
+def redraw_page(settings: Settings, user: str, book_id: str, page: int,
+                options: IllustrateConfig = IllustrateConfig(), *,
+                scene: Optional[str] = None, seed: Optional[int] = None,
+                token: Optional[str] = None) -> Book:
+    """Draw new pictures for one page, optionally with an edited scene or a chosen seed; the
+    first new picture becomes the page's picture and the others stay to choose from."""
+    if scene is not None:
+        edit_scene(settings, user, book_id, page, scene)
+    return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
+
+
+def choose_picture(settings: Settings, user: str, book_id: str, page: int,
+                   candidate: int) -> Book:
+    """Make a page's picture number `candidate` (from 1, in the order drawn) the one shown."""
+    store = BookStore(settings, user)
+    candidates = store.get(book_id).page(page).candidates
+    if not 1 <= candidate <= len(candidates):
+        raise IllustrateError(f"page {page} has {len(candidates)} pictures; "
+                              f"choose one from 1 to {len(candidates)}")
+    return store.choose(book_id, page, candidates[candidate - 1].file)
+
+
+def delete_book(settings: Settings, user: str, book_id: str) -> DeletedBook:
+    """Delete one of the user's books with all its pictures."""
+    store = BookStore(settings, user)
+    book = store.get(book_id or "")
+    store.delete(book.id)
+    return DeletedBook(book.id, book.title)
+
+
+def export(settings: Settings, user: str, book_id: str, out: Path, *, format: str = "",
+           draft: bool = False, on_progress: Optional[ProgressFn] = None) -> Exported:
+    """Write a book as a printable PDF or one HTML file. `out` is the file (its suffix says
+    the format), or a folder, where a file named after the title is made in `format`."""
+    store = BookStore(settings, user)
+    book = store.get(book_id or "")
+    out = Path(out)
+    if out.is_dir():
+        out = out / file_name(book, f".{format or 'pdf'}")
+    return export_book(store, book, out, draft=draft, on_progress=on_progress)
+
