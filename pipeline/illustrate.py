@@ -26,6 +26,7 @@ from PIL import Image
 
 from .adapter_files import ADAPTER_WEIGHTS
 from .book import Book, BookStore
+from .checks import shown
 from .characters import Character, CharacterStore
 from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
 from .hub.repos import ensure_local_adapter
@@ -60,19 +61,26 @@ class IllustrateConfig:
     steps: Optional[int] = None  # None: the style's steps
 
     def __post_init__(self) -> None:
-        if not 1 <= self.candidates <= MAX_CANDIDATES:
+        if not self._whole(self.candidates, 1, MAX_CANDIDATES):
             raise IllustrateError(f"candidates must be from 1 to {MAX_CANDIDATES}, "
-                                  f"not {self.candidates}")
-        if not 0 < self.adapter_weight <= 2:
+                                  f"not {shown(self.candidates)}")
+        weight = self.adapter_weight
+        if not (isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                and math.isfinite(weight) and 0 < weight <= 2):
             raise IllustrateError(f"adapter_weight must be above 0 and at most 2, "
-                                  f"not {self.adapter_weight}")
+                                  f"not {shown(weight)}")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value is not None and not (64 <= value <= 2048 and value % 8 == 0):
+            if value is not None and not (self._whole(value, 64, 2048) and value % 8 == 0):
                 raise IllustrateError(f"{name} must be a multiple of 8 from 64 to 2048, "
-                                      f"not {value}")
-        if self.steps is not None and not 1 <= self.steps <= 150:
-            raise IllustrateError(f"steps must be from 1 to 150, not {self.steps}")
+                                      f"not {shown(value)}")
+        if self.steps is not None and not self._whole(self.steps, 1, 150):
+            raise IllustrateError(f"steps must be from 1 to 150, not {shown(self.steps)}")
+
+    @staticmethod
+    def _whole(value: object, low: int, high: int) -> bool:
+        """An int (not a bool) from low to high."""
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ class Settings:
     story_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # instruct LM that drafts stories
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
+    safety_model: str = "Falconsai/nsfw_image_detection"  # image classifier every picture passes
+    checkpoint_seconds: int = 120  # training saves a checkpoint (and lets others use the GPU) this often
+    gpu_jobs_per_user: int = 2  # GPU jobs (training, drawing, drafting) one user may have at once
+    max_sessions: int = 500  # app sessions (browser tabs, API clients) whose state is kept
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -54,7 +58,8 @@ class Settings:
         _check(self.resolution >= 64 and self.resolution % 8 == 0, "RESOLUTION",
                self.resolution, "a multiple of 8, at least 64")
         for name, low in (("min_photos", 1), ("max_photos", 1), ("max_upload_mb", 1),
-                          ("max_pages", 1), ("max_page_chars", 50)):
+                          ("max_pages", 1), ("max_page_chars", 50), ("checkpoint_seconds", 10),
+                          ("gpu_jobs_per_user", 1), ("max_sessions", 10)):
             value = getattr(self, name)
             _check(value >= low, name.upper(), value, f"a whole number, at least {low}")
         _check(self.min_photos <= self.max_photos, "MIN_PHOTOS", self.min_photos,
@@ -63,6 +68,8 @@ class Settings:
                "a Hub model id or a local folder")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
+        _check(bool(self.safety_model.strip()), "SAFETY_MODEL", self.safety_model,
+               "a Hub model id or a local folder")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
