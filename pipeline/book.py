@@ -40,6 +40,17 @@ _BOOK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
 _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " ")
 
 
+class DamagedBook(StoreError):
+    """A book whose record can't be read: its owner can only delete it (with its pictures)."""
+
+
+class NewerFormat(StoreError):
+    """A book saved by a newer Taleweaver, which this one can't read."""
+
+
+_DAMAGE = (StoreError, KeyError, TypeError, ValueError, AttributeError)  # what a bad record raises
+
+
 @dataclass(frozen=True)
 class Illustration:
     """One image made for a page, with the seed and full prompt that reproduce it."""
@@ -127,7 +138,7 @@ class Book:
         saved so at the book's next change."""
         version = record.get("version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise StoreError(f"book {record.get('id')!r} was saved by a newer Taleweaver "
+            raise NewerFormat(f"book {record.get('id')!r} was saved by a newer Taleweaver "
                              f"(format {version}); update Taleweaver to open it")
         cast = characters() if version < 2 else ()
         pages = tuple(
@@ -196,28 +207,48 @@ class BookStore:
         return inside(self.root, book_id)
 
     def get(self, book_id: str) -> Book:
+        """One book; DamagedBook when its record can't be read."""
         folder = self.folder(book_id)
         if not (folder / RECORD).is_file():
             raise StoreError(f"no book with id {book_id!r}")
-        return self._read(folder)
+        try:
+            return self._read(folder)
+        except NewerFormat:
+            raise
+        except _DAMAGE as err:
+            log.warning("damaged book record %s: %s", folder, err)
+            raise DamagedBook(f"book {book_id} is damaged and can't be opened; you can delete "
+                              "it (its pictures go with it)") from None
 
     def _read(self, folder: Path) -> Book:
         return Book.from_json(read_json(folder / RECORD),
                               lambda: CharacterStore(self.settings, self.user).list())
 
     def list(self) -> list[Book]:
-        """This user's books, newest first; a damaged record is logged and left out."""
-        books = []
+        """This user's books, newest first; damaged ones are left out (see `damaged`)."""
+        books = [book for book in self._records() if isinstance(book, Book)]
+        return sorted(books, key=lambda b: (datetime.fromisoformat(b.created), b.id),
+                      reverse=True)
+
+    def damaged(self) -> list[str]:
+        """The ids of this user's books whose record can't be read (only deletable)."""
+        return sorted(item for item in self._records() if isinstance(item, str))
+
+    def _records(self) -> list:
+        """Each stored book: the Book, or its id when the record is damaged."""
+        found: list = []
         if self.root.is_dir():
             for folder in self.root.iterdir():
                 if folder.name.startswith(".") or not (folder / RECORD).is_file():
                     continue
                 try:
-                    books.append(self._read(folder))
-                except (StoreError, KeyError, TypeError, ValueError) as err:
-                    log.warning("skipping damaged book record %s: %s", folder, err)
-        return sorted(books, key=lambda b: (datetime.fromisoformat(b.created), b.id),
-                      reverse=True)
+                    book = self._read(folder)
+                    datetime.fromisoformat(book.created)
+                    found.append(book)
+                except _DAMAGE as err:
+                    log.warning("damaged book record %s: %s", folder, err)
+                    found.append(folder.name)
+        return found
 
     def save(self, book: Book) -> Book:
         """Write the whole record atomically, stamping `updated`; returns the saved book.

@@ -9,6 +9,7 @@ pipeline isn't safe to use from two threads at once.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 from .hardware import Hardware, detect
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -50,16 +53,17 @@ def pipeline_lock() -> threading.RLock:
 
 
 def require_no_adapters(pipe, task: str) -> None:
-    """Raise PipelineInUseError, naming them, when LoRA adapters are loaded into the pipeline.
+    """Raise PipelineInUseError when LoRA adapters are loaded into the pipeline (the log names
+    them; the message doesn't, since they may be another user's characters).
 
     Call it holding `pipeline_lock()`, so that no adapter arrives before the task is done.
     """
     loaded = sorted({name for names in pipe.get_list_adapters().values() for name in names})
     if loaded:
+        log.warning("%s refused: adapters %s are loaded", task, loaded)
         raise PipelineInUseError(
             f"{task} needs the base model alone, but the shared pipeline has LoRA adapters "
-            f"{loaded} loaded (is a book being illustrated in this process?); "
-            "train when that is done")
+            "loaded (a book being illustrated in this process); train when that is done")
 
 
 def load_pipeline(settings: Settings, hardware: Hardware | None = None):

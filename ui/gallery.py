@@ -12,8 +12,8 @@ from PIL import Image
 from pipeline.actions import books
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
-from ui.common import (PRIVATE, book_choices, choices, own_choice, picture, progress_bar, public,
-                       scratch_folder)
+from ui.common import (LIGHT, PRIVATE, book_choices, choices, own_choice, picture, progress_bar,
+                       public, scratch_folder)
 
 FORMATS = [("PDF, to print (square 8.5 in pages)", "pdf"), ("HTML, to read in a browser", "html")]
 NO_PICTURE = (243, 236, 220)  # the cover of a book without pictures yet
@@ -145,8 +145,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             deleted = gr.JSON(visible=False)
         cover_page = gr.State(0)
         listing_api, reading_api = signed_in(settings, list_books), signed_in(settings, get_book)
-        gr.api(listing_api, **public(listing_api, "list_books"))
-        gr.api(reading_api, **public(reading_api, "get_book"))
+        gr.api(listing_api, **public(listing_api, "list_books"), **LIGHT)
+        gr.api(reading_api, **public(reading_api, "get_book"), **LIGHT)
 
     reading = [reader, heading, image, text, where, number]
     listing = [covers, none_yet, ids, book_id]
@@ -161,7 +161,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                                             **PRIVATE)
     forward.click(turn(1), number, number, **PRIVATE).then(quiet_read, [book_id, number],
                                                               reading, **PRIVATE)
-    exporting, deleting = signed_in(settings, export_book), signed_in(settings, delete_book)
+    exporting = signed_in(settings, export_book)
+    deleting = signed_in(settings, delete_book, fresh=True)
     export_button.click(exporting, [book_id, format_choice, draft], download,
                         show_progress_on=text, **public(exporting, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)

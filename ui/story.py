@@ -3,6 +3,7 @@ editable scenes, illustrating every page, redrawing one, choosing among its pict
 
 Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate.
 """
+import logging
 from typing import Optional
 
 import gradio as gr
@@ -15,6 +16,7 @@ from ui.auth import Caller, signed_in
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, book_choices, choices, escape_md, own_choice,
                        picture, progress_bar, public)
 
+log = logging.getLogger(__name__)
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
 PAGE_HEADERS = ["Page", "Text", "Scene (click to edit)", "Characters"]
@@ -42,8 +44,9 @@ def draft_story(caller: Caller, premise: str, characters: Optional[list[str]] = 
         drafted = books.draft(caller.settings, caller.user, premise or "", characters or [],
                               int(pages or 0), seed=int(seed or 0),
                               on_progress=progress_bar(progress))
-    except ModelUnavailableError as err:
-        raise ModelUnavailableError(f"{NO_DRAFTS} (For whoever runs this app: {err})") from err
+    except ModelUnavailableError as err:  # why goes to the server's log, not to the caller
+        log.error("story drafting unavailable: %s", err)
+        raise ValueError(NO_DRAFTS) from None
     return drafted.to_json()
 
 
@@ -104,7 +107,7 @@ def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", se
                              books.drawing_options(candidates, width, height, steps),
                              scene=(scene or "").strip() or None,
                              seed=None if seed is None or seed < 0 else int(seed),
-                             token=caller.token)
+                             token=caller.token, on_progress=progress_bar(progress))
     return books.book_json(caller.settings, caller.user, book)
 
 

@@ -11,8 +11,8 @@ from pipeline.actions import characters, training
 from pipeline.progress import counted
 from pipeline.settings import Settings
 from ui.auth import Caller, hub_advice, signed_in
-from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
-                       progress_bar, public)
+from ui.common import (GPU, LIGHT, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice,
+                       picture, progress_bar, public)
 
 PUSH_LABEL = "Upload to my Hugging Face repo"
 GOALS = [(f"{name.capitalize()}: {preset.summary}", name)
@@ -163,7 +163,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                                "the character)")
                 pushed = gr.JSON(visible=False)
         estimating = signed_in(settings, estimate_training)
-        gr.api(estimating, **public(estimating, "estimate_training"))
+        gr.api(estimating, **public(estimating, "estimate_training"), **LIGHT)
 
     estimate_inputs = [name, goal, steps, options]
     quiet_refresh = signed_in(settings, refresh, quiet=True)
@@ -178,7 +178,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         **PRIVATE).then(
         quiet_refresh, name, [name, no_characters], **PRIVATE).then(
         quiet_estimate, estimate_inputs, estimate_note, **PRIVATE)
-    pushing = signed_in(settings, push_adapter)
+    pushing = signed_in(settings, push_adapter, fresh=True)
     push_button.click(pushing, [name, with_image], pushed, show_progress_on=hub_note,
                       **public(pushing, "push_adapter")).success(
         signed_in(settings, hub_line, quiet=True), pushed, hub_note, **PRIVATE)

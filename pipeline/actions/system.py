@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..checks import shown as shown  # how messages repeat a refused value, for the doors
 from ..hardware import detect, on_zerogpu
 from ..models import ModelUnavailableError as ModelUnavailableError  # for the doors
 from ..settings import Settings
@@ -57,9 +58,10 @@ def own_token() -> Optional[str]:
     return token_from_env()
 
 
-def user_for_token(token: Optional[str]) -> str:
-    """The Hugging Face user a token belongs to (remembered a while by a hash of the token);
-    TokenError when the Hub refuses it or can't be asked."""
+def user_for_token(token: Optional[str], *, fresh: bool = False) -> str:
+    """The Hugging Face user a token belongs to (remembered a minute by a hash of the token;
+    `fresh` asks the Hub now, for deleting); TokenError when the Hub refuses it or can't be
+    asked."""
     from ..hub.tokens import user_for_token as whose
 
-    return whose(token)
+    return whose(token, fresh=fresh)
