@@ -3,9 +3,13 @@
 Every test runs offline: HF_HUB_OFFLINE is forced on before anything imports huggingface_hub.
 """
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# gradio's upload cache of this run alone: test runs side by side on one machine upload the
+# same photos, whose cache paths (content hashes) they would otherwise share and delete
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="taleweaver-tests-gradio-")
 for _key in [k for k in os.environ if k.startswith("TALEWEAVER_")]:
     del os.environ[_key]
 
@@ -22,11 +26,20 @@ def tiny_model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-sdxl"))
 
 
+@pytest.fixture(scope="session")
+def tiny_safety_dir(tmp_path_factory):
+    """A tiny random image-safety classifier that passes every picture."""
+    from pipeline.testing import save_tiny_safety_model
+
+    return save_tiny_safety_model(tmp_path_factory.mktemp("tiny-safety"))
+
+
 @pytest.fixture
-def settings(tiny_model_dir, tmp_path):
-    """Settings for one test: the tiny model on the CPU, 64-pixel crops, a fresh data folder."""
+def settings(tiny_model_dir, tiny_safety_dir, tmp_path):
+    """Settings for one test: the tiny model on the CPU, 64-pixel crops, a fresh data folder,
+    the tiny safety classifier."""
     return Settings(base_model=str(tiny_model_dir), vae="", data_dir=tmp_path / "data",
-                    device="cpu", resolution=64)
+                    device="cpu", resolution=64, safety_model=str(tiny_safety_dir))
 
 
 BOOK_TEXTS = (  # accents, curly quotes, apostrophes, guillemets, emoji and CJK (left out in PDFs)
@@ -106,7 +119,7 @@ def character(settings):
 
 
 @pytest.fixture(scope="session")
-def two_trained_characters(tiny_model_dir, tmp_path_factory):
+def two_trained_characters(tiny_model_dir, tiny_safety_dir, tmp_path_factory):
     """Two characters with small trained adapters on the tiny model, user "local": "Mia" (girl,
     trigger "ohwx") and "Rex" (dog, trigger "zwx"). Returns a namespace (data_dir, user, names);
     build Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
@@ -119,7 +132,7 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     settings = Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
-                        resolution=64)
+                        resolution=64, safety_model=str(tiny_safety_dir))
     store = CharacterStore(settings, "local")
     for name, kind, trigger, seed in (("Mia", "girl", "ohwx", 1), ("Rex", "dog", "zwx", 2)):
         store.create(name, kind, "", trigger, make_crops(3, 64, seed))

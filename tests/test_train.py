@@ -65,12 +65,13 @@ def checkpoint_dir(settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(one_thread, tiny_model_dir, tmp_path_factory):
+def reference(one_thread, tiny_model_dir, tiny_safety_dir, tmp_path_factory):
     """FULL and PLAIN trained in one uninterrupted chunk each: {config: (weights, image)}."""
     out = {}
     for config in (FULL, PLAIN):
         settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
-                            data_dir=tmp_path_factory.mktemp("reference") / "data")
+                            data_dir=tmp_path_factory.mktemp("reference") / "data",
+                            safety_model=str(tiny_safety_dir))
         make_mia(settings)
         result = train_character(settings, USER, "Mia", config)
         assert result.done and result.chunks == 1 and result.step == config.steps
@@ -340,7 +341,8 @@ def cli_env(settings, monkeypatch):
     also get this process's thread count (CPU results are bitwise equal only at equal counts)."""
     env = {"TALEWEAVER_BASE_MODEL": settings.base_model, "TALEWEAVER_VAE": "",
            "TALEWEAVER_DEVICE": "cpu", "TALEWEAVER_RESOLUTION": "64",
-           "TALEWEAVER_DATA_DIR": str(settings.data_dir)}
+           "TALEWEAVER_DATA_DIR": str(settings.data_dir),
+           "TALEWEAVER_SAFETY_MODEL": settings.safety_model}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}

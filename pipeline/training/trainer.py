@@ -22,10 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,27 +30,25 @@ from typing import Any, Callable, Iterator, Optional
 
 from PIL import Image
 
-from ..adapter_files import CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE
+from .. import turns
+from ..adapter_files import CHECKPOINT_DIR, VALIDATION_IMAGE
 from ..characters import Character, CharacterStore, Crop
 from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
 from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
-from .. import turns
 from ..progress import Cancelled, Progress, ProgressFn
 from ..settings import Settings
-from ..store import atomic_write_json, read_json
 from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
                          set_aside)
 from .class_images import (class_image_paths, generate_class_images, images_per_call,
                            load_class_images)
-from .config import TrainConfig, TrainingRecord
+from .config import TrainConfig
 from .data import class_prompt, instance_prompt
 from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
                        record_step_time, step_seconds)
-from .lora_files import save_adapter
+from .finish import finished, write_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)
-VALIDATION_PROMPT = "{token} reading a book in a garden"
 LOSS_WINDOW = 20  # steps averaged for the loss shown in progress
 
 
@@ -97,7 +92,7 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
         missing = config.class_images - len(have)
     done = saved_progress(store.path(character, CHECKPOINT_DIR),
                           _run_key(settings, detect(settings), character, config))
-    if _finished(settings, store, character, config):
+    if finished(settings, store, character, config):
         done = config.steps
     return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
 
@@ -125,7 +120,7 @@ def train_character(settings: Settings, user: str, name: str, config: TrainConfi
     if config.prior_preservation and sliced:
         with turns.turn(user, exclusive=True, on_wait=waiting):
             _make_class_images_in_slices(settings, user, character.kind, config, on_progress)
-    if not _finished(settings, store, character, config):
+    if not finished(settings, store, character, config):
         while max_chunks is None or chunks < max_chunks:
             steps = chunk_steps or (_steps_per_call(settings, hardware, config) if sliced
                                     else config.steps)
@@ -217,7 +212,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
             if step >= config.steps:
                 if on_progress is not None and not stopped:
                     on_progress(_finishing(step, losses, settings, hardware, config))
-                _write_adapter(store, character, run, settings, config)
+                unsafe = write_adapter(store, character, run, settings, config)
+                warning = "; ".join(filter(None, [warning, unsafe]))
         accelerator.wait_for_everyone()
     if stopped and step < config.steps:
         raise Cancelled(f"training {character.name} stopped at step {step} of {config.steps}; "
@@ -247,15 +243,6 @@ def _train_steps(run: TrainingRun, start: int, end: int, deadline: Optional[floa
                 stopped = True
         stopped = run.any_process(stopped)
     return step, losses, times, stopped
-
-
-def validation_image(pipe, character: Character, config: TrainConfig, resolution: int) -> Image.Image:
-    """The character drawn by the pipeline as it stands (with the trained layers), fixed seed."""
-    import torch
-
-    prompt = VALIDATION_PROMPT.format(token=character.token_phrase)
-    return pipe(prompt, num_inference_steps=config.validation_steps, height=resolution,
-                width=resolution, generator=torch.Generator().manual_seed(config.seed)).images[0]
 
 
 def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore, Character]:
@@ -359,56 +346,6 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
         return 0, ""
     run.restore(state)
     return state.step, ""
-
-
-def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
-                   settings: Settings, config: TrainConfig) -> None:
-    """Write the adapter folder under a temporary name, then swap it in whole."""
-    for module in run.modules.values():
-        module.eval()
-    with _replaced_dir(store.adapter_dir(character)) as folder:
-        save_adapter(folder, run.modules, config)
-        validation_image(run.pipe, character, config, settings.resolution).save(
-            folder / VALIDATION_IMAGE)
-        atomic_write_json(folder / TRAIN_CONFIG, _record(settings, character, config).to_dict())
-
-
-def _record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
-    return TrainingRecord(base_model=settings.base_model, resolution=settings.resolution,
-                          trigger=character.trigger,
-                          instance_prompt=instance_prompt(character, config.describe),
-                          validation_prompt=VALIDATION_PROMPT.format(token=character.token_phrase),
-                          config=config)
-
-
-def _finished(settings: Settings, store: CharacterStore, character: Character,
-              config: TrainConfig) -> bool:
-    """True when the adapter folder holds the result of exactly this config, on this base model
-    at this resolution, for this trigger: any change (TALEWEAVER_BASE_MODEL, say) trains anew."""
-    try:
-        saved = TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
-    except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
-        return False
-    wanted = _record(settings, character, config)
-    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
-        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
-
-
-@contextlib.contextmanager
-def _replaced_dir(final: Path) -> Iterator[Path]:
-    """Yield a new temporary folder; on success it replaces `final` (the old one is removed)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    try:
-        yield new
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        if final.exists():
-            os.rename(final, old)
-        os.rename(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
