@@ -71,9 +71,13 @@ def screen_text(text: str, where: str) -> None:
 
 
 def unsafe_word(text: str) -> Optional[str]:
-    """The first listed word in `text` as written there, or None."""
-    match = _pattern().search(_normal(text))
-    return match.group(0) if match else None
+    """The first listed word in `text` (as written there, unless normalising changed the
+    text's length), or None."""
+    normal = _normal(text)
+    match = _pattern().search(normal)
+    if match is None:
+        return None
+    return text[match.start():match.end()] if len(normal) == len(text) else match.group(0)
 
 
 @functools.lru_cache(maxsize=1)

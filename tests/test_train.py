@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -432,3 +433,80 @@ def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, re
     # (two unconnected processes would each have written exactly that).
     assert weights.keys() == single.keys()
     assert any(not torch.equal(weights[k], single[k]) for k in weights)
+
+
+class FakeClock:
+    """The trainer's clock, one second further at every look: a chunk bounded to N seconds
+    trains about N steps, whatever the machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)
+
+
+class PowerCut(Exception):
+    """Stands for a crash: nothing is saved when it happens."""
+
+
+def test_training_checkpoints_periodically_so_a_crash_loses_little(settings, character,
+                                                                   reference, monkeypatch):
+    monkeypatch.setattr(train, "time", FakeClock())
+    periodic = dataclasses.replace(settings, checkpoint_seconds=10)
+
+    def crash_at_15(progress):
+        if progress.done == 15:
+            raise PowerCut
+
+    with pytest.raises(PowerCut):
+        train_character(periodic, USER, "Mia", PLAIN, on_progress=crash_at_15)
+    saved = json.loads((checkpoint_dir(settings) / PROGRESS_FILE).read_text())["step"]
+    assert 5 <= saved < 15  # the last periodic checkpoint, not step 0
+    steps = []
+    result = train_character(periodic, USER, "Mia", PLAIN,
+                             on_progress=lambda progress: steps.append(progress.done))
+    assert result.done and steps[0] == saved + 1  # it goes on from the checkpoint
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_cancel_stops_after_the_step_with_a_checkpoint_and_training_goes_on(settings, character,
+                                                                           reference):
+    from pipeline.progress import Cancelled
+
+    seen = []
+
+    def cancel_at_5(progress):
+        seen.append(progress.done)
+        if progress.done == 5:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled, match="training Mia stopped at step 5 of 20"):
+        train_character(settings, USER, "Mia", PLAIN, on_progress=cancel_at_5)
+    assert seen[-1] == 5  # not one step more
+    assert json.loads((checkpoint_dir(settings) / PROGRESS_FILE).read_text())["step"] == 5
+    assert not (settings.data_dir / "users" / USER / "characters" / "mia" / "adapter").exists()
+    assert train_character(settings, USER, "Mia", PLAIN).done
+    assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_ctrl_c_in_the_cli_stops_training_at_the_next_step_with_a_checkpoint(
+        settings, character, cli_env, monkeypatch, capsys):
+    import signal
+
+    report = train._progress
+
+    def interrupted_at_3(step, *args):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as a Ctrl-C in the terminal
+        return report(step, *args)
+
+    monkeypatch.setattr(train, "_progress", interrupted_at_3)
+    assert cli.main(["train", "Mia", "--steps", "20", *CLI_OPTIONS]) == 130
+    err = capsys.readouterr().err
+    assert "stopped: training Mia stopped at step 3 of 20" in err and "Traceback" not in err
+    assert json.loads((checkpoint_dir(settings) / PROGRESS_FILE).read_text())["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
