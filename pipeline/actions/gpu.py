@@ -30,13 +30,14 @@ def turns_between_reports(user: str, on_progress: Optional[ProgressFn]) -> Itera
     """An on_progress for work that reports before its first unit and after each (the pages
     of a book): the GPU turn is taken at the first report and handed on at each later one, so
     every page is drawn in a turn of its own and other users' pages fit in between. Reports
-    pass on to `on_progress` first (a cancelled caller stops there, holding no turn)."""
+    pass on to `on_progress` first: when it raises (a cancelled caller) the turn is kept while
+    the work unwinds (a book unloads its adapters), so the next job finds the pipeline clean."""
     held = contextlib.ExitStack()
 
     def report(progress: Progress) -> None:
-        held.close()
         if on_progress is not None:
             on_progress(progress)
+        held.close()
         if progress.done < progress.total:
             held.enter_context(turns.turn(user, on_wait=waiting(
                 on_progress, progress.done, progress.total, progress.unit)))
