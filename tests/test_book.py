@@ -250,3 +250,15 @@ def test_gallery_survives_a_lost_cover_picture(illustrated_book):
     assert store.thumbnail(book) is not None
     store.image_path(book, book.cover_image).unlink()
     assert [(c.id, c.thumbnail) for c in store.gallery()] == [(book.id, None)]
+
+
+def test_a_damaged_book_is_listed_apart_and_can_still_be_deleted(illustrated_book):
+    from pipeline.book import DamagedBook
+
+    store, book = illustrated_book
+    (store.folder(book.id) / "book.json").write_text('{"id": 3}')
+    assert store.list() == [] and store.damaged() == [book.id]
+    with pytest.raises(DamagedBook, match=f"book {book.id} is damaged and can't be opened"):
+        store.get(book.id)
+    store.delete(book.id)
+    assert store.damaged() == [] and not store.folder(book.id).exists()
