@@ -95,7 +95,6 @@ SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    no_drafts = preload(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
-    if no_drafts:
-        print(f"Story drafting is unavailable: {no_drafts}")
+    for problem in preload(SETTINGS):  # before launch: on ZeroGPU, outside any GPU call
+        print(problem)
     demo.launch(**launch_options(SETTINGS))
