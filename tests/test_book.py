@@ -262,3 +262,15 @@ def test_a_damaged_book_is_listed_apart_and_can_still_be_deleted(illustrated_boo
         store.get(book.id)
     store.delete(book.id)
     assert store.damaged() == [] and not store.folder(book.id).exists()
+
+
+def test_a_damaged_picture_is_named_by_its_page_and_nothing_is_exported(illustrated_book,
+                                                                       book_settings, tmp_path):
+    from pipeline.actions.books import export
+
+    store, book = illustrated_book
+    store.image_path(book, book.page(2).image).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ValueError, match="page 2's picture is damaged and can't be printed: "
+                                         "redraw page 2"):
+        export(book_settings, "alice", book.id, tmp_path / "book.pdf")
+    assert not (tmp_path / "book.pdf").exists()

@@ -24,6 +24,7 @@ from pipeline.characters import CharacterStore
 from pipeline.hardware import detect
 from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
 from pipeline.settings import Settings
+from pipeline.training import finish
 from pipeline.training import trainer as train
 from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
 from pipeline.training.config import TrainingRecord, preset_config
@@ -137,9 +138,9 @@ def test_adapter_changes_the_output_and_reloads_exactly(settings, character, tin
     result = train_character(settings, USER, "Mia", FULL)
     pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_model_dir))
     pipe.set_progress_bar_config(disable=True)
-    base = np.asarray(train.validation_image(pipe, character, FULL, 64))
+    base = np.asarray(finish.validation_image(pipe, character, FULL, 64))
     pipe.load_lora_weights(str(result.adapter_dir), weight_name=ADAPTER_WEIGHTS, adapter_name="mia")
-    reloaded = np.asarray(train.validation_image(pipe, character, FULL, 64))
+    reloaded = np.asarray(finish.validation_image(pipe, character, FULL, 64))
     saved = np.asarray(Image.open(result.validation_image))
     assert np.array_equal(reloaded, saved)
     assert not np.array_equal(base, saved)
@@ -510,3 +511,14 @@ def test_ctrl_c_in_the_cli_stops_training_at_the_next_step_with_a_checkpoint(
     assert "stopped: training Mia stopped at step 3 of 20" in err and "Traceback" not in err
     assert json.loads((checkpoint_dir(settings) / PROGRESS_FILE).read_text())["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_validation_image_the_safety_check_flags_is_not_kept(settings, character, tmp_path):
+    from pipeline.testing import save_tiny_safety_model
+
+    flagging = dataclasses.replace(settings, safety_model=str(
+        save_tiny_safety_model(tmp_path / "flags", flags_everything=True)))
+    result = train_character(flagging, USER, "Mia", PLAIN)
+    assert result.done and not result.validation_image.exists()
+    assert result.warnings == ("no validation image: the picture safety check flagged every try",)
+    assert (result.adapter_dir / ADAPTER_WEIGHTS).is_file()

@@ -160,11 +160,16 @@ def progress_bar(progress: gr.Progress) -> ProgressFn:
 
 
 def picture(path: Optional[Path]) -> Optional[Image.Image]:
-    """A picture from the user's folder, loaded (gradio serves a cached copy, not the file)."""
+    """A picture from the user's folder, loaded (gradio serves a cached copy, not the file);
+    None when there is none, or it is damaged (logged: the page shows without it)."""
     if path is None or not path.is_file():
         return None
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as err:
+        log.warning("damaged picture %s: %s", path, err)
+        return None
 
 
 def scratch_folder() -> Path:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from PIL import Image
+
 from .. import turns
 from ..book import Book, BookStore, DamagedBook
 from ..characters import CharacterStore
@@ -235,5 +237,23 @@ def export(settings: Settings, user: str, book_id: str, out: Path, *, format: st
     out = Path(out)
     if out.is_dir():
         out = out / file_name(book, f".{format}")
+    _check_pictures(store, book)
     return export_book(store, book, out, draft=draft, on_progress=on_progress)
+
+
+def _check_pictures(store: BookStore, book: Book) -> None:
+    """Refuse, naming the page, a book whose picture (or cover) file is damaged."""
+    chosen = [(f"page {n}", page.image) for n, page in enumerate(book.pages, start=1)
+              if page.image]
+    for where, file in chosen + ([("the cover", book.cover)] if book.cover else []):
+        path = store.image_path(book, file)
+        if not path.is_file():
+            continue  # the export says which picture is missing
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, ValueError, SyntaxError):
+            raise ValueError(f"{where}'s picture is damaged and can't be printed: redraw "
+                             f"{where if where != 'the cover' else 'that page'}, or choose "
+                             "another of its pictures") from None
 
