@@ -6,15 +6,20 @@ Face on a Space, and a public API with the same functions (see the README for gr
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
+import os
 from typing import Optional
 
-import gradio as gr
+# gradio keeps a record of its last N events for its monitoring page (10,000 by default, a few
+# MB); a thousand is plenty here. Read when the queue starts, so set before launch.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
-from pipeline.actions.system import machine, preload
-from pipeline.settings import Settings
-from ui import characters, gallery, story, train
-from ui.auth import oauth_configured, show_login_button, sign_in_required, upload_gate
-from ui.common import PRIVATE, escape_md, named_input_errors
+import gradio as gr  # noqa: E402
+
+from pipeline.actions.system import machine, preload  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from ui import characters, gallery, story, train  # noqa: E402
+from ui.auth import oauth_configured, show_login_button, sign_in_required, upload_gate  # noqa: E402
+from ui.common import PRIVATE, escape_md, named_input_errors  # noqa: E402
 
 THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="rose", neutral_hue="stone")
 CSS = """

@@ -85,15 +85,19 @@ def soak(url: str, pid: int, calls: int, seconds: float, endpoint: str, warmup: 
             light_call(client, url, endpoint)
         time.sleep(1)
         before = rss_mb(pid)
-        started, done = time.monotonic(), 0
+        started, done, failed = time.monotonic(), 0, 0
         while done < calls and time.monotonic() - started < seconds:
-            light_call(client, url, endpoint)
+            try:
+                light_call(client, url, endpoint)
+            except (httpx.HTTPError, RuntimeError) as err:
+                failed += 1
+                print(f"call {done + 1} failed: {err}", file=sys.stderr)
             done += 1
         elapsed = time.monotonic() - started
         time.sleep(2)  # let the app finish what the last calls left to do
         after = rss_mb(pid)
     growth = after - before
-    print(f"/{endpoint}: {done} calls, each a new session, in {elapsed:.0f} s "
+    print(f"/{endpoint}: {done} calls ({failed} failed), each a new session, in {elapsed:.0f} s "
           f"({done / elapsed:.1f} calls/s) after {warmup} warm-up calls")
     print(f"app RSS: {before:.1f} MB before, {after:.1f} MB after: {growth:+.1f} MB, "
           f"{1024 * growth / max(done, 1):+.1f} KB per call")
