@@ -224,6 +224,10 @@ class _Drawing:
         if layout:
             self.store.set_layout(self.book.id, number, layout)
         files = []
+        for picture in drawn:
+            if picture.failed and on_progress is not None:
+                step(f"redrawing the faces failed ({picture.failed}); the picture keeps its "
+                     "first pass")
         for index, (seed, picture) in enumerate(zip(seeds, drawn)):
             book = self.store.add_illustration(self.book.id, number, picture.image, seed=seed,
                                                prompt=job.prompt, choose=index == 0)
@@ -290,7 +294,7 @@ class _Drawing:
             side=self.settings.resolution, steps=steps, guidance=self.style.guidance)
         if len(order) > 1:  # the scene with everyone as their kind, no adapter
             kinds = [self.cast[name].kind for name in order]
-            scene = scene_prompt(page.scene, cast, triggers=False)
+            scene = scene_prompt(page.scene, cast, triggers=False).rstrip(" .,;!?")
             plain = RenderJob(prompt=self.style.prompt(f"{scene}, {layout_words(kinds)}"),
                               negative=plain.negative, seeds=seeds, width=width, height=height,
                               steps=steps, guidance=plain.guidance, adapters=())

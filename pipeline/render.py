@@ -5,6 +5,7 @@ on ZeroGPU the call runs in a forked worker.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -16,6 +17,7 @@ from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
 from .models import encode_long_prompt, load_pipeline, pipeline_lock
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 FACE_SEARCH_SECONDS = 1.0  # finding faces on a first pass (CPU, inside the GPU call)
 
 
@@ -37,10 +39,12 @@ class RenderJob:
 
 @dataclass(frozen=True)
 class Rendered:
-    """One picture, and the square redrawn for each character by the second pass."""
+    """One picture, the square redrawn for each character by the second pass, and why the
+    second pass failed when it did (the picture is then the first pass, kept)."""
 
     image: Image.Image
     regions: tuple[tuple[str, tuple[int, int, int, int]], ...] = ()
+    failed: str = ""
 
 
 def render_seconds(settings: Settings, job: RenderJob) -> float:
@@ -86,11 +90,20 @@ def render(settings: Settings, job: RenderJob,
                          num_inference_steps=job.steps, guidance_scale=job.guidance,
                          generator=torch.Generator("cpu").manual_seed(seed),
                          callback_on_step_end=stepped).images[0]
-            if job.passes and job.pass_options:
-                tell(f"{which}redrawing {', '.join(one.name for one in job.passes)}")
-                image, regions = second_pass(pipe, image, job.passes, job.negative,
-                                             job.pass_options, seed)
-                drawn.append(Rendered(image, tuple(regions)))
-            else:
-                drawn.append(Rendered(image))
+            drawn.append(_second_pass(pipe, image, job, seed, tell, which)
+                         if job.passes and job.pass_options else Rendered(image))
         return drawn
+
+
+def _second_pass(pipe, first: Image.Image, job: RenderJob, seed: int,
+                 tell: Callable[[str], None], which: str) -> Rendered:
+    """The second pass over a first pass; if it fails, the first pass is kept and says why."""
+    tell(f"{which}redrawing {', '.join(one.name for one in job.passes)}")
+    try:
+        image, regions = second_pass(pipe, first, job.passes, job.negative, job.pass_options,
+                                     seed)
+    except Exception as err:  # noqa: BLE001 - the first pass is worth keeping whatever broke
+        log.exception("second pass failed; keeping the first pass")
+        activate(pipe, job.adapters)
+        return Rendered(first, failed=type(err).__name__)  # details in the log only
+    return Rendered(image, tuple(regions))
