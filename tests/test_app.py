@@ -24,17 +24,17 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
+from served import served_app  # noqa: E402
 
 from pipeline import draft  # noqa: E402
+from pipeline.actions import training
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.hub import calls as hub_calls
-from pipeline.actions import training
 from pipeline.hub import repos as hub
 from pipeline.hub import tokens as hub_tokens  # noqa: E402
 from pipeline.models import ModelUnavailableError  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from served import served_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob",
@@ -74,7 +74,8 @@ def served(tiny_model_dir, tiny_safety_dir, tmp_path_factory):
     """(url, settings): the app with sign-in required, launched once for the module."""
     settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
                         data_dir=tmp_path_factory.mktemp("app") / "data",
-                        require_login="always", safety_model=str(tiny_safety_dir))
+                        require_login="always", redraw_tries=0,
+                        safety_model=str(tiny_safety_dir))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hub_calls, "hf_api", FakeWhoami)
         patch.setattr(hub_tokens, "_token_users", {})
@@ -141,7 +142,8 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
                                                    return_format="dict")["named_endpoints"]
     assert REQUIRED <= set(endpoints)
     assert set(endpoints) - REQUIRED == {"/estimate_training", "/push_adapter", "/new_book",
-                                         "/choose_candidate", "/get_book"}
+                                         "/choose_candidate", "/get_book", "/rescore_book",
+                                         "/estimate_drawing", "/set_page_order"}
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
@@ -151,7 +153,8 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
             assert parameter["example_input"] is not None, name
             assert not parameter["label"].startswith("parameter_"), name
     names = [p["parameter_name"] for p in endpoints["/illustrate_page"]["parameters"]]
-    assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps"]
+    assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps",
+                     "face_pass"]
     assert ("\n• delete_hub_repo: also delete its private Hub repo; that goes first, and if it "
             "fails nothing is deleted\n") in endpoints["/delete_character"]["description"] + "\n"
     assert endpoints["/draft_story"]["parameters"][1]["python_type"]["type"] == "list[str]"
@@ -197,6 +200,9 @@ def test_the_whole_flow(alice_book, served, downloads):
     assert all(len(p["candidates"]) == 2 for p in book["pages"])
     assert book["pages"][1]["characters"] == ["Mia"]
     assert book["pages"][1]["scene"] == "Mia on the beach next to a big sandcastle with a red flag"
+    # every picture scored against Mia's photos (the tiny model draws noise: no face on it)
+    assert book["pages"][1]["likeness"] == ["Mia: not found on this picture"]
+    assert book["likeness"] == {"consistency": {"Mia": None}, "weakest": 0, "scored_pages": 3}
     assert f"{mia['trigger']} girl (curly red hair) on the beach" in book["pages"][1]["prompt"]
 
     redrawn = api.predict(book["id"], 3, "Mia asleep in a boat", 99, 1, *TINY,
@@ -297,7 +303,8 @@ def test_bob_cannot_reach_alices_characters_or_books(alice_book, served, downloa
         "/get_book": (book_id,), "/export_book": (book_id, "pdf", False),
         "/illustrate_book": (book_id, 1, *TINY), "/delete_book": (book_id,),
         "/illustrate_page": (book_id, 1, "", -1, 1, *TINY),
-        "/choose_candidate": (book_id, 1, 1),
+        "/choose_candidate": (book_id, 1, 1), "/rescore_book": (book_id,),
+        "/estimate_drawing": (book_id, 1, *TINY), "/set_page_order": (book_id, 1, "Mia"),
     }
     for name, args in refused.items():
         with pytest.raises(AppError, match=f"no book with id '{book_id}'"):
@@ -438,11 +445,14 @@ def wait_until(condition, seconds: float = 30) -> None:
         time.sleep(0.02)
 
 
-def loaded_adapters(settings) -> set:
-    from pipeline import models
+def held_adapters(settings) -> set:
+    """The adapters some running call holds in the shared pipeline (idle cached ones, which
+    are switched off, don't count)."""
+    from pipeline import adapters, models
 
     pipe = models.load_pipeline(settings)
-    return {name for names in pipe.get_list_adapters().values() for name in names}
+    with models.pipeline_lock():
+        return {name for name, holders in adapters._cached.get(pipe, {}).items() if holders}
 
 
 def test_a_cancelled_book_stops_at_its_next_page_and_the_next_users_page_finds_it_clean(
@@ -454,12 +464,12 @@ def test_a_cancelled_book_stops_at_its_next_page_and_the_next_users_page_finds_i
     drawn = []  # (whose prompt, adapters loaded when its page started)
     real_render = illustrate.render
 
-    def render(settings_, job):
-        drawn.append((job.prompt, loaded_adapters(settings_)))
+    def render(settings_, job, **kwargs):
+        drawn.append((job.prompt, held_adapters(settings_)))
         if len(drawn) == 1:
             first_page.set()
             assert go_on.wait(60)
-        return real_render(settings_, job)
+        return real_render(settings_, job, **kwargs)
 
     monkeypatch.setattr(illustrate, "render", render)
     story = "\n\n".join(f"Mia on page {n}." for n in range(1, 6))
@@ -494,7 +504,7 @@ def test_a_cancelled_book_stops_at_its_next_page_and_the_next_users_page_finds_i
     stored = BookStore(settings, "alice").get(book["id"])
     assert [page.illustrated for page in stored.pages] == [True] + [False] * 4  # page 1 kept
     assert len(drawn) == 2 and "quiet day" in drawn[1][0]  # no page of alice's after the cancel
-    assert drawn[1][1] == set() and loaded_adapters(settings) == set()  # clean for bob
+    assert drawn[1][1] == set() and held_adapters(settings) == set()  # clean for bob
     bob.predict(own["id"], 1, "", 5, 1, *TINY, api_name="/illustrate_page")
     assert np.array_equal(right_after, page_pixels())  # the same seed, the same picture
     assert len(drawn) == 3

@@ -11,10 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ["settings", "progress", "adapter_files", "checks"],
     ["hardware", "store", "styles", "turns"],
-    ["models", "intake", "testing", "safety"],
+    ["models", "adapters", "intake", "testing", "safety"],
     ["characters"],
     ["story", "hub"],
-    ["book", "draft", "training"],
+    ["book", "draft", "training", "compose", "render"],
     ["likeness", "illustrate", "export"],
     ["actions"],
     ["cli"],

@@ -11,7 +11,8 @@ from ..characters import (Character, CharacterStore, Crop, DamagedCharacter, che
 from ..checks import ArgumentError, flag, shown, text
 from ..hub.calls import Sleep
 from ..hub.repos import HubResult, delete_hub_repo, hub_record
-from ..intake.photos import EXTENSIONS, PhotoReport, review_photos
+from ..intake.photos import EXTENSIONS, PhotoReport, is_person, review_photos
+from ..likeness import Identity, save_identity
 from ..progress import ProgressFn, counted
 from ..safety import screen_text
 from ..settings import Settings
@@ -119,6 +120,9 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
                 for report in review.reports if report.accepted for warning in report.warnings]
     character = store.create(name, kind, description, trigger, crops, warnings,
                              originals=originals if keep_originals else ())
+    if is_person(kind):  # the faces intake described, kept for scoring every page
+        save_identity(store, character, Identity(tuple(
+            crop.descriptor for crop in review.crops if crop.descriptor is not None)))
     return AddResult(character, review.reports)
 
 

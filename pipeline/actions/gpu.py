@@ -27,17 +27,23 @@ def waiting(on_progress: Optional[ProgressFn], done: int, total: int,
 
 @contextlib.contextmanager
 def turns_between_reports(user: str, on_progress: Optional[ProgressFn]) -> Iterator[ProgressFn]:
-    """An on_progress for work that reports before its first unit and after each (the pages
-    of a book): the GPU turn is taken at the first report and handed on at each later one, so
-    every page is drawn in a turn of its own and other users' pages fit in between. Reports
-    pass on to `on_progress` first: when it raises (a cancelled caller) the turn is kept while
-    the work unwinds (a book unloads its adapters), so the next job finds the pipeline clean."""
+    """An on_progress for work that reports how many of its units are done (the pages of a
+    book): the GPU turn is taken at the first report and handed on whenever that count grows,
+    so every page is drawn in a turn of its own and other users' pages fit in between; reports
+    within a page (its steps) leave the turn alone. Reports pass on to `on_progress` first:
+    when it raises (a cancelled caller) the turn is kept while the work unwinds (a book lets go
+    of its adapters), so the next job finds the pipeline as it should."""
     held = contextlib.ExitStack()
+    done = -1  # units done at the last handover; -1: no turn taken yet
 
     def report(progress: Progress) -> None:
+        nonlocal done
         if on_progress is not None:
             on_progress(progress)
+        if progress.done <= done:
+            return
         held.close()
+        done = progress.done
         if progress.done < progress.total:
             held.enter_context(turns.turn(user, on_wait=waiting(
                 on_progress, progress.done, progress.total, progress.unit)))
