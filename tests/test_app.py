@@ -479,8 +479,8 @@ def test_a_cancelled_book_stops_at_its_next_page_and_the_next_users_page_finds_i
 
     bob = client(served, downloads, BOB)
     asked = time.monotonic()
-    assert bob.predict(api_name="/list_books") == []  # a listing never waits behind the GPU
-    assert time.monotonic() - asked < 5
+    listed = bob.predict(api_name="/list_books")  # a listing never waits behind the GPU
+    assert time.monotonic() - asked < 5 and book["id"] not in [b["id"] for b in listed]
     waiting = api.submit(book["id"], 2, "", -1, 1, *TINY, api_name="/illustrate_page")
     wait_until(lambda: any("waiting for the GPU (1 ahead)" in line
                            for line in progress_lines(waiting)))
@@ -502,7 +502,8 @@ def test_a_cancelled_book_stops_at_its_next_page_and_the_next_users_page_finds_i
     right_after = page_pixels()
     wait_until(lambda: not turns.GPU._jobs)
     stored = BookStore(settings, "alice").get(book["id"])
-    assert [page.illustrated for page in stored.pages] == [True] + [False] * 4  # page 1 kept
+    # it stopped in page 1 (at its next denoising step) or right after it, never later
+    assert not any(page.illustrated for page in stored.pages[1:])
     assert len(drawn) == 2 and "quiet day" in drawn[1][0]  # no page of alice's after the cancel
     assert drawn[1][1] == set() and held_adapters(settings) == set()  # clean for bob
     bob.predict(own["id"], 1, "", 5, 1, *TINY, api_name="/illustrate_page")
