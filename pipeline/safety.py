@@ -54,11 +54,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Drawn:
-    """One picture drawn safely (`image`), or None after SAFETY_TRIES flagged draws; `seed`
-    is the seed that drew it (or the last one tried) and `tries` how many draws it took."""
+    """One picture drawn safely: `image` is what `draw` returned for it (a PIL image, or e.g.
+    render's Rendered), None after SAFETY_TRIES flagged draws; `seed` is the seed that drew it
+    (or the last one tried), which redraws it exactly, and `tries` how many draws it took."""
 
     seed: int
-    image: Optional[Image.Image]
+    image: Optional[Any]
     tries: int
 
 
@@ -127,23 +128,25 @@ def check_pictures(settings: Settings, images: Sequence[Image.Image]) -> list[Ve
     return verdicts
 
 
-def draw_safely(settings: Settings, draw: Callable[[Sequence[int]], Sequence[Image.Image]],
-                seeds: Sequence[int], tries: int = SAFETY_TRIES) -> list[Drawn]:
-    """Draw one picture per seed with `draw(seeds)`, check them, and redraw the flagged ones
-    with `safety_seed(seed, attempt)` until they pass or `tries` draws were flagged."""
+def draw_safely(settings: Settings, draw: Callable[[Sequence[int]], Sequence[Any]],
+                seeds: Sequence[int], tries: int = SAFETY_TRIES, *,
+                image: Callable[[Any], Image.Image] = lambda drawn: drawn) -> list[Drawn]:
+    """Draw one picture per seed with `draw(seeds)` (one result per seed; `image` gives its
+    PIL image), check them, and redraw the flagged ones with `safety_seed(seed, attempt)`
+    until they pass or `tries` draws were flagged. One Drawn per seed, in order."""
     results: list[Optional[Drawn]] = [None] * len(seeds)
     pending = list(range(len(seeds)))
     for attempt in range(tries):
         now = [safety_seed(seeds[i], attempt) for i in pending]
-        pictures = list(draw(now))
+        items = list(draw(now))
+        verdicts = check_pictures(settings, [image(item) for item in items])
         still = []
-        for index, seed, image, verdict in zip(pending, now, pictures,
-                                               check_pictures(settings, pictures)):
+        for index, seed, item, verdict in zip(pending, now, items, verdicts):
             if verdict.flagged:
                 still.append(index)
                 results[index] = Drawn(seed, None, attempt + 1)
             else:
-                results[index] = Drawn(seed, image, attempt + 1)
+                results[index] = Drawn(seed, item, attempt + 1)
         pending = still
         if not pending:
             break

@@ -124,3 +124,13 @@ def test_unsafe_words_are_refused_where_stories_scenes_and_looks_come_in(setting
     with pytest.raises(safety.UnsafeText, match=r"page 2's text in the draft \(try another seed\) "
                                                 "has the word 'gore'"):
         draft_action(settings, "alice", "a day in the park", [], 2)
+
+
+def test_draw_safely_takes_any_drawn_thing_with_its_picture(settings):
+    from types import SimpleNamespace
+
+    drawn = safety.draw_safely(settings, lambda seeds: [SimpleNamespace(image=picture, seed=seed)
+                                                       for seed, picture in
+                                                       zip(seeds, pictures(len(seeds)))],
+                               [3], image=lambda rendered: rendered.image)
+    assert drawn[0].image.seed == 3 and drawn[0].tries == 1
