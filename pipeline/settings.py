@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -39,6 +40,8 @@ class Settings:
     story_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # instruct LM that drafts stories
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
+    job_image: str = ""  # image Hugging Face Jobs run; "" is this Space's own (SPACE_ID)
+    job_flavor: str = "l4x1"  # the Jobs hardware offered first (list_jobs_hardware's names)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -63,6 +66,11 @@ class Settings:
                "a Hub model id or a local folder")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
+        _check(self.job_image == self.job_image.strip() and " " not in self.job_image,
+               "JOB_IMAGE", self.job_image, 'an image name without spaces, e.g. '
+               '"hf.co/spaces/you/taleweaver", or "" for this Space\'s own image')
+        _check(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.job_flavor)), "JOB_FLAVOR",
+               self.job_flavor, "a Jobs hardware name such as l4x1, a10g-large or a100-large")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
