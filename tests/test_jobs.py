@@ -294,6 +294,55 @@ def test_an_ended_job_whose_bucket_could_not_be_cleaned_is_cleaned_at_the_next_l
     assert bucket_files(idle) == []
 
 
+# --- Through the app's API ----------------------------------------------------------------
+
+@pytest.fixture
+def app_on_space(on_space):
+    """The app with sign-in (API callers pass their token), its jobs on the Space's image;
+    Alice's "Mia" made."""
+    from conftest import make_crops
+
+    settings = dataclasses.replace(on_space, require_login="always")
+    CharacterStore(settings, "alice").create("Mia", "girl", "curly red hair", "ohwx",
+                                             make_crops(4, 64, seed=0))
+    return settings
+
+
+def api_client(url, tmp_path):
+    from gradio_client import Client
+
+    return Client(url, oauth_token=ALICE, verbose=False, download_files=tmp_path,
+                  analytics_enabled=False)
+
+
+def test_the_api_shows_hardware_cost_state_and_cancels(app_on_space, idle, tmp_path):
+    from gradio_client.exceptions import AppError
+    from served import served_app
+
+    with served_app(app_on_space) as url:
+        api = api_client(url, tmp_path)
+        hardware = api.predict(api_name="/jobs_hardware")
+        assert hardware[1]["name"] == "l4x1"
+        assert hardware[1]["usd_per_hour"] == pytest.approx(0.8, abs=1e-3)
+        plan = api.predict("Mia", "", 12, json.dumps(OPTIONS), "hf-jobs", "l4x1",
+                           api_name="/estimate_training")
+        assert plan["job"]["flavor"]["name"] == "l4x1" and "$0.80 an hour" in plan["text"]
+        assert BUCKET in plan["photos"]
+        assert api.predict("Mia", api_name="/job_status")["state"] == "none"
+        idle.fail("run_job", http_error(403))
+        with pytest.raises(AppError, match='permission to run Jobs.*Choose "Here"'):
+            api.predict("Mia", "person", 12, json.dumps(OPTIONS), "l4x1",
+                        api_name="/train_on_jobs")
+        started = training.train_on_jobs(app_on_space, "alice", "Mia", "", OPTIONS, token=ALICE,
+                                         flavor="l4x1", follow=False)
+        status = api.predict("Mia", api_name="/job_status")
+        assert (status["job_id"], status["state"], status["active"]) == (
+            started.job_id, "scheduling", True)
+        cancelled = api.predict("Mia", api_name="/cancel_job")
+        assert cancelled["state"] == "cancelled" and not cancelled["active"]
+        assert bucket_files(idle) == []
+
+
 # --- Jobs that run (slow) --------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -373,6 +422,49 @@ def test_a_job_that_fails_midway_is_continued_by_the_next_from_its_checkpoint(
     reference = load_file(adapter_dir(whole, character) / ADAPTER_WEIGHTS)
     assert resumed.keys() == reference.keys()
     assert all(torch.equal(resumed[k], reference[k]) for k in resumed)
+
+
+def test_the_train_tab_offers_here_when_jobs_cannot_be_used(on_space, character, idle):
+    from ui.auth import Caller
+    from ui.train import show_job, show_place
+
+    where, flavor, here_button, jobs_button, note = show_place(
+        Caller(on_space, USER, None), "hf-jobs", None)
+    assert where["value"] == "here" and not flavor["visible"] and here_button["visible"]
+    note = note.replace("\\", "")  # Markdown escapes
+    assert not jobs_button["visible"] and "need your Hugging Face sign-in" in note
+    assert 'Choose "Here" to train on this machine instead.' in note
+    where, flavor, _, jobs_button, note = show_place(Caller(on_space, USER, ALICE), "hf-jobs",
+                                                     None)
+    assert (where["value"], flavor["value"], jobs_button["visible"], note) == (
+        "hf-jobs", "l4x1", True, "")
+    assert ("l4x1", "l4x1") not in flavor["choices"]  # each shows its price
+    start(on_space)
+    text, cancel = show_job(Caller(on_space, USER, ALICE), "Mia")
+    assert "waiting for a GPU" in text and cancel["visible"]
+
+
+@pytest.mark.slow
+def test_the_api_follows_a_job_with_the_progress_bar(app_on_space, jobs, tmp_path):
+    import time
+
+    from served import served_app
+
+    with served_app(app_on_space) as url:
+        api = api_client(url, tmp_path)
+        job = api.submit("Mia", "person", 12, json.dumps(OPTIONS), "l4x1",
+                         api_name="/train_on_jobs")
+        shown = []
+        while not job.done():
+            status = job.status()
+            shown += [unit.desc for unit in status.progress_data or [] if unit.desc]
+            time.sleep(0.05)
+        result = job.result()
+    assert result["done"] and result["state"] == "succeeded" and result["hub"]["repo_id"] == REPO
+    assert any(line.startswith("step 12/12") for line in shown)
+    assert any("waiting for a GPU" in line for line in shown)
+    assert CharacterStore(app_on_space, "alice").has_adapter(
+        CharacterStore(app_on_space, "alice").get("Mia"))
 
 
 @pytest.mark.slow

@@ -53,8 +53,8 @@ class Flavor:
 
     def describe(self) -> str:
         """"Nvidia L4 (l4x1): 1 GPU, 24 GB, $0.80 an hour"."""
-        gpus = counted(self.gpus, "GPU")
-        return f"{self.label} ({self.name}): {gpus}, {self.memory}, {dollars(self.usd_per_hour)} an hour"
+        gpus, price = counted(self.gpus, "GPU"), dollars(self.usd_per_hour)
+        return f"{self.label} ({self.name}): {gpus}, {self.memory}, {price} an hour"
 
     def to_json(self) -> dict:
         return {**asdict(self), "usd_per_hour": self.usd_per_hour, "text": self.describe()}

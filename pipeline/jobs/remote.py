@@ -20,13 +20,15 @@ from ..hub.calls import HubCallFailed, Sleep, call_hub
 from ..hub.repos import ensure_local_adapter
 from ..progress import Progress, ProgressFn, format_seconds
 from ..settings import Settings
+from ..store import locked
 from ..training.config import TrainConfig
 from ..training.estimate import record_step_time
 from . import bucket as private
 from .flavors import Flavor
 from .launch import JobsUnavailable
 from .lines import parse
-from .record import JobRecord, load_record, photos_deleted, save_record, total_steps
+from .record import (JobRecord, job_folder, load_record, photos_deleted, save_record,
+                     total_steps)
 
 log = logging.getLogger(__name__)
 ACTIVE = ("SCHEDULING", "RUNNING")
@@ -193,7 +195,19 @@ def _running(settings: Settings, user: str, character: Character, record: JobRec
 def _settle(settings: Settings, user: str, character: Character, record: JobRecord, info,
             logs: Optional[_Logs], token: str, api: Any, sleep: Sleep, *,
             cancelled: bool = False) -> JobRecord:
-    """Record how an ended job ended; bring a trained adapter here; clean the bucket."""
+    """Record how an ended job ended; bring a trained adapter here; clean the bucket. Done
+    once: a second tab following the same job finds it settled."""
+    with locked(job_folder(settings, user, character)):
+        current = load_record(settings, user, character)
+        if current is not None and current.job_id == record.job_id and current.settled:
+            return current
+        return _settle_now(settings, user, character, record, info, logs, token, api, sleep,
+                           cancelled)
+
+
+def _settle_now(settings: Settings, user: str, character: Character, record: JobRecord, info,
+                logs: Optional[_Logs], token: str, api: Any, sleep: Sleep,
+                cancelled: bool) -> JobRecord:
     if logs is None or (logs.result is None and not logs.error):
         try:
             logs = _read_back(api, record, token, sleep)
@@ -227,8 +241,8 @@ def _settle(settings: Settings, user: str, character: Character, record: JobReco
         state, why = _how_it_ended(record, info, logs, cancelled)
         cleaned = _quietly(lambda: private.delete_photos(api, record.bucket, token, sleep))
         step = _checkpoint_step(api, record, token, sleep)
-        kept = (f"its progress (step {step} of {total_steps(record)}) stays in your private bucket, "
-                "so training on Jobs again continues from there" if step else
+        kept = (f"its progress (step {step} of {total_steps(record)}) stays in your private "
+                "bucket, so training on Jobs again continues from there" if step else
                 "training again starts from the beginning")
         record = dataclasses.replace(record, state=state, settled=True, cleaned=cleaned,
                                      checkpoint_step=step, message=(
