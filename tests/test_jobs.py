@@ -294,6 +294,29 @@ def test_an_ended_job_whose_bucket_could_not_be_cleaned_is_cleaned_at_the_next_l
     assert bucket_files(idle) == []
 
 
+def test_a_job_that_cannot_train_says_why_in_plain_words_and_deletes_the_photos(
+        on_space, character, idle, monkeypatch, tmp_path):
+    """job-train in this process, as a job runs it: the error line reaches the parent."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "job-tmp"))
+    (tmp_path / "job-tmp").mkdir()
+    record = training.train_on_jobs(on_space, USER, "Mia", "", {**OPTIONS, "quantize": "8bit"},
+                                    token=ALICE, flavor="l4x1", follow=False)
+    printed = []
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        training.job_train(on_space, BUCKET, ALICE, checkpoint_steps=4, emit=printed.append)
+    kind, why = lines.parse(printed[-1])
+    assert kind == "error" and why.startswith("quantize='8bit' needs a CUDA GPU")
+    assert lines.parse(printed[0])[1].message == "loading the base model"
+    assert bucket_files(idle) == []  # the job itself took the photos back
+    assert not (tmp_path / "job-tmp" / "taleweaver-job").exists()
+    idle.jobs[record.job_id].log.write_text("\n".join(printed) + "\n")
+    idle.finish(record.job_id, "ERROR", "exit code 1")
+    seen = training.job_status(on_space, USER, "Mia", ALICE)
+    assert seen.state == "failed" and f"failed: {why.rstrip('.')}. Mia is as it was" in seen.message
+
+
 # --- Through the app's API ----------------------------------------------------------------
 
 @pytest.fixture

@@ -33,6 +33,8 @@ class JobsUnavailable(ValueError):
     message for people; each door adds how to train here instead."""
 
     def __init__(self, reason: str, message: str):
+        if reason not in UNAVAILABLE:
+            raise ValueError(f"reason {reason!r} is not one of {', '.join(UNAVAILABLE)}")
         super().__init__(message)
         self.reason = reason
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -40,6 +41,7 @@ from ..training.trainer import TrainResult, train_character
 from . import bucket as private
 from .lines import error_line, progress_line, result_line
 
+log = logging.getLogger(__name__)
 SCRATCH = "taleweaver-job"  # the job's data folder, under its temporary folder
 PROGRESS_EVERY_SECONDS = 5.0  # at most one progress line this often (and at each change of unit)
 
@@ -169,8 +171,8 @@ def _clean_up(api: Any, bucket_id: str, token: str, trained: bool, sleep: Sleep)
         else:
             private.delete_photos(api, bucket_id, token, sleep)
     except HubCallFailed as err:
-        print(f"warning: the photos' training copy could not be deleted yet ({err.reason}); "
-              "the app deletes it when it sees this job has ended", flush=True)
+        log.warning("the photos' training copy could not be deleted yet (%s); the app deletes "
+                    "it when it sees this job has ended", err.reason)
 
 
 @contextlib.contextmanager
