@@ -31,8 +31,8 @@ takes a few minutes of GPU time per character; you see the estimate before you s
 can close the page and press the button again later to continue where it stopped.
 
 On a free ZeroGPU Space a person takes a few days of free GPU minutes; **Hugging Face Jobs**
-trains one in about a quarter of an hour on a GPU in your own Hugging Face account, for a few
-cents to a dollar, billed to it (the cost is shown before you start)."""
+trains one within the hour (about 40 minutes on an L4, 15 on an A100) on a GPU in your own
+Hugging Face account, billed to it: well under a dollar (the cost is shown before you start)."""
 
 
 def form_options(steps: float, options: str) -> dict:
