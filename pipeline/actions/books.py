@@ -43,13 +43,15 @@ class BookRow:
     created: str
     updated: str
     likeness: dict  # actions.likeness.book_summary
+    layouts: tuple  # per page, where each character stood when drawn: ({name, box}, ...)
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
     damaged: bool = False  # its record can't be read: it can only be deleted
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
-                "updated": self.updated, "likeness": self.likeness, "damaged": self.damaged}
+                "updated": self.updated, "likeness": self.likeness,
+                "layouts": [list(page) for page in self.layouts], "damaged": self.damaged}
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def styles() -> dict[str, Style]:
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
                     adapter_weight: float = 1.0, *, face_pass: Optional[bool] = None,
-                    face_strength: Optional[float] = None, redraw_below: Optional[int] = None,
+                    face_strength: Optional[float] = None, face_margin: Optional[float] = None,
+                    redraw_below: Optional[int] = None,
                     redraw_tries: Optional[int] = None) -> IllustrateConfig:
     """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
     None keeps the settings' second pass and redraw rule. Each is checked by name (a string,
@@ -84,8 +87,8 @@ def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps:
         adapter_weight=number("adapter_weight", adapter_weight, 0, 2, low_open=True),
         width=size("width", width), height=size("height", height),
         steps=whole("steps", 0 if steps is None else steps, 0, 150) or None,
-        face_pass=face_pass, face_strength=face_strength, redraw_below=redraw_below,
-        redraw_tries=redraw_tries)
+        face_pass=face_pass, face_strength=face_strength, face_margin=face_margin,
+        redraw_below=redraw_below, redraw_tries=redraw_tries)
 
 
 def drawing_defaults(settings: Settings) -> dict:
@@ -181,9 +184,11 @@ def list_books(settings: Settings, user: str) -> list[BookRow]:
     damaged (only deletable)."""
     store = BookStore(settings, user)
     rows = [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
-                    book.created, book.updated, book_summary(book), store.thumbnail(book))
+                    book.created, book.updated, book_summary(book),
+                    tuple(tuple({"name": r.name, "box": list(r.box)} for r in page.layout)
+                          for page in book.pages), store.thumbnail(book))
             for book in store.list()]
-    return rows + [BookRow(book_id, DAMAGED_TITLE, 0, 0, "", "", {}, damaged=True)
+    return rows + [BookRow(book_id, DAMAGED_TITLE, 0, 0, "", "", {}, (), damaged=True)
                    for book_id in store.damaged()]
 
 
