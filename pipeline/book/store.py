@@ -72,8 +72,7 @@ class BookStore:
                     pages=tuple(BookPage(p.text, p.scene, tuple(p.characters), key=n)
                                 for n, p in enumerate(pages, start=1)),
                     created=stamp, updated=stamp, characters=cast_of(pages))
-        self.save(book)
-        return book
+        return self.save(book)
 
     def folder(self, book_id: str) -> Path:
         if not _BOOK_ID_RE.fullmatch(book_id or ""):
