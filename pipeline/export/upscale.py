@@ -102,7 +102,7 @@ def super_resolve(settings: Settings, hardware: Hardware, image: Image.Image) ->
     import torch
 
     model = load_model(settings, hardware)
-    scale = model.config.upscale
+    scale, window = model.config.upscale, model.config.window_size
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())
     pixels = pixels.permute(2, 0, 1)[None]
     height, width = pixels.shape[-2:]
@@ -114,12 +114,21 @@ def super_resolve(settings: Settings, hardware: Hardware, image: Image.Image) ->
                 y0, x0 = max(top - OVERLAP, 0), max(left - OVERLAP, 0)
                 y1, x1 = min(bottom + OVERLAP, height), min(right + OVERLAP, width)
                 tile = pixels[..., y0:y1, x0:x1].to(hardware.device, hardware.torch_dtype) / 255
-                enlarged = model(pixel_values=tile).reconstruction[0]
+                enlarged = model(pixel_values=_padded(tile, window)).reconstruction[0]
                 enlarged = enlarged[:, (top - y0) * scale:(bottom - y0) * scale,
                                     (left - x0) * scale:(right - x0) * scale]
                 out[:, top * scale:bottom * scale, left * scale:right * scale] = \
                     (enlarged.float().clamp(0, 1) * 255).round().to("cpu", torch.uint8)
     return Image.fromarray(out.permute(1, 2, 0).numpy())
+
+
+def _padded(tile, multiple: int):
+    """The tile padded (edge pixels repeated) to a multiple of the model's window on each side:
+    Swin2SR pads by itself but then unfolds at the unpadded size (transformers 5.23)."""
+    import torch.nn.functional as F
+
+    height, width = tile.shape[-2:]
+    return F.pad(tile, (0, -width % multiple, 0, -height % multiple), mode="replicate")
 
 
 def load_model(settings: Settings, hardware: Hardware):
