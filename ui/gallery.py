@@ -155,7 +155,8 @@ def read(caller: Optional[Caller], book_id: Optional[str], number: float):
     body = (f"<div class='tw-page-text'{lang} data-place='{number}' "
             f"data-last='{str(number == len(sides) - 1).lower()}' "
             f"data-read='{html.escape(side.spoken)}'>{html.escape(side.text)}</div>")
-    return gr.update(visible=True), heading, shown, body, where, number
+    return (gr.update(visible=True), heading, gr.update(value=shown, visible=shown is not None),
+            body, where, number)
 
 
 def preview(caller: Optional[Caller], book_id: Optional[str], trim: Optional[str]) -> str:

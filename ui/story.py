@@ -299,6 +299,18 @@ def pick_row(result: dict, evt: gr.SelectData):
     return row + 1, pages[row]["text"]
 
 
+def followed(kind: str):
+    """After an edit, the page editor shows the page edited where it now is: the new page after
+    an insert, the moved page at its new place, the one that took a deleted page's place."""
+    def follow(result: dict, number: float, to: float):
+        pages = result["book"]["pages"]
+        number = {"insert_page": int(number or 0) + 1, "move_page": int(to or 0)}.get(
+            kind, int(number or 0))
+        number = min(max(number, 1), len(pages))
+        return number, pages[number - 1]["text"]
+    return follow
+
+
 def page_words(result: dict, number: float):
     """The words of the page whose number was typed into the page editor."""
     pages = (result or {}).get("pages", [])
@@ -351,7 +363,9 @@ def wire_page_editor(settings: Settings, editor: SimpleNamespace, book_id, book,
         button.click(door, [book_id, *inputs], editor.result, show_progress_on=editor.section,
                      **public(door, name)).success(
             edited_book, editor.result, book, **PRIVATE).then(
-            show, [book, page], shown, **PRIVATE).then(tell, editor.result, None, **PRIVATE)
+            show, [book, page], shown, **PRIVATE).then(tell, editor.result, None, **PRIVATE).then(
+            followed(name), [editor.result, editor.page, editor.to], [editor.page, editor.text],
+            **PRIVATE)
     book.change(book_words, book, [editor.dedication, editor.closing, editor.language],
                 **PRIVATE)
     pages.select(pick_row, book, [editor.page, editor.text], **PRIVATE)
