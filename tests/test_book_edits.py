@@ -159,8 +159,8 @@ def test_pages_cant_move_while_they_are_drawn(illustrated_book):
         for change in (lambda: store.move_page(book.id, 1, 2),
                        lambda: store.insert_page(book.id, 1, "New.", []),
                        lambda: store.delete_page(book.id, 1)):
-            with pytest.raises(StoreError, match="being drawn right now; insert, move or "
-                                                 "delete pages when that is done"):
+            with pytest.raises(StoreError, match=r"being drawn \(or moved\) right now; insert, "
+                                                 "move or delete pages when that is done"):
                 change()
         assert store.set_text(book.id, 1, "Still editable.", []).page(1).text == \
             "Still editable."

@@ -227,10 +227,10 @@ class BookStore:
 
         with self._pages_still(book_id):
             book = self.update(book_id, delete)
-        folder = self.folder(book_id)
-        for file in gone:  # no longer in the record: a crash here leaves files, never a hole
-            for path in (inside(folder, file), inside(folder, "thumbs", Path(file).name)):
-                path.unlink(missing_ok=True)
+            folder = self.folder(book_id)
+            for file in gone:  # out of the record: a crash here leaves files, never a hole
+                for path in (inside(folder, file), inside(folder, "thumbs", Path(file).name)):
+                    path.unlink(missing_ok=True)
         return book
 
     def set_words(self, book_id: str, *, dedication: Optional[str] = None,
@@ -259,8 +259,8 @@ class BookStore:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise StoreError("pages of this book are being drawn right now; insert, move "
-                                 "or delete pages when that is done") from None
+                raise StoreError("pages of this book are being drawn (or moved) right now; "
+                                 "insert, move or delete pages when that is done") from None
             try:
                 yield
             finally:
