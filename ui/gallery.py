@@ -95,7 +95,8 @@ def export_book(caller: Caller, book_id: str, format: str = "pdf", draft: bool =
         book_id: the book's id
         format: "pdf" or "html"
         draft: set pages without a picture yet as text-only pages instead of refusing
-        trim: the PDF's pages: "8.5x8.5", "8x10" or "a4-landscape" to print, "screen" (square 8.5 in pages, pictures as drawn); not used for html
+        trim: the PDF's pages: "8.5x8.5", "8x10" or "a4-landscape" to print, "screen"
+            (square 8.5 in pages, pictures as drawn); not used for html
         bleed: add the 0.125 in bleed that print services ask for (print trims; not for html)
     """
     pdf = format != "html"

@@ -17,10 +17,8 @@ how the pictures were enlarged. Everything printed stays 0.625 in inside the tri
 from __future__ import annotations
 
 import logging
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Optional, Union
@@ -31,24 +29,16 @@ from ..book import Book, BookStore
 from ..progress import Progress, ProgressFn
 from ..store import atomic_write_bytes
 from .pages import BookSide, book_sides
+from . import typeset
+from .typeset import INK, LEADING, SOFT_INK, TEXT_SIZES
 from .upscale import Upscaler, choose_upscaler, print_size
-
-FONT_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "fonts"
-FONT_REGULAR, FONT_BOLD = FONT_DIR / "Andika-Regular.ttf", FONT_DIR / "Andika-Bold.ttf"
 
 DPI = 300  # pictures' resolution at their printed size, in print trims
 BLEED = 9.0  # 0.125 in, in points: what print services ask beyond the trim
 MARGIN = 45.0  # 0.625 in inside the trim on every side: safe for home printers and trimming
 GAP = 20.0  # between picture and text
-LEADING = 1.45  # line height / font size
-TEXT_SIZES = (18, 17, 16, 15, 14, 13, 12, 11, 10)  # tried from large to small until it fits
-TITLE_SIZES = (36, 32, 28, 24, 21, 18)
-CENTRED_LINES = 4  # longer passages are justified
 MIN_PICTURE = 0.55  # of the content's shorter side: text shrinks before the picture does
 JPEG_QUALITY = 95
-INK, SOFT_INK = (38, 38, 46), (110, 110, 120)
-# Joiners, variation selectors, skin tones: dropped with the emoji they belong to, not listed.
-_INVISIBLE = {"Cf", "Mn", "Me", "Sk"}
 
 
 @dataclass(frozen=True)
@@ -146,8 +136,7 @@ def export_pdf(store: BookStore, book: Book, out: Path, *, draft: bool = False,
     pdf = FPDF(unit="pt", format=frame.size)
     pdf.set_auto_page_break(False)
     pdf.set_margins(frame.left, frame.top, frame.left)
-    pdf.add_font("Andika", "", FONT_REGULAR)
-    pdf.add_font("Andika", "B", FONT_BOLD)
+    typeset.add_fonts(pdf)
     pdf.set_title(book.title)
     pdf.set_creator("Taleweaver")
     pdf.set_creation_date(datetime.fromisoformat(book.created))
@@ -157,7 +146,7 @@ def export_pdf(store: BookStore, book: Book, out: Path, *, draft: bool = False,
     dropped: set[str] = set()
 
     def printable(text: str) -> str:
-        kept, lost = _fit_to_font(text)
+        kept, lost = typeset.fit_to_font(text)
         dropped.update(lost)
         return kept
 
@@ -246,48 +235,6 @@ def _draw_side(pdf, frame: _Frame, side: BookSide, printable, pictures: _Picture
         _story(pdf, frame, side.number, printable(side.text), side.picture, pictures)
 
 
-@lru_cache(maxsize=None)
-def _font_codepoints(path: Path) -> frozenset[int]:
-    from fontTools.ttLib import TTFont
-
-    with TTFont(path, lazy=True) as font:
-        return frozenset(font.getBestCmap())
-
-
-def _fit_to_font(text: str) -> tuple[str, set[str]]:
-    """The text with only characters both book fonts have (line breaks kept), and the rest."""
-    covered = _font_codepoints(FONT_REGULAR) & _font_codepoints(FONT_BOLD)
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    lines, lost = [], set()
-    for line in text.split("\n"):
-        kept, dropping = [], False  # dropping: inside an unprintable character's sequence
-        for ch in line:
-            invisible = unicodedata.category(ch) in _INVISIBLE
-            if ch.isspace():
-                kept.append(" ")
-                dropping = False
-            elif dropping and invisible:
-                continue
-            elif ord(ch) in covered:
-                kept.append(ch)
-                dropping = False
-            else:
-                dropping = True
-                if not invisible:
-                    lost.add(ch)
-        lines.append(" ".join("".join(kept).split()))
-    return "\n".join(lines).strip("\n"), lost
-
-
-def _lines(pdf, text: str, size: float, width: float, bold: bool = False) -> int:
-    pdf.set_font("Andika", "B" if bold else "", size)
-    return len(pdf.multi_cell(width, size * LEADING, text, dry_run=True, output="LINES"))
-
-
-def _height(pdf, text: str, size: float, width: float, bold: bool = False) -> float:
-    return _lines(pdf, text, size, width, bold) * size * LEADING
-
-
 def _picture(pdf, pictures: _Pictures, file: str, left: float, top: float, box_w: float,
              box_h: float, middle: bool = False) -> tuple[float, float]:
     """Draw the picture as large as the box allows, keeping its shape, centred across the box
@@ -300,68 +247,48 @@ def _picture(pdf, pictures: _Pictures, file: str, left: float, top: float, box_w
     return w, h
 
 
-def _text(pdf, text: str, top: float, size: float, width: float, centre: float,
-          bold: bool = False, color: tuple[int, int, int] = INK) -> None:
-    """Centred lines; a long passage of body text (past CENTRED_LINES) is justified."""
-    long = _lines(pdf, text, size, width, bold) > CENTRED_LINES and not bold
-    pdf.set_text_color(*color)
-    pdf.set_xy(centre - width / 2, top)
-    pdf.multi_cell(width, size * LEADING, text, align="J" if long else "C")
-
-
-def _title_size(pdf, title: str, width: float) -> float:
-    return next((s for s in TITLE_SIZES if _lines(pdf, title, s, width, bold=True) <= 3),
-                TITLE_SIZES[-1])
-
-
 def _cover(pdf, frame: _Frame, title: str, about: str, picture: str,
            pictures: _Pictures) -> None:
-    size = _title_size(pdf, title, frame.width)
-    title_h = _height(pdf, title, size, frame.width, bold=True)
+    size = typeset.title_size(pdf, title, frame.width)
+    title_h = typeset.height(pdf, title, size, frame.width, bold=True)
     about_size = 16
     about_h = about_size * LEADING if about else 0.0
-    _text(pdf, title, frame.top, size, frame.width, frame.centre, bold=True)
+    typeset.draw(pdf, title, frame.top, size, frame.width, frame.centre, bold=True)
     if about:
-        _text(pdf, about, frame.bottom - about_h, about_size, frame.width, frame.centre,
-              color=SOFT_INK)
+        typeset.draw(pdf, about, frame.bottom - about_h, about_size, frame.width,
+                     frame.centre, color=SOFT_INK)
     if picture:
         _picture(pdf, pictures, picture, frame.left, frame.top + title_h + GAP, frame.width,
                  frame.height - title_h - about_h - 2 * GAP, middle=True)
 
 
 def _back_cover(pdf, frame: _Frame, title: str, about: str) -> None:
-    size = _title_size(pdf, title, frame.width) * 0.75
-    title_h = _height(pdf, title, size, frame.width, bold=True)
-    about_h = _height(pdf, about, 15, frame.width) if about else 0.0
+    size = typeset.title_size(pdf, title, frame.width) * 0.75
+    title_h = typeset.height(pdf, title, size, frame.width, bold=True)
+    about_h = typeset.height(pdf, about, 15, frame.width) if about else 0.0
     top = frame.top + (frame.height - title_h - about_h - GAP) / 2
-    _text(pdf, title, top, size, frame.width, frame.centre, bold=True)
+    typeset.draw(pdf, title, top, size, frame.width, frame.centre, bold=True)
     if about:
-        _text(pdf, about, top + title_h + GAP, 15, frame.width, frame.centre, color=SOFT_INK)
+        typeset.draw(pdf, about, top + title_h + GAP, 15, frame.width, frame.centre,
+                     color=SOFT_INK)
 
 
 def _words(pdf, frame: _Frame, text: str, kind: str) -> None:
     """The dedication (soft, a third of the way down) or the closing line (in the middle)."""
     width = frame.width * 0.75
-    size = next((s for s in (22, *TEXT_SIZES) if _height(pdf, text, s, width) <= frame.height),
-                TEXT_SIZES[-1])
-    text_h = _height(pdf, text, size, width)
+    size = typeset.fitting_size(pdf, text, width, frame.height, (22, *TEXT_SIZES)) \
+        or TEXT_SIZES[-1]
+    text_h = typeset.height(pdf, text, size, width)
     share = 0.35 if kind == "dedication" else 0.5
-    top = frame.top + max(0.0, (frame.height - text_h) * share)
-    _text(pdf, text, top, size, width, frame.centre,
-          color=SOFT_INK if kind == "dedication" else INK)
+    typeset.draw(pdf, text, frame.top + max(0.0, (frame.height - text_h) * share), size, width,
+                 frame.centre, color=SOFT_INK if kind == "dedication" else INK)
 
 
 def _story(pdf, frame: _Frame, number: int, text: str, picture: str,
            pictures: _Pictures) -> None:
     width = frame.width * 0.9
     if not picture:
-        size = next((s for s in TEXT_SIZES if _height(pdf, text, s, width) <= frame.height),
-                    None)
-        if size is None:
-            raise ValueError(f"page {number}: the text is too long to fit on a printed page; "
-                             "shorten it or split it over two pages")
-        text_h = _height(pdf, text, size, width)
-        _text(pdf, text, frame.top + (frame.height - text_h) / 2, size, width, frame.centre)
+        _middle(pdf, frame, number, text, width, frame.centre, "on a printed page")
     elif frame.trim.width > frame.trim.height:
         _beside(pdf, frame, number, text, picture, pictures)
     else:
@@ -369,9 +296,9 @@ def _story(pdf, frame: _Frame, number: int, text: str, picture: str,
         box = frame.height - text_h - (GAP if text else 0.0)
         _, picture_h = _picture(pdf, pictures, picture, frame.left, frame.top, frame.width, box)
         if text:
-            _text(pdf, text, frame.top + picture_h + GAP, size, width, frame.centre)
-    _text(pdf, str(number), frame.bottom + MARGIN / 2 - 6, 9, 60, frame.centre,
-          color=SOFT_INK)
+            typeset.draw(pdf, text, frame.top + picture_h + GAP, size, width, frame.centre)
+    typeset.draw(pdf, str(number), frame.bottom + MARGIN / 2 - 6, 9, 60, frame.centre,
+                 color=SOFT_INK)
 
 
 def _beside(pdf, frame: _Frame, number: int, text: str, picture: str,
@@ -381,13 +308,19 @@ def _beside(pdf, frame: _Frame, number: int, text: str, picture: str,
     picture_w = width * min(frame.width * 0.6 / width, frame.height / height)
     _picture(pdf, pictures, picture, frame.left, frame.top, picture_w, frame.height, middle=True)
     column = frame.width - picture_w - 1.5 * GAP
-    size = next((s for s in TEXT_SIZES if _height(pdf, text, s, column) <= frame.height), None)
+    _middle(pdf, frame, number, text, column, frame.left + frame.width - column / 2,
+            "beside its picture")
+
+
+def _middle(pdf, frame: _Frame, number: int, text: str, width: float, centre: float,
+            where: str) -> None:
+    """The page's text in the middle of the page's height, as large as fits."""
+    size = typeset.fitting_size(pdf, text, width, frame.height, TEXT_SIZES)
     if size is None:
-        raise ValueError(f"page {number}: the text is too long to fit beside its picture; "
-                         "shorten it or split it over two pages")
-    text_h = _height(pdf, text, size, column)
-    right = frame.left + frame.width
-    _text(pdf, text, frame.top + (frame.height - text_h) / 2, size, column, right - column / 2)
+        raise ValueError(f"page {number}: the text is too long to fit {where}; shorten it or "
+                         "split it over two pages")
+    text_h = typeset.height(pdf, text, size, width)
+    typeset.draw(pdf, text, frame.top + (frame.height - text_h) / 2, size, width, centre)
 
 
 def _fit_text(pdf, frame: _Frame, number: int, text: str, width: float,
@@ -397,7 +330,7 @@ def _fit_text(pdf, frame: _Frame, number: int, text: str, width: float,
         return TEXT_SIZES[0], 0.0
     smallest = MIN_PICTURE * min(frame.width, frame.height)
     for size in TEXT_SIZES:
-        text_h = _height(pdf, text, size, width)
+        text_h = typeset.height(pdf, text, size, width)
         if height - GAP - text_h >= smallest:
             return size, text_h
     raise ValueError(f"page {number}: the text is too long to fit beside its picture; "
