@@ -15,6 +15,7 @@ PREFIX = "TALEWEAVER_"
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 LOGIN_MODES = ("auto", "always", "never")
+SWITCHES = ("on", "off")
 
 
 class SettingsError(ValueError):
@@ -41,6 +42,12 @@ class Settings:
     upscaler: str = "caidas/swin2SR-classical-sr-x4-64"
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
+    adapter_cache: int = 8  # characters' adapters kept loaded between pictures (0: none)
+    face_pass: str = "on"  # on: redraw each character's head with only its adapter; off
+    face_pass_strength: float = 0.5  # how much of a head the second pass redraws (0-1]
+    face_pass_margin: float = 0.6  # room around a face in the redrawn square, in face sides
+    redraw_below: int = 45  # redraw a page whose weakest likeness is under this (0-100)
+    redraw_tries: int = -1  # more seeds at most for such a page; -1: 0 on ZeroGPU, else 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -67,6 +74,17 @@ class Settings:
                "a Hub model id or a local folder of a Swin2SR model, or lanczos")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
+        _check(0 <= self.adapter_cache <= 64, "ADAPTER_CACHE", self.adapter_cache,
+               "a whole number from 0 to 64")
+        _check(self.face_pass in SWITCHES, "FACE_PASS", self.face_pass, " or ".join(SWITCHES))
+        _check(0 < self.face_pass_strength <= 1, "FACE_PASS_STRENGTH", self.face_pass_strength,
+               "a number above 0 and at most 1")
+        _check(0 <= self.face_pass_margin <= 2, "FACE_PASS_MARGIN", self.face_pass_margin,
+               "a number from 0 to 2")
+        _check(0 <= self.redraw_below <= 100, "REDRAW_BELOW", self.redraw_below,
+               "a whole number from 0 to 100")
+        _check(-1 <= self.redraw_tries <= 8, "REDRAW_TRIES", self.redraw_tries,
+               "a whole number from 0 to 8, or -1 (0 on ZeroGPU, else 2)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -91,6 +109,14 @@ class Settings:
 
 def _parse(key: str, raw: str, default: object) -> object:
     raw = raw.strip()
+    if isinstance(default, float):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{key}={raw!r}: expected a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError(f"{key}={raw!r}: expected a finite number")
+        return value
     if isinstance(default, int):
         try:
             return int(raw)

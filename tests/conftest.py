@@ -14,6 +14,17 @@ import pytest  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_cached_adapters():
+    """Each test starts with no characters' adapters cached in the shared pipelines (they stay
+    loaded between pictures, and the tiny pipeline is shared by the whole session)."""
+    yield
+    import sys
+
+    if "pipeline.adapters" in sys.modules:
+        sys.modules["pipeline.adapters"].release_idle()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random SDXL-architecture pipeline saved as a diffusers folder."""

@@ -21,17 +21,17 @@ import pytest  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
+from served import served_app  # noqa: E402
 
 from pipeline import draft  # noqa: E402
+from pipeline.actions import training
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.hub import calls as hub_calls
-from pipeline.actions import training
 from pipeline.hub import repos as hub
 from pipeline.hub import tokens as hub_tokens  # noqa: E402
 from pipeline.models import ModelUnavailableError  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from served import served_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob",

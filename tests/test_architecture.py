@@ -11,10 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ["settings", "progress", "adapter_files"],
     ["hardware", "store", "styles"],
-    ["models", "intake", "testing"],
+    ["models", "adapters", "intake", "testing"],
     ["characters"],
     ["story", "hub"],
-    ["book", "draft", "training"],
+    ["book", "draft", "training", "compose", "render"],
     ["likeness", "illustrate", "export"],
     ["actions"],
     ["cli"],

@@ -13,9 +13,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
+from served import served_app  # noqa: E402
 
 from pipeline.settings import Settings  # noqa: E402
-from served import served_app  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",

@@ -21,9 +21,11 @@ from ..export import book_sides as book_sides  # the pages of the finished book,
 from ..export import read_aloud_script as read_aloud_script  # "Read to me", for the gallery
 from ..export import Exported, export_book, file_name, named, spreads
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
+from ..hub.repos import AdapterUnavailableError
 from ..illustrate import (MAX_SEED, IllustrateConfig, IllustrateError, check_seed,
                           illustrate_book, page_seed, regenerate_page)
 from ..progress import Progress, ProgressFn, counted
+from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import find_characters, parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
@@ -39,12 +41,13 @@ class BookRow:
     illustrated: int  # pages with a picture
     created: str
     updated: str
+    likeness: dict  # actions.likeness.book_summary
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
-                "updated": self.updated}
+                "updated": self.updated, "likeness": self.likeness}
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,16 @@ def styles() -> dict[str, Style]:
 
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
-                    adapter_weight: float = 1.0) -> IllustrateConfig:
-    """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps."""
+                    adapter_weight: float = 1.0, *, face_pass: Optional[bool] = None,
+                    face_strength: Optional[float] = None, redraw_below: Optional[int] = None,
+                    redraw_tries: Optional[int] = None) -> IllustrateConfig:
+    """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
+    None keeps the settings' second pass and redraw rule."""
     return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
                             width=int(width or 0) or None, height=int(height or 0) or None,
-                            steps=int(steps or 0) or None)
+                            steps=int(steps or 0) or None, face_pass=face_pass,
+                            face_strength=face_strength, redraw_below=redraw_below,
+                            redraw_tries=redraw_tries)
 
 
 def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,
@@ -109,10 +117,11 @@ def new_book(settings: Settings, user: str, title: str, story: str,
 
 
 def list_books(settings: Settings, user: str) -> list[BookRow]:
-    """The user's books, newest first."""
-    return [BookRow(item.id, item.title, item.pages, item.illustrated, item.created,
-                    item.updated, item.thumbnail)
-            for item in BookStore(settings, user).gallery()]
+    """The user's books, newest first, each with its likeness summary."""
+    store = BookStore(settings, user)
+    return [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
+                    book.created, book.updated, book_summary(book), store.thumbnail(book))
+            for book in store.list()]
 
 
 def get_book(settings: Settings, user: str, book_id: str) -> Book:
@@ -122,12 +131,17 @@ def get_book(settings: Settings, user: str, book_id: str) -> Book:
 
 def book_json(settings: Settings, user: str, book: Book) -> dict:
     """A book as the API and `--json` give it: the record, with each page's prompt as it would
-    be drawn now (its scene with the characters' trigger words, look and the style)."""
+    be drawn now (its scene with the characters' trigger words, look and the style), each
+    picture's likeness score (without face descriptors), and the book's likeness summary."""
     record = book.to_json()
     style = get_style(book.style)
     cast = CharacterStore(settings, user).list()
     for page, entry in zip(book.pages, record["pages"]):
         entry["prompt"] = style.prompt(scene_prompt(page.scene, cast))
+        for candidate, shown in zip(page.candidates, entry["candidates"]):
+            shown["score"] = public_score(candidate.score)
+        entry["likeness"] = page_lines(page.chosen.score) if page.chosen else []
+    record["likeness"] = book_summary(book)
     return record
 
 
@@ -156,8 +170,11 @@ def illustrate(settings: Settings, user: str, book_id: str,
         book = store.get(book_id)
         moved = [n for n in book.missing if book.page(n).key != n]
         for done, number in enumerate(moved, start=1):  # illustrate_book seeds by place
-            regenerate_page(settings, user, book.id, number, options, token=token,
-                            seed=page_seed(book.seed, book.page(number).key))
+            try:
+                regenerate_page(settings, user, book.id, number, options, token=token,
+                                seed=page_seed(book.seed, book.page(number).key))
+            except AdapterUnavailableError:  # illustrate_book marks it as waiting
+                continue
             if on_progress:
                 on_progress(Progress(done, len(moved), "page", f"page {number} done"))
         return illustrate_book(settings, user, book.id, options, token=token,
@@ -267,6 +284,17 @@ def choose_picture(settings: Settings, user: str, book_id: str, page: int,
         raise IllustrateError(f"page {page} has {len(candidates)} pictures; "
                               f"choose one from 1 to {len(candidates)}")
     return store.choose(book_id, page, candidates[candidate - 1].file)
+
+
+def set_order(settings: Settings, user: str, book_id: str, page: int,
+              names: Sequence[str]) -> Book:
+    """Where a page's characters stand, left to right (empty: the order the story names them);
+    the next drawing of the page uses it."""
+    store = BookStore(settings, user)
+    book = store.get(book_id or "")
+    wanted = {name.casefold(): name for name in book.page(page).characters}
+    order = [wanted.get(name.strip().casefold(), name.strip()) for name in names if name.strip()]
+    return store.set_order(book.id, page, order)
 
 
 def delete_book(settings: Settings, user: str, book_id: str) -> DeletedBook:

@@ -10,7 +10,8 @@ from ..characters import (Character, CharacterStore, Crop, check_description, ch
                           check_name, check_name_free, choose_trigger)
 from ..hub.calls import Sleep
 from ..hub.repos import HubResult, delete_hub_repo, hub_record
-from ..intake.photos import EXTENSIONS, PhotoReport, review_photos
+from ..intake.photos import EXTENSIONS, PhotoReport, is_person, review_photos
+from ..likeness import Identity, save_identity
 from ..progress import ProgressFn, counted
 from ..settings import Settings
 
@@ -109,6 +110,9 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
                 for report in review.reports if report.accepted for warning in report.warnings]
     character = store.create(name, kind, description, trigger, crops, warnings,
                              originals=originals if keep_originals else ())
+    if is_person(kind):  # the faces intake described, kept for scoring every page
+        save_identity(store, character, Identity(tuple(
+            crop.descriptor for crop in review.crops if crop.descriptor is not None)))
     return AddResult(character, review.reports)
 
 

@@ -28,6 +28,8 @@ def set_text(book: Book, number: int, text: str, cast: Sequence[Character],
                            label=f"page {number}'s scene")
     else:
         edited = replace(page, text=words, characters=find_characters(page.scene, cast))
+    if edited.order and sorted(edited.order) != sorted(edited.characters):
+        edited = replace(edited, order=())  # the parent's order was for other characters
     return _with_pages(book, _replaced(book.pages, number, edited))
 
 

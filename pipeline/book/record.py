@@ -27,15 +27,30 @@ UNTITLED = "Untitled story"
 # Bidi embedding/override/isolate controls can make a title display as something it isn't.
 _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " ")
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in a picture's pixels
 
 
 @dataclass(frozen=True)
 class Illustration:
-    """One image made for a page, with the seed and full prompt that reproduce it."""
+    """One image made for a page, with the seed and full prompt that reproduce it, and its
+    likeness score once scored (likeness.PageScore.to_json(full=True); None before)."""
 
     file: str  # relative to the book folder, e.g. "images/p01-1234.png"
     seed: int
     prompt: str
+    score: Optional[dict] = None
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Illustration":
+        return cls(record["file"], int(record["seed"]), record["prompt"], record.get("score"))
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where one character stands on a page's pictures: its name and a box."""
+
+    name: str
+    box: Box
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,10 @@ class BookPage(Page):
 
     image: str = ""  # the chosen illustration's file; "" until the page is illustrated
     candidates: tuple[Illustration, ...] = ()  # every image made for the page, chosen included
+    chosen_by_parent: bool = False  # a parent's choice, which no later score overrides
+    order: tuple[str, ...] = ()  # the parent's left-to-right order of its characters, if set
+    layout: tuple[Region, ...] = ()  # where each character stood when it was last drawn
+    waiting: str = ""  # why it could not be drawn yet (a character without an adapter)
     key: int = 0  # the page's own number, kept when pages move: its seeds and file names
 
     @property
@@ -136,8 +155,11 @@ class Book:
             BookPage(text=p["text"], scene=scene_from_prompt(p["scene"], cast),
                      characters=tuple(p["characters"]),
                      image=p.get("image", ""),
-                     candidates=tuple(Illustration(c["file"], int(c["seed"]), c["prompt"])
-                                      for c in p.get("candidates", ())),
+                     candidates=tuple(Illustration.from_json(c) for c in p.get("candidates", ())),
+                     chosen_by_parent=bool(p.get("chosen_by_parent", False)),
+                     order=tuple(p.get("order", ())),
+                     layout=tuple(Region(r["name"], tuple(r["box"])) for r in p.get("layout", ())),
+                     waiting=p.get("waiting", ""),
                      key=int(p["key"]) if version >= 3 else number)
             for number, p in enumerate(record["pages"], start=1))
         keys = [page.key for page in pages]

@@ -22,7 +22,9 @@ def _options(args: argparse.Namespace):
     from ..actions.books import drawing_options
 
     width, height = args.size or (0, 0)
-    return drawing_options(args.candidates, width, height, args.steps or 0, args.adapter_weight)
+    return drawing_options(args.candidates, width, height, args.steps or 0, args.adapter_weight,
+                           face_pass=args.face_pass, face_strength=args.face_strength,
+                           redraw_below=args.redraw_below, redraw_tries=args.redraw_tries)
 
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
@@ -106,6 +108,18 @@ def register(sub) -> None:
                                  "with the tiny test model)")
         parser.add_argument("--steps", type=int, default=None,
                             help="denoising steps instead of the style's")
+        parser.add_argument("--face-pass", action=argparse.BooleanOptionalAction, default=None,
+                            help="redraw each character's head with only its own adapter "
+                                 "(default: TALEWEAVER_FACE_PASS, on)")
+        parser.add_argument("--face-strength", type=float, default=None,
+                            help="how much of each head the second pass redraws, above 0 to 1 "
+                                 "(default: TALEWEAVER_FACE_PASS_STRENGTH, 0.5)")
+        parser.add_argument("--redraw-below", type=int, default=None, metavar="LIKENESS",
+                            help="draw more seeds for a page whose weakest likeness is under "
+                                 "this, 0 to 100 (default: TALEWEAVER_REDRAW_BELOW, 45)")
+        parser.add_argument("--redraw-tries", type=int, default=None, metavar="K",
+                            help="at most K more seeds for such a page (default: "
+                                 "TALEWEAVER_REDRAW_TRIES: 2, none on ZeroGPU)")
 
     parser = command(sub, "illustrate", _illustrate,
                      "illustrate a story page by page (or continue an interrupted book)")
