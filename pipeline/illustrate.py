@@ -33,7 +33,7 @@ from .adapters import AdapterRef, adapters_held
 from .book import Book, BookPage, BookStore, Region
 from .characters import Character, CharacterStore
 from .compose import CharacterPass, PassOptions, layout_words, plan_layout
-from .hardware import on_zerogpu
+from .hardware import detect, on_zerogpu
 from .hub.repos import AdapterUnavailableError, ensure_local_adapter
 from .intake.photos import is_person
 from .models import load_pipeline
@@ -42,6 +42,8 @@ from .render import RenderJob, render
 from .settings import Settings
 from .story import scene_prompt
 from .styles import Style, get_style
+from .training.config import TrainConfig
+from .training.estimate import image_seconds
 
 MAX_CANDIDATES = 4  # pictures per page in one go
 MAX_SEED = 2**32 - 1
@@ -103,6 +105,23 @@ def redraw_rule(settings: Settings, config: IllustrateConfig) -> tuple[int, int]
     if tries < 0:
         tries = 0 if on_zerogpu() else 2
     return below, tries
+
+
+def page_seconds(settings: Settings, config: IllustrateConfig, style: Style,
+                 characters: int) -> Optional[float]:
+    """GPU seconds to draw one page's candidates with this many characters, the second pass
+    included (from the step times this hardware measured or the public table; None where
+    neither is known, e.g. the CPU)."""
+    image = image_seconds(settings, detect(settings), TrainConfig(), 1)
+    if image is None:
+        return None
+    steps = config.steps or style.steps
+    width, height = config.width or style.width, config.height or style.height
+    first = steps * width * height / settings.resolution ** 2
+    face_pass = settings.face_pass == "on" if config.face_pass is None else config.face_pass
+    strength = config.face_strength or settings.face_pass_strength
+    second = characters * steps * strength if face_pass else 0
+    return config.candidates * image * (first + second)
 
 
 def page_seed(book_seed: int, page_number: int) -> int:

@@ -3,9 +3,13 @@
 Every test runs offline: HF_HUB_OFFLINE is forced on before anything imports huggingface_hub.
 """
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# gradio's upload cache of this run alone: another run's app (a parallel test run on this
+# machine) would otherwise share /tmp/gradio and could sweep this run's uploads.
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="taleweaver-tests-gradio-")
 for _key in [k for k in os.environ if k.startswith("TALEWEAVER_")]:
     del os.environ[_key]
 

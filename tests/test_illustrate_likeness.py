@@ -144,3 +144,36 @@ def test_a_pet_is_not_scored_and_a_redraw_scores_its_new_pictures(settings, fami
                            IllustrateConfig(candidates=2, **ONE_PASS))
     assert len(calls) == 2 and len(book.page(1).candidates) == 3
     assert book.page(1).image == book.page(1).candidates[2].file  # the better of the new two
+
+
+def test_cli_scores_any_pictures_as_pages_with_the_characters_given(settings, family, tmp_path,
+                                                                     capsys):
+    import json
+
+    from pipeline.characters import Crop
+    from pipeline.cli import main
+
+    gran = family.create("Gran", "grandma", "", "tvgran",
+                         [(Image.new("RGB", (64, 64)), Crop("", (64, 64), (0, 0, 64, 64)))])
+    save_identity(family, gran, identity_from_images([grace_hopper()]))
+    both = on_canvas(face_variants()["mirrored"].resize((300, 300)), (1024, 560), (40, 120))
+    both.paste(grace_hopper().resize((300, 350)), (660, 100))
+    both.save(tmp_path / "both.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    common = ["--data-dir", str(settings.data_dir), "--user", "alice"]
+    for order in (["Gran", "Mia"], ["Mia", "Gran"]):
+        assert main(["likeness", "--json", "--characters", ",".join(order),
+                     str(tmp_path / "both.png"), *common]) == 0
+        [scored] = json.loads(capsys.readouterr().out)
+        assert scored["image"] == "both.png"
+        assert [c["name"] for c in scored["characters"]] == order
+        by_name = {c["name"]: c for c in scored["characters"]}
+        assert by_name["Mia"]["box"][0] < 512 < by_name["Gran"]["box"][0]  # each her own face
+        assert all(c["found"] and c["scored"] and c["looks_like"] is None
+                   for c in scored["characters"])
+        assert by_name["Gran"]["copied"]  # her own photo, pasted: not a drawing
+    assert main(["likeness", "--characters", "Mia,Rex", str(tmp_path / "both.png"),
+                 *common]) == 0
+    assert "Rex: not scored" in capsys.readouterr().out
+    assert main(["likeness", "--characters", "Mia", str(tmp_path / "broken.png"), *common]) == 1
+    assert "broken.png" in capsys.readouterr().err

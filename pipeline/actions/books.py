@@ -23,8 +23,8 @@ from ..export import Exported, export_book, file_name, named, spreads
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
 from ..hub.repos import AdapterUnavailableError
 from ..illustrate import (MAX_SEED, IllustrateConfig, IllustrateError, check_seed,
-                          illustrate_book, page_seed, regenerate_page)
-from ..progress import Progress, ProgressFn, counted
+                          illustrate_book, page_seconds, page_seed, redraw_rule, regenerate_page)
+from ..progress import Progress, ProgressFn, counted, format_seconds
 from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import find_characters, parse_story, scene_prompt, set_scene
@@ -93,6 +93,55 @@ def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps:
                             steps=int(steps or 0) or None, face_pass=face_pass,
                             face_strength=face_strength, redraw_below=redraw_below,
                             redraw_tries=redraw_tries)
+
+
+def drawing_defaults(settings: Settings) -> dict:
+    """The second pass and redraw rule in force here (what the app's picture options show)."""
+    below, tries = redraw_rule(settings, IllustrateConfig())
+    return {"face_pass": settings.face_pass == "on", "redraw_below": below,
+            "redraw_tries": tries}
+
+
+@dataclass(frozen=True)
+class DrawingEstimate:
+    """GPU time to draw a book's missing pages, once each and at most with weak-page redraws."""
+
+    pages: int
+    seconds: Optional[float]  # None where no step time is known (the CPU)
+    with_redraws: Optional[float]
+    tries: int
+
+    def describe(self) -> str:
+        if not self.pages:
+            return "Nothing left to draw."
+        if self.seconds is None:
+            return (f"{counted(self.pages, 'page')} to draw; no GPU time estimate on this "
+                    "machine")
+        text = f"{counted(self.pages, 'page')} to draw: about {format_seconds(self.seconds)} " \
+               "of GPU time"
+        if self.tries:
+            text += (f", up to {format_seconds(self.with_redraws)} if weak pages are drawn "
+                     f"again ({counted(self.tries, 'more try', 'more tries')} each at most)")
+        return text
+
+    def to_json(self) -> dict:
+        return {"pages": self.pages, "seconds": self.seconds,
+                "with_redraws": self.with_redraws, "tries": self.tries,
+                "text": self.describe()}
+
+
+def estimate_drawing(settings: Settings, user: str, book_id: str,
+                     options: IllustrateConfig = IllustrateConfig()) -> DrawingEstimate:
+    """The GPU time the book's missing pages will cost, shown before drawing them."""
+    book = BookStore(settings, user).get(book_id or "")
+    style = get_style(book.style)
+    _, tries = redraw_rule(settings, options)
+    each = [page_seconds(settings, options, style, len(book.page(n).characters))
+            for n in book.missing]
+    if any(seconds is None for seconds in each):
+        return DrawingEstimate(len(each), None, None, tries)
+    with_faces = sum(s for n, s in zip(book.missing, each) if book.page(n).characters)
+    return DrawingEstimate(len(each), sum(each), sum(each) + tries * with_faces, tries)
 
 
 def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,

@@ -58,7 +58,7 @@ def book_summary(book: Book) -> dict:
 def summary_line(summary: dict) -> str:
     """A book's likeness in one line: "Mia looks alike on 92/100 of her pages ..."."""
     parts = [f"{name}: {value}/100 alike from page to page" if value is not None
-             else f"{name}: on fewer than two pages"
+             else f"{name}: found on fewer than two pages"
              for name, value in summary["consistency"].items()]
     if summary["weakest"] is not None:
         parts.append(f"weakest page {summary['weakest']}/100")
