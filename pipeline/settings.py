@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -48,6 +49,8 @@ class Settings:
     face_pass_margin: float = 0.6  # room around a face in the redrawn square, in face sides
     redraw_below: int = 45  # redraw a page whose weakest likeness is under this (0-100)
     redraw_tries: int = -1  # more seeds at most for such a page; -1: 0 on ZeroGPU, else 2
+    job_image: str = ""  # image Hugging Face Jobs run; "" is this Space's own (SPACE_ID)
+    job_flavor: str = "l4x1"  # the Jobs hardware offered first (list_jobs_hardware's names)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -85,6 +88,11 @@ class Settings:
                "a whole number from 0 to 100")
         _check(-1 <= self.redraw_tries <= 8, "REDRAW_TRIES", self.redraw_tries,
                "a whole number from 0 to 8, or -1 (0 on ZeroGPU, else 2)")
+        _check(self.job_image == self.job_image.strip() and " " not in self.job_image,
+               "JOB_IMAGE", self.job_image, 'an image name without spaces, e.g. '
+               '"hf.co/spaces/you/taleweaver", or "" for this Space\'s own image')
+        _check(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.job_flavor)), "JOB_FLAVOR",
+               self.job_flavor, "a Jobs hardware name such as l4x1, a10g-large or a100-large")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

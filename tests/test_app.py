@@ -139,8 +139,9 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
     assert set(endpoints) - REQUIRED == {"/estimate_training", "/push_adapter", "/new_book",
                                          "/choose_candidate", "/get_book", "/rescore_book",
                                          "/estimate_drawing", "/set_page_order",
-                                         "/edit_page_text", "/insert_page", "/delete_page",
-                                         "/move_page", "/edit_book"}
+                                         "/train_on_jobs", "/cancel_job", "/job_status",
+                                         "/jobs_hardware", "/edit_page_text", "/insert_page",
+                                         "/delete_page", "/move_page", "/edit_book"}
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
@@ -164,8 +165,8 @@ def test_long_events_show_their_progress_bar_where_the_page_shows_it(served):
 
     demo = app.build_ui(served[1])
     events = {d["api_name"]: d for d in demo.config["dependencies"]}
-    for name in ("add_character", "train_character", "push_adapter", "draft_story", "new_book",
-                 "illustrate_book", "illustrate_page", "export_book"):
+    for name in ("add_character", "train_character", "train_on_jobs", "push_adapter",
+                 "draft_story", "new_book", "illustrate_book", "illustrate_page", "export_book"):
         shown = [demo.blocks[i] for i in events[name]["show_progress_on"] or []]
         shown = [block for block in shown if block.visible]
         assert shown, name  # not only on its own outputs, which are hidden

@@ -15,7 +15,7 @@ LAYERS = [
     ["characters"],
     ["story", "hub"],
     ["book", "draft", "training", "compose", "render"],
-    ["likeness", "illustrate", "export"],
+    ["likeness", "illustrate", "export", "jobs"],
     ["actions"],
     ["cli"],
 ]

@@ -69,8 +69,8 @@ def new_book(caller: Caller, title: str, story: str, style: str = books.DEFAULT_
 
 def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
                     height: int = 0, steps: int = 0, face_pass: Optional[bool] = None,
-                    redraw_below: int = -1, redraw_tries: int = -1,
-                    progress=gr.Progress()) -> dict:
+                    redraw_below: int = -1, redraw_tries: int = -1, face_strength: float = 0,
+                    face_margin: float = -1, progress=gr.Progress()) -> dict:
     """Draw every page of a book that has no picture yet, saving each page as it is drawn
     (after an interruption, calling this again goes on where it stopped). Each picture is
     scored against your characters' photos; the best is kept, and weak pages are drawn again.
@@ -86,21 +86,28 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
         redraw_below: draw a page again when its weakest likeness is under this, 0-100 (-1:
             the app's setting)
         redraw_tries: at most this many more pictures for such a page (-1: the app's setting)
+        face_strength: how much of each head the second pass redraws, above 0 to 1 (0: the
+            app's setting)
+        face_margin: room around a face in the redrawn square, in face sides (-1: the app's
+            setting)
     """
     book = books.illustrate(caller.settings, caller.user, book_id or "",
                             _options(candidates, width, height, steps, face_pass, redraw_below,
-                                     redraw_tries),
+                                     redraw_tries, face_strength, face_margin),
                             token=caller.token, on_progress=progress_bar(progress))
     return books.book_json(caller.settings, caller.user, book)
 
 
 def _options(candidates, width, height, steps, face_pass=None, redraw_below=-1,
-             redraw_tries=-1):
-    """The form's picture options; -1 (or None) keeps the app's settings."""
+             redraw_tries=-1, face_strength=0, face_margin=-1):
+    """The form's picture options; -1 (0 for the strength, None) keeps the app's settings."""
+    def setting(value, unset):
+        return None if value is None or value <= unset else value
+
     return books.drawing_options(
         candidates, width, height, steps, face_pass=face_pass,
-        redraw_below=None if redraw_below is None or redraw_below < 0 else int(redraw_below),
-        redraw_tries=None if redraw_tries is None or redraw_tries < 0 else int(redraw_tries))
+        redraw_below=setting(redraw_below, -1), redraw_tries=setting(redraw_tries, -1),
+        face_strength=setting(face_strength, 0), face_margin=setting(face_margin, -1))
 
 
 def estimate_drawing(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
@@ -247,7 +254,10 @@ def _page_likeness(page) -> str:
     """The Likeness column: each character's likeness on the page's picture, or why it waits."""
     if page.waiting:
         return f"waiting: {page.waiting}"
-    return "\n".join(likeness.page_lines(page.chosen.score)) if page.chosen else ""
+    lines = likeness.page_lines(page.chosen.score) if page.chosen else []
+    if len(page.layout) > 1:
+        lines.append("left to right: " + ", ".join(region.name for region in page.layout))
+    return "\n".join(lines)
 
 
 def page_candidates(caller: Caller, book: books.Book, number: int):

@@ -42,12 +42,14 @@ class BookRow:
     created: str
     updated: str
     likeness: dict  # actions.likeness.book_summary
+    layouts: tuple  # per page, where each character stood when drawn: ({name, box}, ...)
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
-                "updated": self.updated, "likeness": self.likeness}
+                "updated": self.updated, "likeness": self.likeness,
+                "layouts": [list(page) for page in self.layouts]}
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,16 @@ def styles() -> dict[str, Style]:
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
                     adapter_weight: float = 1.0, *, face_pass: Optional[bool] = None,
-                    face_strength: Optional[float] = None, redraw_below: Optional[int] = None,
+                    face_strength: Optional[float] = None, face_margin: Optional[float] = None,
+                    redraw_below: Optional[int] = None,
                     redraw_tries: Optional[int] = None) -> IllustrateConfig:
     """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
     None keeps the settings' second pass and redraw rule."""
     return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
                             width=int(width or 0) or None, height=int(height or 0) or None,
                             steps=int(steps or 0) or None, face_pass=face_pass,
-                            face_strength=face_strength, redraw_below=redraw_below,
+                            face_strength=face_strength, face_margin=face_margin,
+                            redraw_below=redraw_below,
                             redraw_tries=redraw_tries)
 
 
@@ -169,7 +173,9 @@ def list_books(settings: Settings, user: str) -> list[BookRow]:
     """The user's books, newest first, each with its likeness summary."""
     store = BookStore(settings, user)
     return [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
-                    book.created, book.updated, book_summary(book), store.thumbnail(book))
+                    book.created, book.updated, book_summary(book),
+                    tuple(tuple({"name": r.name, "box": list(r.box)} for r in page.layout)
+                          for page in book.pages), store.thumbnail(book))
             for book in store.list()]
 
 

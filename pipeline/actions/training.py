@@ -1,5 +1,9 @@
 """Training: the config for a run from a goal and options, its GPU-time estimate, training then
-publishing the adapter to the user's private Hub repo, and pushing or pulling it on its own."""
+publishing the adapter to the user's private Hub repo, and pushing or pulling it on its own.
+
+Training runs "here" (this machine's GPU, ZeroGPU or the CPU: `train`) or on Hugging Face Jobs
+in the user's own account (`train_on_jobs`, then `job_status`, `follow_job`, `cancel_job`;
+`job_train` is what runs inside the job)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +15,14 @@ from typing import Any, Mapping, Optional
 from ..adapter_files import VALIDATION_IMAGE
 from ..characters import Character, CharacterStore
 from ..hub.repos import HubResult, ensure_local_adapter, hub_record, install_adapter, push_adapter
-from ..progress import ProgressFn
+from ..hub.tokens import TokenError, user_for_token
+from ..jobs import launch, remote
+from ..jobs.bucket import bucket_id_for
+from ..jobs.flavors import Flavor, JobPlan, find_flavor, plan_job
+from ..jobs.launch import JobsUnavailable as JobsUnavailable  # for the doors
+from ..jobs.record import JobRecord, load_record
+from ..jobs.worker import Emit, run_job_training
+from ..progress import ProgressFn, counted
 from ..settings import Settings
 from ..training.config import PRESETS as PRESETS  # the goals, for the doors' forms
 from ..training.config import TrainConfig, preset_config, preset_for_kind
@@ -19,17 +30,25 @@ from ..training.estimate import Estimate
 from ..training.trainer import TrainResult, estimate_character, train_character
 
 
+WHERE = ("here", "hf-jobs")  # where training runs: this machine, or Hugging Face Jobs
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
-    """A run before it starts: the character, its config and the GPU time still needed."""
+    """A run before it starts: the character, its config and the GPU time still needed; on
+    Hugging Face Jobs also the hardware, minutes and cost, and where the photos go."""
 
     character: str
     config: TrainConfig
     estimate: Estimate
+    job: Optional[JobPlan] = None
+    photos: str = ""  # on Jobs: where the photos go, and for how long
 
     def to_json(self) -> dict:
         return {"character": self.character, "config": self.config.to_dict(),
-                "estimate": dataclasses.asdict(self.estimate), "text": self.estimate.describe()}
+                "estimate": dataclasses.asdict(self.estimate),
+                "job": self.job.to_json() if self.job else None, "photos": self.photos,
+                "text": self.job.describe() if self.job else self.estimate.describe()}
 
 
 @dataclass(frozen=True)
@@ -84,11 +103,111 @@ def training_config(settings: Settings, user: str, name: str, preset: str = "",
 
 
 def plan_training(settings: Settings, user: str, name: str, preset: str = "",
-                  options: Optional[Mapping[str, Any]] = None) -> TrainingPlan:
-    """The config of a run and the GPU time it still needs, before starting it."""
+                  options: Optional[Mapping[str, Any]] = None, *, where: str = "here",
+                  flavor: str = "", token: Optional[str] = None,
+                  checkpoint_steps: Optional[int] = None) -> TrainingPlan:
+    """The config of a run and the GPU time it still needs, before starting it; with
+    where="hf-jobs", on that Jobs hardware (`flavor`, "" for TALEWEAVER_JOB_FLAVOR), with its
+    minutes and cost (which needs the user's token: the prices come from the Hub)."""
+    if where not in WHERE:
+        raise ValueError(f"where training runs: {where!r} is not one of {', '.join(WHERE)}")
     character, config = training_config(settings, user, name, preset, options)
-    return TrainingPlan(character.name, config,
-                        estimate_character(settings, user, character.name, config))
+    estimate = estimate_character(settings, user, character.name, config)
+    if where == "here":
+        return TrainingPlan(character.name, config, estimate)
+    chosen = find_flavor(jobs_hardware(token), flavor or settings.job_flavor)
+    job = plan_job(settings, config, chosen, checkpoint_steps=checkpoint_steps,
+                   steps_done=_steps_in_bucket(settings, user, character, config))
+    if not estimate.steps_left:  # trained here already with exactly these settings
+        job = dataclasses.replace(job, estimate=estimate)
+    return TrainingPlan(character.name, config, estimate, job,
+                        _photos_note(character, _namespace(token)))
+
+
+def jobs_hardware(token: Optional[str]) -> list[Flavor]:
+    """The GPU hardware Hugging Face Jobs offers, with prices, cheapest first."""
+    return launch.available_flavors(token)
+
+
+def train_on_jobs(settings: Settings, user: str, name: str, preset: str = "",
+                  options: Optional[Mapping[str, Any]] = None, *, token: Optional[str],
+                  flavor: str = "", checkpoint_steps: Optional[int] = None, follow: bool = True,
+                  on_progress: Optional[ProgressFn] = None) -> JobRecord:
+    """Train a character on Hugging Face Jobs in the user's own account, billed to it: its
+    crops go to a private bucket for the job's time, the job trains and pushes the adapter to
+    the private repo, and (when following, the default) it comes back into the local store.
+    A job of this character that is still running is followed rather than started again.
+    JobsUnavailable (no token, no Jobs permission, no billing) says why none can start."""
+    character, config = training_config(settings, user, name, preset, options)
+    running = load_record(settings, user, character)
+    if running is None or not running.active:
+        plan = plan_training(settings, user, character.name, preset, options, where="hf-jobs",
+                             flavor=flavor, token=token, checkpoint_steps=checkpoint_steps)
+        if not plan.estimate.steps_left:
+            raise ValueError(f"{character.name} is already trained with these settings: "
+                             "nothing for a job to do (change the steps or settings to train "
+                             "again)")
+        running = launch.start(settings, user, character, config, plan.job, token=token)
+    if not follow:
+        return running
+    return remote.follow(settings, user, character, token=token, on_progress=on_progress)
+
+
+def job_status(settings: Settings, user: str, name: str,
+               token: Optional[str]) -> Optional[JobRecord]:
+    """The character's training job on Hugging Face Jobs as it stands (None: it never had
+    one); an ended one is settled here: its adapter brought here, its photos deleted."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.status(settings, user, character, token=token)
+
+
+def follow_job(settings: Settings, user: str, name: str, token: Optional[str],
+               on_progress: Optional[ProgressFn] = None) -> JobRecord:
+    """Follow the character's running job to its end with progress, then settle it."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.follow(settings, user, character, token=token, on_progress=on_progress)
+
+
+def cancel_job(settings: Settings, user: str, name: str, token: Optional[str]) -> JobRecord:
+    """Cancel the character's running job: it is left as it was, its photos leave the bucket,
+    the checkpoint stays there for the next job."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.cancel(settings, user, character, token=token)
+
+
+def job_train(settings: Settings, bucket_id: str, token: Optional[str], *, checkpoint_steps: int,
+              emit: Emit) -> dict:
+    """Inside a Hugging Face Job: train the character waiting in the bucket, push its adapter
+    and delete the photos, printing progress, result or error lines with `emit`."""
+    return run_job_training(settings, bucket_id, token, checkpoint_steps=checkpoint_steps,
+                            emit=emit)
+
+
+def _steps_in_bucket(settings: Settings, user: str, character: Character,
+                     config: TrainConfig) -> int:
+    """The steps a stopped job left in the bucket's checkpoint, when it trains this config."""
+    record = load_record(settings, user, character)
+    if record is None or record.active or record.state == "succeeded":
+        return 0
+    same = TrainConfig.from_dict(record.config).training_key() == config.training_key()
+    return min(record.checkpoint_step, config.steps) if same else 0
+
+
+def _namespace(token: Optional[str]) -> str:
+    try:
+        return user_for_token(token)
+    except TokenError:
+        return "<you>"
+
+
+def _photos_note(character: Character, namespace: str) -> str:
+    bucket = bucket_id_for(namespace, character)
+    return (f"{character.name}'s {counted(len(character.crops), 'training photo')} (the square "
+            f"crops, nothing else) go to a private storage bucket in your Hugging Face account, "
+            f"{bucket}, for the job only: they are deleted when it ends, however it ends. Its "
+            f"checkpoint stays there until {character.name} is trained, so a stopped job can be "
+            "continued; then the whole bucket is deleted. The adapter goes to your private repo, "
+            "and comes back to this machine.")
 
 
 def train(settings: Settings, user: str, name: str, preset: str = "",
@@ -99,8 +218,13 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
     """Train (or go on training) a character's adapter, then publish it to the user's private
     repo with their own token: a freshly trained adapter is uploaded; one that was already
     trained and pushed is reported, not uploaded again. Without a token the upload is skipped
-    (the result says so) and the adapter stays on this machine."""
+    (the result says so) and the adapter stays on this machine. Refused while the character
+    trains on Hugging Face Jobs."""
     character, config = training_config(settings, user, name, preset, options)
+    running = load_record(settings, user, character)
+    if running is not None and running.active:
+        raise ValueError(f"{character.name} is training on Hugging Face Jobs ({running.job_id}): "
+                         "follow that job or cancel it before training here")
     result = train_character(settings, user, character.name, config, chunk_steps=chunk_steps,
                              max_chunks=max_chunks, on_progress=on_progress)
     published = None
