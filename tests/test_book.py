@@ -236,7 +236,7 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     assert [(b["id"], b["title"], b["illustrated"]) for b in listed] == [
         (book.id, book.title, 3)]
     assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated",
-                              "likeness"}
+                              "likeness", "layouts"}
 
     assert cli.main(["delete-book", book.id, *common]) == 0
     assert book.id in capsys.readouterr().out

@@ -273,6 +273,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     delete_button.click(deleting, book_id, deleted, **public(deleting, "delete_book")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         quiet_refresh, book_id, listing, **PRIVATE).then(quiet_read, [book_id, cover_page],
-                                                         reading, **PRIVATE)
+                                                         reading, **PRIVATE).then(
+        quiet_preview, [book_id, trim], spreads, **PRIVATE)
     tab.select(quiet_refresh, book_id, listing, **PRIVATE)
     demo.load(quiet_refresh, book_id, listing, **PRIVATE)
