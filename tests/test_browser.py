@@ -171,7 +171,7 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.name == "mia-at-the-sea.pdf"
-    assert len(PdfReader(saved).pages) == 4
+    assert len(PdfReader(saved).pages) == 5  # the cover, three pages and the back cover
     shoot(page, "5-download")
 
     # Back the next day: the Story tab opens on the book, its pages shown.
@@ -202,7 +202,8 @@ SPEECH_STUB = """(() => {
           .map((el) => el.dataset.place || el.className)});
       this.current = utterance;
       setTimeout(() => utterance.onstart && utterance.onstart(), 5);
-      utterance.timer = setTimeout(() => utterance.onend && utterance.onend(), 300);
+      utterance.timer = setTimeout(() => utterance.onend && utterance.onend(),
+                                   window.__speakMs || 300);
     },
     cancel() {
       if (this.current) {
@@ -280,12 +281,13 @@ def test_the_html_book_reads_itself_aloud(page, finished, tmp_path):
     expect(tab.get_by_role("button", name="Read to me")).to_be_visible()
     expect(tab.locator(".tw-reading")).to_have_count(0)
 
-    tab.evaluate("window.__spoken = []")  # a second reading, stopped on the second page
+    tab.evaluate("window.__spoken = []; window.__speakMs = 3000")  # a slow reading, stopped
     tab.get_by_role("button", name="Read to me").click()
     _spoken(tab, 2)
     tab.get_by_role("button", name="Stop reading").click()
-    tab.wait_for_timeout(800)
-    assert len(tab.evaluate("window.__spoken")) == 2
+    said = len(tab.evaluate("window.__spoken"))
+    tab.wait_for_timeout(1000)
+    assert len(tab.evaluate("window.__spoken")) == said < 6
     expect(tab.locator(".tw-reading")).to_have_count(0)
     context.close()
 
