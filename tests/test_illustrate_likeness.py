@@ -116,13 +116,12 @@ def _unscored(store, book_id, number):
     """Forget a page's scores and show its first picture, as a book drawn before scoring."""
     from dataclasses import replace
 
-    from pipeline.book import _with_page
-
     def forget(book):
-        page = book.page(number)
-        return _with_page(book, number, replace(
-            page, image=page.candidates[0].file,
-            candidates=tuple(replace(c, score=None) for c in page.candidates)))
+        pages = list(book.pages)
+        page = pages[number - 1]
+        pages[number - 1] = replace(page, image=page.candidates[0].file, candidates=tuple(
+            replace(c, score=None) for c in page.candidates))
+        return replace(book, pages=tuple(pages))
 
     store.update(book_id, forget)
 

@@ -21,10 +21,9 @@ from ..export import book_sides as book_sides  # the pages of the finished book,
 from ..export import read_aloud_script as read_aloud_script  # "Read to me", for the gallery
 from ..export import Exported, export_book, file_name, named, spreads
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
-from ..hub.repos import AdapterUnavailableError
-from ..illustrate import (MAX_SEED, IllustrateConfig, IllustrateError, check_seed,
-                          illustrate_book, page_seconds, page_seed, redraw_rule, regenerate_page)
-from ..progress import Progress, ProgressFn, counted, format_seconds
+from ..illustrate import (IllustrateConfig, IllustrateError, check_seed,
+                          illustrate_book, page_seconds, redraw_rule, regenerate_page)
+from ..progress import ProgressFn, counted, format_seconds
 from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import find_characters, parse_story, scene_prompt, set_scene
@@ -220,19 +219,8 @@ def illustrate(settings: Settings, user: str, book_id: str,
                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw every page that has no picture yet, saving each as it is drawn (calling it again
     after an interruption goes on where it stopped). Pages can't be reordered meanwhile."""
-    store = BookStore(settings, user)
-    with store.drawing(book_id or ""):
-        book = store.get(book_id)
-        moved = [n for n in book.missing if book.page(n).key != n]
-        for done, number in enumerate(moved, start=1):  # illustrate_book seeds by place
-            try:
-                regenerate_page(settings, user, book.id, number, options, token=token,
-                                seed=page_seed(book.seed, book.page(number).key))
-            except AdapterUnavailableError:  # illustrate_book marks it as waiting
-                continue
-            if on_progress:
-                on_progress(Progress(done, len(moved), "page", f"page {number} done"))
-        return illustrate_book(settings, user, book.id, options, token=token,
+    with BookStore(settings, user).drawing(book_id or ""):
+        return illustrate_book(settings, user, book_id, options, token=token,
                                on_progress=on_progress)
 
 
@@ -247,11 +235,6 @@ def redraw_page(settings: Settings, user: str, book_id: str, page: int,
     with store.drawing(book_id or ""):
         if scene is not None:
             edit_scene(settings, user, book_id, page, scene)
-        if seed is None:
-            book = store.get(book_id)
-            current = book.page(page)
-            seed = (page_seed(book.seed, current.key) + len(current.candidates)) \
-                % (MAX_SEED + 1)
         return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
 
 
