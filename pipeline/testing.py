@@ -132,6 +132,7 @@ def save_tiny_safety_model(out_dir: str | Path, flags_everything: bool = False) 
     processor, model = build_tiny_safety_model(flags_everything)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    return out
 
 
 def save_tiny_upscaler(out_dir: str | Path, seed: int = 0, scale: int = 2) -> Path:
