@@ -6,15 +6,20 @@ Face on a Space, and a public API with the same functions (see the README for gr
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
+import os
 from typing import Optional
 
-import gradio as gr
+# gradio keeps a record of its last N events for its monitoring page (10,000 by default, a few
+# MB); a thousand is plenty here. Read when the queue starts, so set before launch.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
-from pipeline.actions.system import machine, preload
-from pipeline.settings import Settings
-from ui import characters, gallery, story, train
-from ui.auth import oauth_configured, show_login_button, sign_in_required
-from ui.common import PRIVATE, escape_md
+import gradio as gr  # noqa: E402
+
+from pipeline.actions.system import machine, preload  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from ui import characters, gallery, story, train  # noqa: E402
+from ui.auth import oauth_configured, show_login_button, sign_in_required, upload_gate  # noqa: E402
+from ui.common import PRIVATE, escape_md, named_input_errors  # noqa: E402
 
 THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="rose", neutral_hue="stone")
 CSS = """
@@ -37,10 +42,18 @@ Illustrated storybooks starring your own family: **1** add each character from a
 **2** train it, **3** write the story, **4** read it and download the PDF."""
 
 
-def launch_options() -> dict:
-    """What `launch()` takes besides the address (Gradio 6: theme and CSS go there)."""
+def launch_options(settings: Settings) -> dict:
+    """What `launch()` takes besides the address (Gradio 6: theme and CSS go there): uploads
+    refused past the size limit (gradio's max_file_size while it reads, and the upload gate
+    before, which also wants sign-in where it is required), and at most
+    TALEWEAVER_MAX_SESSIONS sessions kept. gradio keeps a copy of every component's settings
+    for each session, about 0.2 MB for this app, and by default for 10,000 sessions: every
+    API call without a session of its own opens one, so memory grew with each call."""
     return {"theme": THEME, "css": CSS, "run_history": False,
-            "footer_links": ["api", "gradio", "settings"]}
+            "footer_links": ["api", "gradio", "settings"],
+            "max_file_size": settings.max_upload_bytes,
+            "state_session_capacity": settings.max_sessions,
+            "app_kwargs": {"middleware": [upload_gate(settings)]}}
 
 
 def build_ui(settings: Settings) -> gr.Blocks:
@@ -79,6 +92,7 @@ def build_ui(settings: Settings) -> gr.Blocks:
             story.build(settings, demo)
             gallery.build(settings, demo)
         demo.load(banner, None, notice, **PRIVATE)
+    named_input_errors(demo)
     return demo
 
 
@@ -86,7 +100,6 @@ SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    no_drafts = preload(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
-    if no_drafts:
-        print(f"Story drafting is unavailable: {no_drafts}")
-    demo.launch(**launch_options())
+    for problem in preload(SETTINGS):  # before launch: on ZeroGPU, outside any GPU call
+        print(problem)
+    demo.launch(**launch_options(SETTINGS))

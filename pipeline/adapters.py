@@ -12,6 +12,7 @@ Everything here holds `models.pipeline_lock()`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Iterable, Iterator, Sequence
 from .adapter_files import ADAPTER_WEIGHTS
 from .models import PipelineInUseError, pipeline_lock
 
+log = logging.getLogger(__name__)
 # Per pipeline: adapter name -> how many running blocks hold it, least recently used first.
 # Guarded by models.pipeline_lock().
 _cached: "weakref.WeakKeyDictionary[object, OrderedDict[str, int]]" = weakref.WeakKeyDictionary()
@@ -82,16 +84,17 @@ def release_idle(pipe=None) -> None:
 
 
 def require_no_adapters(pipe, task: str) -> None:
-    """Raise PipelineInUseError, naming them, when LoRA adapters are in use in the pipeline;
-    idle cached ones are unloaded first. Call it holding `pipeline_lock()`, so that no
-    adapter arrives before the task is done."""
+    """Raise PipelineInUseError when LoRA adapters are in use in the pipeline; idle cached
+    ones are unloaded first. The log names them, the message doesn't: they may be another
+    user's characters. Call it holding `pipeline_lock()`, so that no adapter arrives before
+    the task is done."""
     release_idle(pipe)
     loaded = sorted(_loaded(pipe))
     if loaded:
+        log.warning("%s refused: adapters %s are in use", task, loaded)
         raise PipelineInUseError(
             f"{task} needs the base model alone, but the shared pipeline has LoRA adapters "
-            f"{loaded} loaded (is a book being illustrated in this process?); "
-            "train when that is done")
+            "in use (a book being illustrated in this process); train when that is done")
 
 
 def cached(pipe) -> list[str]:

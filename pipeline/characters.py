@@ -86,6 +86,13 @@ class CharacterNotFound(StoreError):
     """No character of that name for this user."""
 
 
+class DamagedCharacter(StoreError):
+    """A character whose record can't be read: its owner can only delete it."""
+
+
+_DAMAGE = (StoreError, KeyError, TypeError, ValueError, AttributeError)  # what a bad record raises
+
+
 class CharacterStore:
     """One user's characters on disk; it never reads or writes outside that user's folder."""
 
@@ -95,25 +102,43 @@ class CharacterStore:
         self.root = user_dir(settings, user) / "characters"
 
     def list(self) -> list[Character]:
-        """This user's characters, by name; a damaged record is logged and left out."""
-        found = []
-        if self.root.is_dir():
-            for folder in sorted(self.root.iterdir()):
-                if folder.name.startswith(".") or not (folder / RECORD).is_file():
-                    continue
-                try:
-                    found.append(Character.from_json(read_json(folder / RECORD)))
-                except (StoreError, KeyError, TypeError) as err:
-                    log.warning("skipping damaged character record %s: %s", folder, err)
+        """This user's characters, by name; damaged ones are left out (see `damaged`)."""
+        found = [c for c in self._records() if isinstance(c, Character)]
         return sorted(found, key=lambda c: c.name.casefold())
 
+    def damaged(self) -> list[str]:
+        """The folder names of this user's characters whose record can't be read."""
+        return sorted(item for item in self._records() if isinstance(item, str))
+
+    def _records(self) -> list:
+        """Each stored character: the Character, or its folder name when damaged."""
+        found: list = []
+        if self.root.is_dir():
+            for folder in sorted(self.root.iterdir()):
+                if folder.name.startswith(".") or not folder.is_dir():
+                    continue
+                try:
+                    character = Character.from_json(read_json(folder / RECORD))
+                    check_name(character.name)
+                    found.append(character)
+                except _DAMAGE as err:
+                    log.warning("damaged character record %s: %s", folder, err)
+                    found.append(folder.name)
+        return found
+
     def get(self, name: str) -> Character:
-        """The character with this name (any case) or slug."""
+        """The character with this name (any case) or slug; DamagedCharacter for a damaged
+        one (by its folder name, or the slug of `name`)."""
         wanted = name.strip().casefold()
-        for character in self.list():
-            if wanted in (character.name.casefold(), character.slug):
+        records = self._records()
+        for character in records:
+            if isinstance(character, Character) and wanted in (character.name.casefold(),
+                                                               character.slug):
                 return character
-        names = ", ".join(c.name for c in self.list()) or "none yet"
+        if wanted and (wanted in records or slugify(name) in records):
+            raise DamagedCharacter(f"{name}'s record is damaged and can't be read; delete "
+                                   f"{name} (its photos go with it) and add it again")
+        names = ", ".join(c.name for c in records if isinstance(c, Character)) or "none yet"
         raise CharacterNotFound(f"no character named {name!r}; your characters: {names}")
 
     def folder(self, character: Character) -> Path:
@@ -178,6 +203,18 @@ class CharacterStore:
             character = self.get(name)
             remove_tree(self.folder(character))
         return character
+
+    def delete_damaged(self, name: str) -> str:
+        """Remove a damaged character's folder (by its folder name, or the slug of `name`)
+        with everything in it; returns the folder name."""
+        with locked(self.root):
+            damaged = self.damaged()
+            wanted = name.strip().casefold()
+            folder = wanted if wanted in damaged else slugify(name)
+            if folder not in damaged:
+                raise CharacterNotFound(f"no damaged character named {name!r}")
+            remove_tree(inside(self.root, folder))
+        return folder
 
 
 def check_name(name: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,7 @@ from . import likeness
 from .adapter_files import ADAPTER_WEIGHTS
 from .adapters import AdapterRef, adapters_held
 from .book import Book, BookPage, BookStore, Region
+from .checks import shown
 from .characters import Character, CharacterStore
 from .compose import CharacterPass, PassOptions, layout_words, plan_layout
 from .hardware import detect, on_zerogpu
@@ -72,29 +74,47 @@ class IllustrateConfig:
     redraw_tries: Optional[int] = None  # more seeds at most for such a page
 
     def __post_init__(self) -> None:
-        if not 1 <= self.candidates <= MAX_CANDIDATES:
+        if not self._whole(self.candidates, 1, MAX_CANDIDATES):
             raise IllustrateError(f"candidates must be from 1 to {MAX_CANDIDATES}, "
-                                  f"not {self.candidates}")
-        if not 0 < self.adapter_weight <= 2:
+                                  f"not {shown(self.candidates)}")
+        weight = self.adapter_weight
+        if not (self._number(weight) and 0 < weight <= 2):
             raise IllustrateError(f"adapter_weight must be above 0 and at most 2, "
-                                  f"not {self.adapter_weight}")
+                                  f"not {shown(weight)}")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value is not None and not (64 <= value <= 2048 and value % 8 == 0):
+            if value is not None and not (self._whole(value, 64, 2048) and value % 8 == 0):
                 raise IllustrateError(f"{name} must be a multiple of 8 from 64 to 2048, "
-                                      f"not {value}")
-        if self.steps is not None and not 1 <= self.steps <= 150:
-            raise IllustrateError(f"steps must be from 1 to 150, not {self.steps}")
-        if self.face_strength is not None and not 0 < self.face_strength <= 1:
+                                      f"not {shown(value)}")
+        if self.steps is not None and not self._whole(self.steps, 1, 150):
+            raise IllustrateError(f"steps must be from 1 to 150, not {shown(self.steps)}")
+        if self.face_pass is not None and not isinstance(self.face_pass, bool):
+            raise IllustrateError(f"face_pass must be true or false, not {shown(self.face_pass)}")
+        if self.face_strength is not None and not (self._number(self.face_strength)
+                                                   and 0 < self.face_strength <= 1):
             raise IllustrateError(f"face_strength must be above 0 and at most 1, "
-                                  f"not {self.face_strength}")
-        if self.face_margin is not None and not 0 <= self.face_margin <= 2:
-            raise IllustrateError(f"face_margin must be from 0 to 2, not {self.face_margin}")
-        if self.redraw_below is not None and not 0 <= self.redraw_below <= 100:
-            raise IllustrateError(f"redraw_below must be from 0 to 100, not {self.redraw_below}")
-        if self.redraw_tries is not None and not 0 <= self.redraw_tries <= MAX_REDRAW_TRIES:
+                                  f"not {shown(self.face_strength)}")
+        if self.face_margin is not None and not (self._number(self.face_margin)
+                                                 and 0 <= self.face_margin <= 2):
+            raise IllustrateError(f"face_margin must be from 0 to 2, not {shown(self.face_margin)}")
+        if self.redraw_below is not None and not self._whole(self.redraw_below, 0, 100):
+            raise IllustrateError(f"redraw_below must be from 0 to 100, "
+                                  f"not {shown(self.redraw_below)}")
+        if self.redraw_tries is not None and not self._whole(self.redraw_tries, 0,
+                                                             MAX_REDRAW_TRIES):
             raise IllustrateError(f"redraw_tries must be from 0 to {MAX_REDRAW_TRIES}, "
-                                  f"not {self.redraw_tries}")
+                                  f"not {shown(self.redraw_tries)}")
+
+    @staticmethod
+    def _whole(value: object, low: int, high: int) -> bool:
+        """An int (not a bool) from low to high."""
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    @staticmethod
+    def _number(value: object) -> bool:
+        """A finite int or float (not a bool)."""
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
 
 
 def redraw_rule(settings: Settings, config: IllustrateConfig) -> tuple[int, int]:

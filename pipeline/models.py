@@ -20,6 +20,7 @@ from .hardware import Hardware, detect
 from .settings import Settings
 
 
+
 class ModelUnavailableError(RuntimeError):
     """The base model (or VAE) can't be loaded here; the message names the setting to change."""
 

@@ -1,7 +1,9 @@
 """Progress of long work (training steps, illustrated pages), reported the same way everywhere.
 
 The engine calls an optional `on_progress(Progress)`; the CLI draws it with tqdm, the app with
-gr.Progress, the API streams it. Nothing here knows about either.
+gr.Progress, the API streams it. Nothing here knows about either. A caller that wants the work
+to stop (a cancelled event, a closed tab, Ctrl-C) raises `Cancelled` from `on_progress`: long
+work reports often (every training step, every page), so it stops there, keeping what is done.
 """
 from __future__ import annotations
 
@@ -37,6 +39,11 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+
+
+class Cancelled(Exception):
+    """The caller cancelled the work, raised from `on_progress`. Training saves a checkpoint
+    first and illustration keeps the pages drawn, then it goes on up to the door."""
 
 
 def format_seconds(seconds: float) -> str:

@@ -43,6 +43,10 @@ class Settings:
     upscaler: str = "caidas/swin2SR-classical-sr-x4-64"
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
+    safety_model: str = "Falconsai/nsfw_image_detection"  # image classifier every picture passes
+    checkpoint_seconds: int = 120  # training saves a checkpoint (and lets others use the GPU) this often
+    gpu_jobs_per_user: int = 2  # GPU jobs (training, drawing, drafting) one user may have at once
+    max_sessions: int = 500  # app sessions (browser tabs, API clients) whose state is kept
     adapter_cache: int = 8  # characters' adapters kept loaded between pictures (0: none)
     face_pass: str = "on"  # on: redraw each character's head with only its adapter; off
     face_pass_strength: float = 0.5  # how much of a head the second pass redraws (0-1]
@@ -66,7 +70,8 @@ class Settings:
         _check(self.resolution >= 64 and self.resolution % 8 == 0, "RESOLUTION",
                self.resolution, "a multiple of 8, at least 64")
         for name, low in (("min_photos", 1), ("max_photos", 1), ("max_upload_mb", 1),
-                          ("max_pages", 1), ("max_page_chars", 50)):
+                          ("max_pages", 1), ("max_page_chars", 50), ("checkpoint_seconds", 10),
+                          ("gpu_jobs_per_user", 1), ("max_sessions", 10)):
             value = getattr(self, name)
             _check(value >= low, name.upper(), value, f"a whole number, at least {low}")
         _check(self.min_photos <= self.max_photos, "MIN_PHOTOS", self.min_photos,
@@ -77,6 +82,8 @@ class Settings:
                "a Hub model id or a local folder of a Swin2SR model, or lanczos")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
+        _check(bool(self.safety_model.strip()), "SAFETY_MODEL", self.safety_model,
+               "a Hub model id or a local folder")
         _check(0 <= self.adapter_cache <= 64, "ADAPTER_CACHE", self.adapter_cache,
                "a whole number from 0 to 64")
         _check(self.face_pass in SWITCHES, "FACE_PASS", self.face_pass, " or ".join(SWITCHES))

@@ -106,6 +106,35 @@ def save_tiny_model(out_dir: str | Path, seed: int = 0,
     return out
 
 
+def build_tiny_safety_model(flags_everything: bool = False):
+    """A tiny random image-safety classifier (ViT, labels "normal" and "nsfw") and its image
+    processor, for tests: it passes every picture, or with `flags_everything` flags every one
+    (its classifier ignores the picture and answers from its bias)."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=16,
+                       num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                       id2label={0: "normal", 1: "nsfw"}, label2id={"normal": 0, "nsfw": 1})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ViTForImageClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 5.0] if flags_everything else [5.0, 0.0]))
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    return processor, model
+
+
+def save_tiny_safety_model(out_dir: str | Path, flags_everything: bool = False) -> Path:
+    """Save the tiny safety classifier as a folder that safety.py loads."""
+    out = Path(out_dir)
+    processor, model = build_tiny_safety_model(flags_everything)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 def save_tiny_upscaler(out_dir: str | Path, seed: int = 0, scale: int = 2) -> Path:
     """A tiny random Swin2SR super-resolution model (x`scale`), saved as a folder that
     TALEWEAVER_UPSCALER loads: it enlarges pictures (into noise), for tests and benchmarks."""

@@ -37,11 +37,20 @@ def tiny_model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-sdxl"))
 
 
+@pytest.fixture(scope="session")
+def tiny_safety_dir(tmp_path_factory):
+    """A tiny random image-safety classifier that passes every picture."""
+    from pipeline.testing import save_tiny_safety_model
+
+    return save_tiny_safety_model(tmp_path_factory.mktemp("tiny-safety"))
+
+
 @pytest.fixture
-def settings(tiny_model_dir, tmp_path):
-    """Settings for one test: the tiny model on the CPU, 64-pixel crops, a fresh data folder."""
+def settings(tiny_model_dir, tiny_safety_dir, tmp_path):
+    """Settings for one test: the tiny model on the CPU, 64-pixel crops, a fresh data folder,
+    the tiny safety classifier."""
     return Settings(base_model=str(tiny_model_dir), vae="", data_dir=tmp_path / "data",
-                    device="cpu", resolution=64)
+                    device="cpu", resolution=64, safety_model=str(tiny_safety_dir))
 
 
 BOOK_TEXTS = (  # accents, curly quotes, apostrophes, guillemets, emoji and CJK (left out in PDFs)
@@ -121,7 +130,7 @@ def character(settings):
 
 
 @pytest.fixture(scope="session")
-def two_trained_characters(tiny_model_dir, tmp_path_factory):
+def two_trained_characters(tiny_model_dir, tiny_safety_dir, tmp_path_factory):
     """Two characters with small trained adapters on the tiny model, user "local": "Mia" (girl,
     trigger "ohwx") and "Rex" (dog, trigger "zwx"). Returns a namespace (data_dir, user, names);
     build Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
@@ -134,7 +143,7 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     settings = Settings(base_model=str(tiny_model_dir), vae="", data_dir=data_dir, device="cpu",
-                        resolution=64)
+                        resolution=64, safety_model=str(tiny_safety_dir))
     store = CharacterStore(settings, "local")
     for name, kind, trigger, seed in (("Mia", "girl", "ohwx", 1), ("Rex", "dog", "zwx", 2)):
         store.create(name, kind, "", trigger, make_crops(3, 64, seed))

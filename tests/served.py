@@ -16,7 +16,7 @@ def served_app(settings: Settings):
         port = sock.getsockname()[1]
     demo = app.build_ui(settings)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
-                            server_port=port, quiet=True, **app.launch_options())
+                            server_port=port, quiet=True, **app.launch_options(settings))
     try:
         yield url
     finally:

@@ -9,9 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first; a module may import its own layer and those below it.
 LAYERS = [
-    ["settings", "progress", "adapter_files"],
-    ["hardware", "store", "styles"],
-    ["models", "adapters", "intake", "testing"],
+    ["settings", "progress", "adapter_files", "checks"],
+    ["hardware", "store", "styles", "turns"],
+    ["models", "adapters", "intake", "testing", "safety"],
     ["characters"],
     ["story", "hub"],
     ["book", "draft", "training", "compose", "render"],

@@ -236,7 +236,7 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     assert [(b["id"], b["title"], b["illustrated"]) for b in listed] == [
         (book.id, book.title, 3)]
     assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated",
-                              "likeness", "layouts"}
+                              "likeness", "layouts", "damaged"}
 
     assert cli.main(["delete-book", book.id, *common]) == 0
     assert book.id in capsys.readouterr().out
@@ -251,6 +251,30 @@ def test_gallery_survives_a_lost_cover_picture(illustrated_book):
     assert store.thumbnail(book) is not None
     store.image_path(book, book.cover_image).unlink()
     assert [(c.id, c.thumbnail) for c in store.gallery()] == [(book.id, None)]
+
+
+def test_a_damaged_book_is_listed_apart_and_can_still_be_deleted(illustrated_book):
+    from pipeline.book import DamagedBook
+
+    store, book = illustrated_book
+    (store.folder(book.id) / "book.json").write_text('{"id": 3}')
+    assert store.list() == [] and store.damaged() == [book.id]
+    with pytest.raises(DamagedBook, match=f"book {book.id} is damaged and can't be opened"):
+        store.get(book.id)
+    store.delete(book.id)
+    assert store.damaged() == [] and not store.folder(book.id).exists()
+
+
+def test_a_damaged_picture_is_named_by_its_page_and_nothing_is_exported(illustrated_book,
+                                                                       book_settings, tmp_path):
+    from pipeline.actions.books import export
+
+    store, book = illustrated_book
+    store.image_path(book, book.page(2).image).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ValueError, match="page 2's picture is damaged and can't be printed: "
+                                         "redraw page 2"):
+        export(book_settings, "alice", book.id, tmp_path / "book.pdf")
+    assert not (tmp_path / "book.pdf").exists()
 
 
 def test_a_book_saved_before_page_keys_keeps_its_seeds_and_file_names(illustrated_book):

@@ -35,11 +35,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def url(tiny_model_dir, tmp_path_factory):
+def url(tiny_model_dir, tiny_safety_dir, tmp_path_factory):
     """The app on 127.0.0.1 without sign-in (one local user), the tiny model, 64 px crops."""
     settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
                         data_dir=tmp_path_factory.mktemp("browser") / "data",
-                        require_login="never", redraw_tries=0)
+                        require_login="never", redraw_tries=0,
+                        safety_model=str(tiny_safety_dir))
     with served_app(settings) as address:
         yield address
 

@@ -263,3 +263,21 @@ def test_cli_prints_a_report_per_photo(settings, face_photos, capsys, cli_env):
     assert out[0] == f"ok  photo 1 ({face_photos[0].name}): accepted"
     assert out[1].startswith(f"NO  photo 2 ({face_photos[0].name}): is the same file as photo 1")
     assert out[2].startswith("Saved Ann (woman) with 1 of 2 photos; trigger token")
+
+
+def test_a_damaged_character_is_listed_apart_and_can_still_be_deleted(settings):
+    from conftest import make_crops
+
+    from pipeline.characters import CharacterNotFound, DamagedCharacter
+
+    store = CharacterStore(settings, "alice")
+    store.create("Mia", "girl", "", "ohwx", make_crops(3, 64, seed=1))
+    zoe = store.create("Zoë", "girl", "", "qqzx", make_crops(3, 64, seed=2))
+    (store.folder(zoe) / "character.json").write_text('{"name": ["a list"]}')
+    assert [c.name for c in store.list()] == ["Mia"] and store.damaged() == ["zoe"]
+    with pytest.raises(DamagedCharacter, match="Zoë's record is damaged"):
+        store.get("Zoë")
+    with pytest.raises(CharacterNotFound):
+        store.delete_damaged("Mia")  # not damaged: the ordinary delete is for it
+    assert store.delete_damaged("Zoë") == "zoe"
+    assert store.damaged() == [] and [c.name for c in store.list()] == ["Mia"]

@@ -443,3 +443,11 @@ def test_cli_delete_character_with_hub(settings, mia, fake, waits, online, monke
     out = json.loads(capsys.readouterr().out)
     assert (out["deleted"], out["hub"]["status"], out["hub"]["repo_id"]) == ("Mia", "deleted", REPO)
     assert REPO not in fake.repos and CharacterStore(settings, "alice").list() == []
+
+
+def test_a_damaged_local_adapter_is_named_and_never_handed_to_the_pipeline(settings, mia):
+    store = CharacterStore(settings, "alice")
+    weights = store.adapter_dir(mia) / ADAPTER_WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-100])  # cut short, as by a full disk or a crash
+    with pytest.raises(AdapterUnavailableError, match="Mia's adapter on this machine is damaged"):
+        ensure_local_adapter(settings, "alice", mia)

@@ -1,5 +1,6 @@
 import io
 import json
+import re
 import shutil
 import threading
 
@@ -445,3 +446,19 @@ def test_on_zerogpu_each_page_loads_its_adapters_in_its_own_call(settings, cast,
     for number in range(1, 5):
         assert np.array_equal(_page_pixels(settings, BookStore(settings, "alice").get(again.id),
                                            number), _page_pixels(settings, expected, number))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("candidates", "2", "candidates must be from 1 to 4, not '2'"),
+    ("candidates", 2.0, "candidates must be from 1 to 4"),
+    ("candidates", True, "candidates must be from 1 to 4"),
+    ("adapter_weight", float("nan"), "adapter_weight must be above 0 and at most 2, not nan"),
+    ("adapter_weight", float("inf"), "adapter_weight"),
+    ("adapter_weight", "1", "adapter_weight"),
+    ("width", 10 ** 9, "width must be a multiple of 8 from 64 to 2048"),
+    ("height", 64.0, "height must be a multiple of 8"),
+    ("steps", [2], "steps must be from 1 to 150, not [2]"),
+])
+def test_drawing_options_refuse_wrong_types_nan_and_huge_values(field, value, message):
+    with pytest.raises(IllustrateError, match=re.escape(message)):
+        IllustrateConfig(**{field: value})

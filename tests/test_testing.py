@@ -37,3 +37,5 @@ def test_cli_writes_a_loadable_folder(tmp_path):
     for part in ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
         assert (out / part).is_dir()
     assert (out / "model_index.json").is_file()
+    assert f'"safety_model": "{out / "safety-classifier"}"' in done.stdout
+    assert (out / "safety-classifier" / "config.json").is_file()

@@ -132,3 +132,27 @@ def test_does_not_import_torch():
     code = "import sys, pipeline.training.config, pipeline.training.estimate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", 10 ** 9), ("batch_size", 1000), ("rank", 4096), ("class_images", 10 ** 6),
+    ("validation_steps", 10 ** 6), ("warmup_steps", 10 ** 7), ("alpha", 10 ** 6),
+    ("learning_rate", float("nan")), ("learning_rate", float("inf")), ("learning_rate", 0.5),
+    ("snr_gamma", float("inf")), ("offset_noise", float("nan")), ("prior_weight", 1e9),
+    ("max_grad_norm", -float("inf")), ("steps", "600"), ("steps", None), ("steps", 600.5),
+    ("steps", float("nan")), ("rank", [16]), ("weight_decay", "0.01"),
+])
+def test_every_number_has_a_range_and_a_type(field, value):
+    with pytest.raises(ValueError, match=f"training setting {field}=.* is invalid: it accepts"):
+        TrainConfig(**{field: value})
+
+
+def test_a_whole_number_written_with_a_point_is_that_number():
+    config = TrainConfig.from_dict({"steps": 600.0, "rank": 16.0})
+    assert (config.steps, config.rank) == (600, 16) and isinstance(config.steps, int)
+
+
+def test_a_huge_value_is_repeated_short_in_the_message():
+    with pytest.raises(ValueError) as refused:
+        TrainConfig(optimizer="x" * 10_000)
+    assert len(str(refused.value)) < 200

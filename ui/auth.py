@@ -10,14 +10,23 @@ HF_TOKEN.
 import functools
 import inspect
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 import gradio as gr
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 
 from pipeline.actions.system import own_token, user_for_token
 from pipeline.settings import Settings
-from ui.common import user_errors
+from ui.common import caller_message, user_errors
+
+SIGN_IN = ("Please sign in with Hugging Face first (the button at the top of the page). "
+           "API callers pass their token: Client(url, oauth_token='hf_...').")
+UPLOAD_SIGN_IN = ("Please sign in with Hugging Face before uploading photos. API callers pass "
+                  "their token for uploads too: Client(url, token='hf_...', oauth_token='hf_...').")
 
 _SIGNED_IN = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                 annotation=annotation)
@@ -35,13 +44,16 @@ class Caller:
     token: Optional[str]
 
 
-def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False) -> Callable:
+def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False,
+              fresh: bool = False) -> Callable:
     """gradio's function for a handler `fn(caller, *inputs)`: it takes the inputs, then the
     visitor's profile and token (which gradio fills in), works out the Caller once, and
     turns the engine's errors into messages (`user_errors`).
 
     Without sign-in where it is required, a request is refused with a message; with `quiet`
     the handler gets None instead (lists then show nothing), for what a page does by itself.
+    With `fresh` an API caller's token is checked with the Hub now rather than remembered
+    (deleting and pushing: a revoked token stops at once).
     """
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())[1:]
@@ -55,7 +67,8 @@ def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False) -> Calla
         values.apply_defaults()
         arguments = dict(values.arguments)
         profile, token = arguments.pop("profile"), arguments.pop("token")
-        caller = (identify_quietly if quiet else identify)(settings, profile, token)
+        caller = (identify_quietly(settings, profile, token) if quiet
+                  else identify(settings, profile, token, fresh=fresh))
         return fn(caller, **arguments)
 
     handler.__signature__ = outer  # type: ignore[attr-defined]
@@ -85,17 +98,16 @@ def show_login_button(settings: Settings) -> bool:
 
 
 def identify(settings: Settings, profile: Optional[gr.OAuthProfile],
-             token: Optional[gr.OAuthToken]) -> Caller:
-    """Who a request acts for; gr.Error when sign-in is required and missing."""
+             token: Optional[gr.OAuthToken], *, fresh: bool = False) -> Caller:
+    """Who a request acts for; gr.Error when sign-in is required and missing. An API caller's
+    token is checked with the Hub (remembered a minute, asked again with `fresh`)."""
     if not sign_in_required(settings):
         return Caller(settings, settings.local_user, own_token())
     if profile is not None:
         return Caller(settings, profile.username, token.token if token else None)
     if token is not None and token.token:
-        return Caller(settings, user_for_token(token.token), token.token)
-    raise gr.Error("Please sign in with Hugging Face first (the button at the top of the page). "
-                   "API callers pass their token: Client(url, oauth_token='hf_...').",
-                   print_exception=False)
+        return Caller(settings, user_for_token(token.token, fresh=fresh), token.token)
+    raise gr.Error(SIGN_IN, print_exception=False)
 
 
 def identify_quietly(settings: Settings, profile: Optional[gr.OAuthProfile],
@@ -105,6 +117,61 @@ def identify_quietly(settings: Settings, profile: Optional[gr.OAuthProfile],
         return identify(settings, profile, token)
     except gr.Error:
         return None
+
+
+class UploadGate:
+    """ASGI middleware on gradio's upload route (POST .../upload): where sign-in is required,
+    only a signed-in session or a request carrying a token the Hub accepts may upload (an API
+    caller's `Client(url, token=...)`), and a request larger than the photos a character may
+    take (per photo TALEWEAVER_MAX_UPLOAD_MB, which gradio's max_file_size also enforces while
+    it reads) is refused from its Content-Length, before anything is read or stored."""
+
+    def __init__(self, app, settings: Settings):
+        self.app, self.settings = app, settings
+        # a character takes up to twice max_photos files; 1 MB covers the multipart framing
+        self.limit = settings.max_upload_bytes * 2 * settings.max_photos + 2 ** 20
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or not scope["path"].rstrip("/").endswith("/upload")):
+            return await self.app(scope, receive, send)
+        refusal = self._too_large(dict(scope["headers"])) or await self._unsigned(scope)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def _too_large(self, headers: dict) -> Optional[PlainTextResponse]:
+        length = headers.get(b"content-length", b"")
+        if not length.isdigit():
+            return PlainTextResponse("uploads must say their size (Content-Length)", 411)
+        if int(length) > self.limit:
+            return PlainTextResponse(
+                f"this upload is {int(length) / 2**20:.0f} MB; the limit is "
+                f"{self.settings.max_upload_mb} MB a photo and {2 * self.settings.max_photos} "
+                "photos at once", 413)
+        return None
+
+    async def _unsigned(self, scope) -> Optional[PlainTextResponse]:
+        if not sign_in_required(self.settings):
+            return None
+        info = (scope.get("session") or {}).get("oauth_info") or {}
+        if info and (info.get("expires_at") or time.time() + 1) > time.time():
+            return None
+        headers = dict(scope["headers"])
+        bearer = (headers.get(b"x-hf-authorization") or headers.get(b"authorization") or b"")
+        token = bearer.decode("latin-1").removeprefix("Bearer ").strip()
+        if not token:
+            return PlainTextResponse(UPLOAD_SIGN_IN, 401)
+        try:
+            await run_in_threadpool(user_for_token, token)
+        except Exception as err:  # noqa: BLE001 - a refused token, or the Hub unreachable
+            return PlainTextResponse(caller_message(err), 401)
+        return None
+
+
+def upload_gate(settings: Settings) -> Middleware:
+    """The UploadGate for `launch(app_kwargs={"middleware": [...]})`."""
+    return Middleware(UploadGate, settings=settings)
 
 
 def hub_advice(settings: Settings, reason: str, again: str) -> str:

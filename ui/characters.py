@@ -10,8 +10,8 @@ import gradio as gr
 from pipeline.actions import characters
 from pipeline.settings import Settings
 from ui.auth import Caller, hub_advice, signed_in
-from ui.common import (PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads, own_choice,
-                       picture, progress_bar, public)
+from ui.common import (LIGHT, PRIVATE, STATUS_HEIGHT, choices, escape_md, forget_uploads,
+                       own_choice, picture, progress_bar, public)
 
 KINDS = ["girl", "boy", "baby", "woman", "man", "grandma", "grandpa", "dog", "cat", "toy"]
 PHOTO_TYPES = ["image", ".heic", ".heif"]
@@ -146,7 +146,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             deleted = gr.JSON(visible=False)
             deleted_note = gr.Markdown()
         listed = signed_in(settings, list_characters)
-        gr.api(listed, **public(listed, "list_characters"))
+        gr.api(listed, **public(listed, "list_characters"), **LIGHT)
 
     listing = [table, none_yet, to_delete]
     adding = signed_in(settings, add_character)
@@ -159,7 +159,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     added_event.success(signed_in(settings, show_added, quiet=True), added,
                         [added_note, report, crops], **PRIVATE).then(
         quiet_refresh, to_delete, listing, **PRIVATE)
-    deleting = signed_in(settings, delete_character)
+    deleting = signed_in(settings, delete_character, fresh=True)
     delete_button.click(deleting, [to_delete, hub_too], deleted,
                         **public(deleting, "delete_character")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(

@@ -5,11 +5,14 @@ content: a handler returns PIL images, or files written to a private scratch fol
 path inside the data folder (which is not in `allowed_paths`), so nobody can fetch another
 user's pictures or books by guessing a URL.
 """
+import errno
 import functools
 import html
 import inspect
 import logging
+import math
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -17,35 +20,94 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, TypeVar
 
 import gradio as gr
+from gradio.context import LocalContext
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from pipeline.progress import Progress, ProgressFn, counted
+from pipeline.actions.system import ModelUnavailableError, shown
+from pipeline.progress import Cancelled, Progress, ProgressFn, counted
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
+ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = Path(tempfile.gettempdir()) / "taleweaver-downloads"
 SCRATCH_MAX_AGE_S = 3600  # gradio has copied a download into its cache long before this
-GPU = dict(concurrency_id="gpu", concurrency_limit=1)  # one GPU job at a time, app-wide
+# GPU events: this many run at once, each waiting for its turns on the GPU (pipeline/turns.py),
+# which serves users round robin a page or a training chunk at a time; more wait in gradio's
+# queue. Listings never join them (LIGHT: any number at once).
+GPU = dict(concurrency_id="gpu", concurrency_limit=8)
+LIGHT = dict(concurrency_limit=None)
 PRIVATE = dict(api_visibility="private")
 ERROR_SECONDS = 30  # long enough to read a verdict on every photo
 STATUS_HEIGHT = 56  # px: an empty result line this tall shows the progress bar of its event
+DISK_FULL = "the server's disk is full: nothing was saved. Try again later."
+NO_MODEL = ("a model this app needs isn't available on this server right now; whoever runs it "
+            "finds why in its log")
+CANCELLED = "cancelled: what was done before is kept"
 
 
 def user_errors(fn: F) -> F:
-    """Turn the engine's errors (ValueError, RuntimeError) into gr.Error with their message,
-    HTML-escaped: gradio renders an error as HTML, and messages quote free text (titles)."""
+    """Turn every failure into gr.Error with a message for the caller, HTML-escaped (gradio
+    renders an error as HTML, and messages quote free text such as titles).
+
+    The engine's own errors keep their message. A cancelled job, a full disk or a missing
+    model get one of ours; anything else (a library's error, whose text may hold server paths,
+    settings or other users' names) is logged with a reference and the caller gets only that
+    reference: never gradio's generic error, never a server detail.
+    """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ValueError, RuntimeError) as err:
-            raise gr.Error(html.escape(str(err), quote=False), duration=ERROR_SECONDS,
-                           print_exception=False) from None
+        except Exception as err:  # noqa: BLE001 - every failure gets a message
+            raise gr.Error(html.escape(caller_message(err), quote=False),
+                           duration=ERROR_SECONDS, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def caller_message(err: Exception) -> str:
+    """What a caller is told about a failure (the details of any other go to the log)."""
+    if isinstance(err, Cancelled):
+        return f"{CANCELLED} ({err})" if str(err) else CANCELLED
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("disk full: %s", err)
+        return DISK_FULL
+    if isinstance(err, ModelUnavailableError):
+        log.error("model unavailable: %s", err)
+        return NO_MODEL
+    if isinstance(err, (ValueError, RuntimeError)) and _raised_here(err):
+        return str(err)
+    reference = secrets.token_hex(4)
+    log.error("unexpected error %s", reference, exc_info=err)
+    return (f"something went wrong on the server (reference {reference}). Try again; if it "
+            "happens again, tell whoever runs this app this reference.")
+
+
+def _raised_here(err: BaseException) -> bool:
+    """Whether the error was raised by this project's code (not inside a library, whose
+    messages are not written for callers)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    path = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return path.is_relative_to(ROOT) and "site-packages" not in path.parts
+
+
+def event_cancelled() -> bool:
+    """Whether the gradio event this thread works for was cancelled: gradio's cancel or the
+    API's job.cancel() (gradio drops the event but can't stop its thread), or a closed tab
+    (gradio marks the event dead). False outside an event."""
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is None or event_id is None:
+        return False
+    event = getattr(queue, "event_ids_to_events", {}).get(event_id)
+    return event is None or not getattr(event, "alive", True)
 
 
 def public(fn: Callable, api_name: str) -> dict:
@@ -84,8 +146,11 @@ def own_choice(label: str, example: str, **kwargs) -> gr.Dropdown:
 
 
 def progress_bar(progress: gr.Progress) -> ProgressFn:
-    """A ProgressFn moving a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left"."""
+    """A ProgressFn moving a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left".
+    It raises Cancelled once the event is cancelled, so the work stops at its next report."""
     def show(update: Progress) -> None:
+        if event_cancelled():
+            raise Cancelled()
         if update.total:
             progress((update.done, update.total), desc=update.describe(), unit=update.unit)
         else:
@@ -95,11 +160,16 @@ def progress_bar(progress: gr.Progress) -> ProgressFn:
 
 
 def picture(path: Optional[Path]) -> Optional[Image.Image]:
-    """A picture from the user's folder, loaded (gradio serves a cached copy, not the file)."""
+    """A picture from the user's folder, loaded (gradio serves a cached copy, not the file);
+    None when there is none, or it is damaged (logged: the page shows without it)."""
     if path is None or not path.is_file():
         return None
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as err:
+        log.warning("damaged picture %s: %s", path, err)
+        return None
 
 
 def scratch_folder() -> Path:
@@ -148,3 +218,53 @@ def book_choices(rows: Iterable) -> list[tuple[str, str]]:
 def escape_md(text: str) -> str:
     """Free text (a name, a title) shown literally inside gr.Markdown."""
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text)
+
+
+# What each kind of input accepts from a caller before gradio converts it (None: left empty).
+_ACCEPTS = ((gr.Checkbox, (bool,), "true or false"), (gr.Number, (int, float), "a number"),
+            (gr.Slider, (int, float), "a number"), (gr.Textbox, (str,), "text"),
+            (gr.Radio, (str,), "one of its choices"))
+
+
+def named_input_errors(demo: gr.Blocks) -> None:
+    """Make every event's inputs refuse a wrong-typed value (a string for a number, a list
+    for a name, a number for a book id, NaN or infinity) with gr.Error naming the API
+    parameter, before gradio's own conversion fails with its generic error or quietly turns
+    a list into text."""
+    names: dict[int, str] = {}
+    for block_fn in demo.fns.values():
+        if block_fn.fn is None:
+            continue
+        params = [p.name for p in inspect.signature(block_fn.fn).parameters.values()]
+        for block, name in zip(block_fn.inputs, params):
+            names.setdefault(block._id, name)
+    for block_fn in demo.fns.values():
+        for block in block_fn.inputs:
+            if not getattr(block, "_named_errors", False):
+                _name_errors(block, names.get(block._id) or getattr(block, "label", "") or "input")
+
+
+def _name_errors(block, field: str) -> None:
+    """Wrap one input's preprocess so that its failures name `field`."""
+    original = block.preprocess
+    accepts = next(((types, what) for kind, types, what in _ACCEPTS if isinstance(block, kind)),
+                   None)
+
+    def preprocess(payload):
+        if accepts is not None and payload is not None:
+            types, what = accepts
+            bad = (not isinstance(payload, types) or isinstance(payload, bool) != (bool in types)
+                   or (isinstance(payload, float) and not math.isfinite(payload)))
+            if bad:
+                raise gr.Error(f"{field}: expected {what}, got {shown(payload)}",
+                               print_exception=False)
+        try:
+            return original(payload)
+        except gr.Error as err:
+            raise gr.Error(f"{field}: {err.message}", print_exception=False) from None
+        except Exception:  # noqa: BLE001 - gradio's conversion of a value it can't take
+            raise gr.Error(f"{field}: {shown(payload)} is not a valid value",
+                           print_exception=False) from None
+
+    block.preprocess = preprocess
+    block._named_errors = True

@@ -15,8 +15,8 @@ from PIL import Image
 from pipeline.actions import books, likeness
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
-from ui.common import (PRIVATE, book_choices, choices, own_choice, picture, progress_bar, public,
-                       scratch_folder)
+from ui.common import (LIGHT, PRIVATE, book_choices, choices, own_choice, picture, progress_bar,
+                       public, scratch_folder)
 
 FORMATS = [("PDF", "pdf"), ("HTML, to read in a browser (it can read itself aloud)", "html")]
 TRIM_CHOICES = [(f"Print: {trim.label}" if trim.print_grade else "Screen: a small file, pictures "
@@ -245,8 +245,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             deleted = gr.JSON(visible=False)
         cover_page = gr.State(0)
         listing_api, reading_api = signed_in(settings, list_books), signed_in(settings, get_book)
-        gr.api(listing_api, **public(listing_api, "list_books"))
-        gr.api(reading_api, **public(reading_api, "get_book"))
+        gr.api(listing_api, **public(listing_api, "list_books"), **LIGHT)
+        gr.api(reading_api, **public(reading_api, "get_book"), **LIGHT)
 
     reading = [reader, heading, image, text, where, number]
     listing = [covers, none_yet, ids, book_id]
@@ -266,7 +266,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                                             **PRIVATE)
     forward.click(turn(1), number, number, **PRIVATE).then(quiet_read, [book_id, number],
                                                               reading, **PRIVATE)
-    exporting, deleting = signed_in(settings, export_book), signed_in(settings, delete_book)
+    exporting = signed_in(settings, export_book)
+    deleting = signed_in(settings, delete_book, fresh=True)
     export_button.click(exporting, [book_id, format_choice, draft, trim, bleed], download,
                         show_progress_on=text, **public(exporting, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)

@@ -4,6 +4,7 @@ editable scenes, illustrating every page, redrawing one, choosing among its pict
 Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate;
 and changing the book once made (ui/page_editor.py).
 """
+import logging
 from typing import Optional
 
 import gradio as gr
@@ -17,6 +18,7 @@ from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, book_choices, choices, escap
                        picture, progress_bar, public)
 from ui.page_editor import page_editor, wire_page_editor
 
+log = logging.getLogger(__name__)
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
 PAGE_HEADERS = ["Page", "Text", "Scene (click to edit)", "Characters", "Likeness"]
@@ -44,8 +46,9 @@ def draft_story(caller: Caller, premise: str, characters: Optional[list[str]] = 
         drafted = books.draft(caller.settings, caller.user, premise or "", characters or [],
                               int(pages or 0), seed=int(seed or 0),
                               on_progress=progress_bar(progress))
-    except ModelUnavailableError as err:
-        raise ModelUnavailableError(f"{NO_DRAFTS} (For whoever runs this app: {err})") from err
+    except ModelUnavailableError as err:  # why goes to the server's log, not to the caller
+        log.error("story drafting unavailable: %s", err)
+        raise ValueError(NO_DRAFTS) from None
     return drafted.to_json()
 
 
@@ -179,7 +182,7 @@ def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", se
                              _options(candidates, width, height, steps, face_pass),
                              scene=(scene or "").strip() or None,
                              seed=None if seed is None or seed < 0 else int(seed),
-                             token=caller.token)
+                             token=caller.token, on_progress=progress_bar(progress))
     return books.book_json(caller.settings, caller.user, book)
 
 

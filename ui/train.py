@@ -15,8 +15,8 @@ from pipeline.actions import characters, training
 from pipeline.progress import counted
 from pipeline.settings import Settings
 from ui.auth import Caller, hub_advice, signed_in
-from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice, picture,
-                       progress_bar, public)
+from ui.common import (GPU, LIGHT, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choice,
+                       picture, progress_bar, public)
 
 PUSH_LABEL = "Upload to my Hugging Face repo"
 JOBS_LABEL = "Train on Hugging Face Jobs"
@@ -308,7 +308,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         for handler, api_name in ((estimate_training, "estimate_training"),
                                   (job_status, "job_status"), (jobs_hardware, "jobs_hardware")):
             wrapped = signed_in(settings, handler)
-            gr.api(wrapped, **public(wrapped, api_name))
+            gr.api(wrapped, **public(wrapped, api_name), **LIGHT)
 
     estimate_inputs = [name, goal, steps, options]
     quiet_refresh = signed_in(settings, refresh, quiet=True)
@@ -335,11 +335,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         [status, validation, hub_note], **PRIVATE).then(
         quiet_refresh, name, [name, no_characters], **PRIVATE).then(
         quiet_job, name, [job_note, cancel_button], **PRIVATE)
-    cancelling = signed_in(settings, cancel_job)
+    cancelling = signed_in(settings, cancel_job, fresh=True)
     cancel_button.click(cancelling, name, cancelled, show_progress_on=job_note,
                         **public(cancelling, "cancel_job")).then(
         quiet_job, name, [job_note, cancel_button], **PRIVATE)
-    pushing = signed_in(settings, push_adapter)
+    pushing = signed_in(settings, push_adapter, fresh=True)
     push_button.click(pushing, [name, with_image], pushed, show_progress_on=hub_note,
                       **public(pushing, "push_adapter")).success(
         signed_in(settings, hub_line, quiet=True), pushed, hub_note, **PRIVATE)

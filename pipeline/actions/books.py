@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..book import Book, BookStore
+from PIL import Image
+
+from .. import turns
+from ..book import Book, BookStore, DamagedBook
 from ..characters import CharacterStore
+from ..checks import choice, flag, number, text, texts, whole
 from ..draft import Draft, draft_story
 from ..export import TRIMS as TRIMS  # the PDF's page sizes, for the doors' forms
 from ..export import BookSide as BookSide
@@ -21,13 +25,19 @@ from ..export import book_sides as book_sides  # the pages of the finished book,
 from ..export import read_aloud_script as read_aloud_script  # "Read to me", for the gallery
 from ..export import Exported, export_book, file_name, named, spreads
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
-from ..illustrate import (IllustrateConfig, IllustrateError, check_seed,
+from ..illustrate import (MAX_SEED, IllustrateConfig, IllustrateError, check_seed,
                           illustrate_book, page_seconds, redraw_rule, regenerate_page)
-from ..progress import ProgressFn, counted, format_seconds
+from ..progress import Progress, ProgressFn, counted, format_seconds
+from ..safety import screen_text
 from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import find_characters, parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
+from .gpu import gpu_job, turns_between_reports, waiting
+
+MAX_TITLE_CHARS = 200
+MAX_STORY_CHARS = 200_000  # far past any book (40 pages of 1,000), short of a flood
+MAX_DRAFT_CAST = 20
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,13 @@ class BookRow:
     likeness: dict  # actions.likeness.book_summary
     layouts: tuple  # per page, where each character stood when drawn: ({name, box}, ...)
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
+    damaged: bool = False  # its record can't be read: it can only be deleted
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
                 "updated": self.updated, "likeness": self.likeness,
-                "layouts": [list(page) for page in self.layouts]}
+                "layouts": [list(page) for page in self.layouts], "damaged": self.damaged}
 
 
 @dataclass(frozen=True)
@@ -89,13 +100,19 @@ def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps:
                     redraw_below: Optional[int] = None,
                     redraw_tries: Optional[int] = None) -> IllustrateConfig:
     """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
-    None keeps the settings' second pass and redraw rule."""
-    return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
-                            width=int(width or 0) or None, height=int(height or 0) or None,
-                            steps=int(steps or 0) or None, face_pass=face_pass,
-                            face_strength=face_strength, face_margin=face_margin,
-                            redraw_below=redraw_below,
-                            redraw_tries=redraw_tries)
+    None keeps the settings' second pass and redraw rule. Each is checked by name (a string,
+    NaN or a huge number is refused; IllustrateConfig checks the rest)."""
+    def size(field: str, value) -> Optional[int]:
+        return whole(field, 0 if value is None else value, 0, 2048) or None
+
+    return IllustrateConfig(
+        candidates=whole("candidates", 1 if candidates is None else candidates, 1,
+                         MAX_CANDIDATES),
+        adapter_weight=number("adapter_weight", adapter_weight, 0, 2, low_open=True),
+        width=size("width", width), height=size("height", height),
+        steps=whole("steps", 0 if steps is None else steps, 0, 150) or None,
+        face_pass=face_pass, face_strength=face_strength, face_margin=face_margin,
+        redraw_below=redraw_below, redraw_tries=redraw_tries)
 
 
 def drawing_defaults(settings: Settings) -> dict:
@@ -136,7 +153,7 @@ class DrawingEstimate:
 def estimate_drawing(settings: Settings, user: str, book_id: str,
                      options: IllustrateConfig = IllustrateConfig()) -> DrawingEstimate:
     """The GPU time the book's missing pages will cost, shown before drawing them."""
-    book = BookStore(settings, user).get(book_id or "")
+    book = BookStore(settings, user).get(text("book_id", book_id))
     style = get_style(book.style)
     _, tries = redraw_rule(settings, options)
     each = [page_seconds(settings, options, style, len(book.page(n).characters))
@@ -149,10 +166,22 @@ def estimate_drawing(settings: Settings, user: str, book_id: str,
 
 def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,
           seed: int = 0, on_progress: Optional[ProgressFn] = None) -> Draft:
-    """Draft a story about some of the user's characters with the story language model."""
+    """Draft a story about some of the user's characters with the story language model, in
+    its turn on the GPU; a premise or a draft with a word of assets/unsafe_words.txt is
+    refused, naming it."""
+    screen_text(text("premise", premise), "the premise")
+    names = texts("characters", names, MAX_DRAFT_CAST)
+    pages = whole("pages", pages, 1, settings.max_pages)
+    seed = whole("seed", seed, 0, MAX_SEED)
     store = CharacterStore(settings, user)
     cast = [store.get(name) for name in names if name.strip()]
-    return draft_story(settings, premise, cast, pages, seed=seed, on_progress=on_progress)
+    with gpu_job(settings, user, "this draft"), turns.turn(
+            user, on_wait=waiting(on_progress, 0, 1, "draft")):
+        drafted = draft_story(settings, premise, cast, pages, seed=seed, on_progress=on_progress)
+    for number_, page in enumerate(drafted.pages, start=1):
+        for part, value in (("text", page.text), ("scene", page.scene)):
+            screen_text(value, f"page {number_}'s {part} in the draft (try another seed)")
+    return drafted
 
 
 def new_book(settings: Settings, user: str, title: str, story: str,
@@ -160,27 +189,39 @@ def new_book(settings: Settings, user: str, title: str, story: str,
     """Split a story into pages with the user's characters and save it as a new book.
 
     No picture is drawn yet. A seed of None picks a random one, which the book records so
-    every page can be redrawn exactly.
+    every page can be redrawn exactly. A title, page or scene with a word of
+    assets/unsafe_words.txt is refused, naming the page and the word.
     """
-    get_style(style)
-    pages = parse_story(story, CharacterStore(settings, user).list(), settings)
+    screen_text(text("title", title, MAX_TITLE_CHARS), "the title")
+    get_style(text("style", style))
+    pages = parse_story(text("story", story, MAX_STORY_CHARS),
+                        CharacterStore(settings, user).list(), settings)
+    for number_, page in enumerate(pages, start=1):
+        screen_text(page.text, f"page {number_}")
+        screen_text(page.scene, f"page {number_}'s scene")
     seed = secrets.randbelow(2**31) if seed is None else check_seed(seed)
     return BookStore(settings, user).create(title, style, seed, pages)
 
 
 def list_books(settings: Settings, user: str) -> list[BookRow]:
-    """The user's books, newest first, each with its likeness summary."""
+    """The user's books, newest first, each with its likeness summary, then any whose record is
+    damaged (only deletable)."""
     store = BookStore(settings, user)
-    return [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
+    rows = [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
                     book.created, book.updated, book_summary(book),
                     tuple(tuple({"name": r.name, "box": list(r.box)} for r in page.layout)
                           for page in book.pages), store.thumbnail(book))
             for book in store.list()]
+    return rows + [BookRow(book_id, DAMAGED_TITLE, 0, 0, "", "", {}, (), damaged=True)
+                   for book_id in store.damaged()]
+
+
+DAMAGED_TITLE = "(a damaged book: it can't be opened, only deleted)"
 
 
 def get_book(settings: Settings, user: str, book_id: str) -> Book:
     """One of the user's books."""
-    return BookStore(settings, user).get(book_id or "")
+    return BookStore(settings, user).get(text("book_id", book_id))
 
 
 def book_json(settings: Settings, user: str, book: Book) -> dict:
@@ -206,9 +247,12 @@ def picture_path(settings: Settings, user: str, book: Book, file: str) -> Path:
 
 def edit_scene(settings: Settings, user: str, book_id: str, page: int, scene: str) -> Book:
     """Change a page's scene (in the parent's words) without drawing it; its pictures stay.
-    The page's characters become the ones the scene names."""
+    The page's characters become the ones the scene names; a word of
+    assets/unsafe_words.txt is refused."""
     store = BookStore(settings, user)
-    current = store.get(book_id).page(page)
+    page = whole("page", page, 1, settings.max_pages)
+    screen_text(text("scene", scene), f"page {page}'s scene")
+    current = store.get(text("book_id", book_id)).page(page)
     edited = set_scene(current, scene, CharacterStore(settings, user).list(), settings,
                        label=f"page {page}'s scene")
     return store.update_page(book_id, page, scene=edited.scene, characters=edited.characters)
@@ -218,25 +262,38 @@ def illustrate(settings: Settings, user: str, book_id: str,
                options: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw every page that has no picture yet, saving each as it is drawn (calling it again
-    after an interruption goes on where it stopped). Pages can't be reordered meanwhile."""
-    with BookStore(settings, user).drawing(book_id or ""):
+    after an interruption goes on where it stopped). Pages can't be reordered meanwhile. Each
+    page waits for its turn on the GPU, so other users' pages are drawn in between; Cancelled
+    from `on_progress` stops the book at its next report, with its adapters let go."""
+    book_id = text("book_id", book_id)
+    with gpu_job(settings, user, "this book"), BookStore(settings, user).drawing(book_id), \
+            turns.adapters_held(waiting(on_progress, 0, 1, "page")), \
+            turns_between_reports(user, on_progress) as report:
         return illustrate_book(settings, user, book_id, options, token=token,
-                               on_progress=on_progress)
+                               on_progress=report)
 
 
 def redraw_page(settings: Settings, user: str, book_id: str, page: int,
                 options: IllustrateConfig = IllustrateConfig(), *,
                 scene: Optional[str] = None, seed: Optional[int] = None,
-                token: Optional[str] = None) -> Book:
+                token: Optional[str] = None,
+                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw new pictures for one page, optionally with an edited scene or a chosen seed; the
     first new picture becomes the page's picture and the others stay to choose from. Without
-    a seed the page gets fresh ones, from its own key."""
+    a seed the page gets fresh ones, from its own key. It waits for its turn on the GPU,
+    reporting the wait to `on_progress`."""
+    book_id, page = text("book_id", book_id), whole("page", page, 1, settings.max_pages)
     store = BookStore(settings, user)
-    with store.drawing(book_id or ""):
+    wait = waiting(on_progress, 0, 1, "page")
+    with store.drawing(book_id):
         if scene is not None:
             edit_scene(settings, user, book_id, page, scene)
-        return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
-
+        with gpu_job(settings, user, "this page"), turns.adapters_held(wait), \
+                turns.turn(user, on_wait=wait):
+            if on_progress is not None:
+                on_progress(Progress(0, 1, "page", f"drawing page {page}"))
+            return regenerate_page(settings, user, book_id, page, options, seed=seed,
+                                   token=token)
 
 def edit_text(settings: Settings, user: str, book_id: str, page: int, text: str) -> Edited:
     """Change a page's words; its pictures stay. A page whose scene is its words gets the new
@@ -317,7 +374,9 @@ def choose_picture(settings: Settings, user: str, book_id: str, page: int,
                    candidate: int) -> Book:
     """Make a page's picture number `candidate` (from 1, in the order drawn) the one shown."""
     store = BookStore(settings, user)
-    candidates = store.get(book_id).page(page).candidates
+    page = whole("page", page, 1, settings.max_pages)
+    candidate = whole("candidate", candidate, 1, 10_000)
+    candidates = store.get(text("book_id", book_id)).page(page).candidates
     if not 1 <= candidate <= len(candidates):
         raise IllustrateError(f"page {page} has {len(candidates)} pictures; "
                               f"choose one from 1 to {len(candidates)}")
@@ -329,18 +388,24 @@ def set_order(settings: Settings, user: str, book_id: str, page: int,
     """Where a page's characters stand, left to right (empty: the order the story names them);
     the next drawing of the page uses it."""
     store = BookStore(settings, user)
-    book = store.get(book_id or "")
+    book = store.get(text("book_id", book_id))
+    page = whole("page", page, 1, settings.max_pages)
+    names = texts("names", names, MAX_DRAFT_CAST)
     wanted = {name.casefold(): name for name in book.page(page).characters}
     order = [wanted.get(name.strip().casefold(), name.strip()) for name in names if name.strip()]
     return store.set_order(book.id, page, order)
 
 
 def delete_book(settings: Settings, user: str, book_id: str) -> DeletedBook:
-    """Delete one of the user's books with all its pictures."""
+    """Delete one of the user's books with all its pictures, a damaged one too."""
     store = BookStore(settings, user)
-    book = store.get(book_id or "")
-    store.delete(book.id)
-    return DeletedBook(book.id, book.title)
+    book_id = text("book_id", book_id)
+    try:
+        title = store.get(book_id).title
+    except DamagedBook:
+        title = DAMAGED_TITLE
+    store.delete(book_id)
+    return DeletedBook(book_id, title)
 
 
 def export(settings: Settings, user: str, book_id: str, out: Path, *, format: str = "",
@@ -350,12 +415,32 @@ def export(settings: Settings, user: str, book_id: str, out: Path, *, format: st
     one HTML file. `out` is the file (its suffix says the format), or a folder, where a file
     named after the title (and the trim, for print) is made in `format`."""
     store = BookStore(settings, user)
-    book = store.get(book_id or "")
+    book = store.get(text("book_id", book_id))
+    format = choice("format", format or "pdf", ("pdf", "html"))
+    draft = flag("draft", draft)
     out = Path(out)
     if out.is_dir():
         fmt = format or "pdf"
         printed = "" if fmt != "pdf" or trim == "screen" else f"-{trim}" + "-bleed" * bleed
         out = out / file_name(book, f"{printed}.{fmt}")
+    _check_pictures(store, book)
     return export_book(store, book, out, draft=draft, trim=trim, bleed=bleed,
                        on_progress=on_progress)
+
+
+def _check_pictures(store: BookStore, book: Book) -> None:
+    """Refuse, naming the page, a book whose picture (or cover) file is damaged."""
+    chosen = [(f"page {n}", page.image) for n, page in enumerate(book.pages, start=1)
+              if page.image]
+    for where, file in chosen + ([("the cover", book.cover)] if book.cover else []):
+        path = store.image_path(book, file)
+        if not path.is_file():
+            continue  # the export says which picture is missing
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, ValueError, SyntaxError):
+            raise ValueError(f"{where}'s picture is damaged and can't be printed: redraw "
+                             f"{where if where != 'the cover' else 'that page'}, or choose "
+                             "another of its pictures") from None
 

@@ -6,13 +6,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..characters import (Character, CharacterStore, Crop, check_description, check_kind,
-                          check_name, check_name_free, choose_trigger)
+from ..characters import (Character, CharacterStore, Crop, DamagedCharacter, check_description,
+                          check_kind, check_name, check_name_free, choose_trigger)
+from ..checks import ArgumentError, flag, shown, text
 from ..hub.calls import Sleep
 from ..hub.repos import HubResult, delete_hub_repo, hub_record
 from ..intake.photos import EXTENSIONS, PhotoReport, is_person, review_photos
 from ..likeness import Identity, save_identity
 from ..progress import ProgressFn, counted
+from ..safety import screen_text
 from ..settings import Settings
 
 
@@ -56,6 +58,7 @@ class CharacterRow:
     photos: int
     trained: bool
     hub_repo: str  # "" until its adapter is pushed to (or pulled from) the Hub
+    damaged: bool = False  # its record can't be read: it can only be deleted (by `name`)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,12 +85,19 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
     Raises NotEnoughPhotos (nothing saved) when fewer than settings.min_photos are accepted,
     and StoreError for a bad name, kind or description, before any photo is opened.
     Uploads are not kept unless keep_originals is set; the files passed in are left as they are.
+    A look or kind with a word of assets/unsafe_words.txt is refused (they go into prompts).
     """
-    name, kind = name.strip(), " ".join(kind.split())
-    description = " ".join(description.split())
+    name, kind = text("name", name).strip(), " ".join(text("kind", kind).split())
+    description = " ".join(text("description", description).split())
+    keep_originals = flag("keep_originals", keep_originals)
+    if not isinstance(photos, (list, tuple)) or not all(isinstance(p, (str, Path))
+                                                         for p in photos):
+        raise ArgumentError(f"photos: expected a list of files, got {shown(photos)}")
     check_name(name)
     check_kind(kind)
     check_description(description)
+    screen_text(kind, "the kind")
+    screen_text(description, "the look")
     store = CharacterStore(settings, user)
     check_name_free(name, store.list())
     most = 2 * settings.max_photos
@@ -117,7 +127,8 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
 
 
 def list_characters(settings: Settings, user: str) -> list[CharacterRow]:
-    """The user's characters, by name."""
+    """The user's characters, by name, then any whose record is damaged (named by folder,
+    only deletable)."""
     store = CharacterStore(settings, user)
     rows = []
     for character in store.list():
@@ -125,18 +136,19 @@ def list_characters(settings: Settings, user: str) -> list[CharacterRow]:
         rows.append(CharacterRow(character.name, character.kind, character.description,
                                  character.trigger, len(character.crops),
                                  store.has_adapter(character), record.repo_id if record else ""))
-    return rows
+    return rows + [CharacterRow(folder, "", "", "", 0, False, "", damaged=True)
+                   for folder in store.damaged()]
 
 
 def get_character(settings: Settings, user: str, name: str) -> Character:
     """One of the user's characters by name (any case) or slug."""
-    return CharacterStore(settings, user).get(name)
+    return CharacterStore(settings, user).get(text("name", name))
 
 
 def crop_files(settings: Settings, user: str, name: str) -> list[tuple[Path, str]]:
     """The square crops kept for training, with the name of the photo each came from."""
     store = CharacterStore(settings, user)
-    character = store.get(name)
+    character = store.get(text("name", name))
     return [(store.path(character, crop.file), crop.source) for crop in character.crops]
 
 
@@ -145,9 +157,19 @@ def delete_character(settings: Settings, user: str, name: str, token: str | None
                      sleep: Sleep = time.sleep) -> DeletedCharacter:
     """Delete a character (photos, crops, checkpoints, adapter), with its Hub repo first when
     `with_repo`: if that repo is not deleted, RepoNotDeleted is raised and nothing is deleted,
-    so trying again later does both."""
+    so trying again later does both. A damaged character is deleted without its repo (whose
+    name its record held): with `with_repo` that is an error saying so."""
     store = CharacterStore(settings, user)
-    character = store.get(name)
+    with_repo = flag("delete_hub_repo", with_repo)
+    try:
+        character = store.get(text("name", name))
+    except DamagedCharacter:
+        if with_repo:
+            raise ValueError(f"{name}'s record is damaged, so its Hub repo can't be found from "
+                             "it: delete the repo on huggingface.co (its settings page), then "
+                             f"{name} here without its repo") from None
+        folder = store.delete_damaged(name)
+        return DeletedCharacter(name, folder, None)
     repo = None
     if with_repo:
         repo = delete_hub_repo(settings, user, character, token, api=api, sleep=sleep)

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from ..book import Book
 from ..characters import CharacterStore
+from ..checks import text
 from ..illustrate import rescore_book
 from ..intake.photos import open_photo
 from ..likeness import PageScore, book_consistency, character_identity, score_page
@@ -76,4 +77,4 @@ def rescore(settings: Settings, user: str, book_id: str, *,
     """Score every picture of a book again (after a character's photos changed, or for a book
     drawn before scoring); on each page the best becomes its picture unless a parent chose
     one."""
-    return rescore_book(settings, user, book_id or "", on_progress=on_progress)
+    return rescore_book(settings, user, text("book_id", book_id), on_progress=on_progress)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 
 from ..adapter_files import VALIDATION_IMAGE
 from ..characters import Character, CharacterStore
+from ..checks import ArgumentError, choice, flag, shown, text
 from ..hub.repos import HubResult, ensure_local_adapter, hub_record, install_adapter, push_adapter
 from ..hub.tokens import TokenError, user_for_token
 from ..jobs import launch, remote
@@ -28,6 +29,10 @@ from ..training.config import PRESETS as PRESETS  # the goals, for the doors' fo
 from ..training.config import TrainConfig, preset_config, preset_for_kind
 from ..training.estimate import Estimate
 from ..training.trainer import TrainResult, estimate_character, train_character
+from .gpu import gpu_job
+
+
+MAX_OPTIONS_CHARS = 10_000  # every setting, written out, fits in a tenth of this
 
 
 WHERE = ("here", "hf-jobs")  # where training runs: this machine, or Hugging Face Jobs
@@ -78,12 +83,15 @@ class Pulled:
         return {"character": self.character, "path": str(self.path), "source": self.source}
 
 
-def parse_options(text: str) -> dict[str, Any]:
+def parse_options(written: str) -> dict[str, Any]:
     """Training settings written as a JSON object ('{"rank": 16}'); "" is none."""
-    if not (text or "").strip():
+    if not text("options", written or "", MAX_OPTIONS_CHARS).strip():
         return {}
     try:
-        options = json.loads(text)
+        options = json.loads(written)
+    except RecursionError:
+        raise ValueError("more training settings: nested too deeply; write e.g. "
+                         '{"rank": 16}') from None
     except json.JSONDecodeError as err:
         raise ValueError(f"more training settings: not valid JSON ({err.msg} at character "
                          f"{err.pos}); write e.g. {{\"rank\": 16}}") from None
@@ -96,9 +104,13 @@ def training_config(settings: Settings, user: str, name: str, preset: str = "",
                     options: Optional[Mapping[str, Any]] = None) -> tuple[Character, TrainConfig]:
     """The character and its TrainConfig: the goal's preset ("" chooses from its kind), steps
     scaled by its photos, then the given settings (any TrainConfig field; unknown is an error)."""
-    character = CharacterStore(settings, user).get(name or "")
+    character = CharacterStore(settings, user).get(text("name", name))
+    preset = choice("preset", preset, ("", *PRESETS)) if preset else ""
+    options = {} if options is None else options
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ArgumentError(f"options: expected training settings by name, got {shown(options)}")
     config = preset_config(preset or preset_for_kind(character.kind),
-                           max(1, len(character.crops)), **dict(options or {}))
+                           max(1, len(character.crops)), **dict(options))
     return character, config
 
 
@@ -225,8 +237,10 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
     if running is not None and running.active:
         raise ValueError(f"{character.name} is training on Hugging Face Jobs ({running.job_id}): "
                          "follow that job or cancel it before training here")
-    result = train_character(settings, user, character.name, config, chunk_steps=chunk_steps,
-                             max_chunks=max_chunks, on_progress=on_progress)
+    with gpu_job(settings, user, f"training {character.name}"):
+        result = train_character(settings, user, character.name, config,
+                                 chunk_steps=chunk_steps, max_chunks=max_chunks,
+                                 on_progress=on_progress)
     published = None
     if publish and result.done:
         record = hub_record(settings, user, character)
@@ -242,9 +256,10 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
 def push(settings: Settings, user: str, name: str, token: Optional[str], *,
          with_validation_image: bool = False) -> HubResult:
     """Upload a trained adapter to the user's private repo <them>/taleweaver-<name>."""
-    character = CharacterStore(settings, user).get(name or "")
+    character = CharacterStore(settings, user).get(text("name", name))
     return push_adapter(settings, user, character, token,
-                        include_validation_image=with_validation_image)
+                        include_validation_image=flag("with_validation_image",
+                                                      with_validation_image))
 
 
 def pull(settings: Settings, user: str, name: str, token: Optional[str],
@@ -263,5 +278,5 @@ def pull(settings: Settings, user: str, name: str, token: Optional[str],
 def validation_image(settings: Settings, user: str, name: str) -> Optional[Path]:
     """The picture the adapter drew at the end of training, if there is one."""
     store = CharacterStore(settings, user)
-    path = store.adapter_dir(store.get(name)) / VALIDATION_IMAGE
+    path = store.adapter_dir(store.get(text("name", name))) / VALIDATION_IMAGE
     return path if path.is_file() else None

@@ -3,9 +3,9 @@ per-user store of books with their pictures (`store`)."""
 from .record import (FORMAT_VERSION, MAX_TITLE_LENGTH, MAX_WORDS_LENGTH, UNTITLED, Book,
                      BookPage, Box, Illustration, Region, cast_of, check_language, clean_title,
                      clean_words)
-from .store import RECORD, THUMBNAIL_SIZE, BookStore, GalleryItem, now
+from .store import RECORD, THUMBNAIL_SIZE, BookStore, DamagedBook, GalleryItem, now
 
 __all__ = ["FORMAT_VERSION", "MAX_TITLE_LENGTH", "MAX_WORDS_LENGTH", "UNTITLED", "Book",
            "BookPage", "Box", "Illustration", "Region", "cast_of", "check_language",
-           "clean_title", "clean_words", "RECORD", "THUMBNAIL_SIZE", "BookStore", "GalleryItem",
-           "now"]
+           "clean_title", "clean_words", "RECORD", "THUMBNAIL_SIZE", "BookStore", "DamagedBook",
+           "GalleryItem", "now"]

@@ -40,6 +40,13 @@ THUMBNAIL_SIZE = 256  # pixels, longest side
 _BOOK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
+class DamagedBook(StoreError):
+    """A book whose record can't be read: its owner can only delete it (with its pictures)."""
+
+
+_DAMAGE = (StoreError, KeyError, TypeError, ValueError, AttributeError)  # what a bad record raises
+
+
 @dataclass(frozen=True)
 class GalleryItem:
     """One book as the gallery lists it: enough to draw a card without opening the book."""
@@ -80,28 +87,47 @@ class BookStore:
         return inside(self.root, book_id)
 
     def get(self, book_id: str) -> Book:
+        """One book; DamagedBook when its record can't be read."""
         folder = self.folder(book_id)
         if not (folder / RECORD).is_file():
             raise StoreError(f"no book with id {book_id!r}")
-        return self._read(folder)
+        try:
+            return self._read(folder)
+        except _DAMAGE as err:
+            log.warning("damaged book record %s: %s", folder, err)
+            why = f": {err}" if isinstance(err, StoreError) else " is damaged and can't be opened"
+            raise DamagedBook(f"book {book_id}{why}; you can delete it (its pictures go with "
+                              "it)") from None
 
     def _read(self, folder: Path) -> Book:
         return Book.from_json(read_json(folder / RECORD),
                               lambda: CharacterStore(self.settings, self.user).list())
 
     def list(self) -> list[Book]:
-        """This user's books, newest first; a damaged record is logged and left out."""
-        books = []
+        """This user's books, newest first; damaged ones are left out (see `damaged`)."""
+        books = [book for book in self._records() if isinstance(book, Book)]
+        return sorted(books, key=lambda b: (datetime.fromisoformat(b.created), b.id),
+                      reverse=True)
+
+    def damaged(self) -> list[str]:
+        """The ids of this user's books whose record can't be read (only deletable)."""
+        return sorted(item for item in self._records() if isinstance(item, str))
+
+    def _records(self) -> list:
+        """Each stored book: the Book, or its id when the record is damaged."""
+        found: list = []
         if self.root.is_dir():
             for folder in self.root.iterdir():
                 if folder.name.startswith(".") or not (folder / RECORD).is_file():
                     continue
                 try:
-                    books.append(self._read(folder))
-                except (StoreError, KeyError, TypeError, ValueError) as err:
-                    log.warning("skipping damaged book record %s: %s", folder, err)
-        return sorted(books, key=lambda b: (datetime.fromisoformat(b.created), b.id),
-                      reverse=True)
+                    book = self._read(folder)
+                    datetime.fromisoformat(book.created)
+                    found.append(book)
+                except _DAMAGE as err:
+                    log.warning("damaged book record %s: %s", folder, err)
+                    found.append(folder.name)
+        return found
 
     def save(self, book: Book) -> Book:
         """Write the whole record atomically, stamping `updated`; returns the saved book.

@@ -1,17 +1,20 @@
 """`python -m pipeline ...`: the command-line front door onto the same functions the app uses.
 
-Every subcommand returns a `Result`: plain data for `--json` and text for people. Errors from
-the engine (ValueError, RuntimeError, OSError) print one clear line and exit with 1; wrong
-arguments exit with 2, as argparse does. The commands live in one module per area.
+Every subcommand returns a `Result`: plain data for `--json` and text for people. Every error
+prints one line (never a traceback) and exits with 1; a full disk says so; wrong arguments
+exit with 2, as argparse does; Ctrl-C stops long work at its next step or page, keeping what
+is done, and exits with 130. The commands live in one module per area.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 from typing import Sequence
 
+from ..progress import Cancelled
 from ..settings import Settings
 from . import books, characters, hub, story, train
 from .core import common_options, is_main_process
@@ -38,8 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.user is None:
             args.user = settings.local_user
         result = args.handler(args, settings)
-    except (ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (Cancelled, KeyboardInterrupt) as err:
+        print(f"stopped{f': {err}' if str(err) else ''}; what was done is kept",
+              file=sys.stderr)
+        return 130
+    except OSError as err:
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        print("error: the disk is full: nothing was saved" if full else f"error: {err}",
+              file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        message = str(err) if isinstance(err, (ValueError, RuntimeError)) else \
+            f"{type(err).__name__}: {err}"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     if not is_main_process():
         return 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..progress import Cancelled
 from ..settings import Settings
 
 
@@ -51,13 +54,19 @@ def is_main_process() -> bool:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
-    """A ProgressFn drawing a tqdm bar on stderr, closed when the block ends."""
+    """A ProgressFn drawing a tqdm bar on stderr, closed when the block ends. Meanwhile the
+    first Ctrl-C asks the work to stop at its next report (training after a checkpoint,
+    illustration before the next page): the ProgressFn raises Cancelled there. A second
+    Ctrl-C stops at once."""
     from tqdm import tqdm
 
     bar = None
+    interrupted = threading.Event()
 
     def show(progress) -> None:
         nonlocal bar
+        if interrupted.is_set():
+            raise Cancelled()
         if bar is None or bar.unit != progress.unit:
             if bar is not None:
                 bar.close()
@@ -67,8 +76,18 @@ def progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
         loss = [] if progress.loss is None else [f"loss {progress.loss:.4f}"]
         bar.set_postfix_str(" · ".join(loss + ([progress.message] if progress.message else [])))
 
+    def interrupt(signum, frame) -> None:
+        interrupted.set()
+        print("\nstopping at the next step or page (Ctrl-C again stops at once)",
+              file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, interrupt) if in_main else None
     try:
         yield show
     finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()

@@ -182,10 +182,11 @@ def _job_train(args: argparse.Namespace, settings: Settings) -> Result:
 def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
     from ..actions.system import make_tiny_model
 
-    out = make_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
-    return Result({"path": str(out)},
-                  f"Tiny test model saved to {out}. Try: TALEWEAVER_BASE_MODEL={out} "
-                  "TALEWEAVER_RESOLUTION=128 python app.py")
+    out, safety = make_tiny_model(args.out_dir, seed=args.seed, channels=tuple(args.channels))
+    return Result({"path": str(out), "safety_model": str(safety)},
+                  f"Tiny test model saved to {out}, with a tiny safety classifier that passes "
+                  f"every picture. Try: TALEWEAVER_BASE_MODEL={out} TALEWEAVER_SAFETY_MODEL="
+                  f"{safety} TALEWEAVER_RESOLUTION=128 python app.py")
 
 
 def register(sub) -> None:

@@ -46,13 +46,16 @@ def hf_api():
     return HfApi(library_name="taleweaver")
 
 
-def whoami(api, token: str, sleep: Sleep) -> str:
+def whoami(api, token: str, sleep: Sleep, attempts: int = ATTEMPTS,
+           max_wait: float = MAX_WAIT_S) -> str:
     """The user name the Hub gives for this token."""
-    return call_hub(lambda: api.whoami(token=token), sleep)["name"]
+    return call_hub(lambda: api.whoami(token=token), sleep, attempts, max_wait)["name"]
 
 
-def call_hub(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS) -> T:
-    """fn(), retried with backoff on transient Hub errors; HubCallFailed when it gives up."""
+def call_hub(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS,
+             max_wait: float = MAX_WAIT_S) -> T:
+    """fn(), retried with backoff (at most `max_wait` s at a time) on transient Hub errors;
+    HubCallFailed when it gives up."""
     attempt = 1
     while True:
         try:
@@ -62,7 +65,7 @@ def call_hub(fn: Callable[[], T], sleep: Sleep, attempts: int = ATTEMPTS) -> T:
             if not transient or attempt >= attempts:
                 tries = f" (after {attempt} tries)" if attempt > 1 else ""
                 raise HubCallFailed(kind, reason + tries) from err
-            wait = min(MAX_WAIT_S, max(FIRST_WAIT_S * 2 ** (attempt - 1), asked_wait))
+            wait = min(max_wait, max(FIRST_WAIT_S * 2 ** (attempt - 1), asked_wait))
             log.warning("Hub call failed (%s); retrying in %.0f s", reason, wait)
             sleep(wait)
             attempt += 1

@@ -173,9 +173,15 @@ def ensure_local_adapter(settings: Settings, user: str, character: Character,
     (`install_adapter`), then kept. Raises AdapterUnavailableError naming the character.
     """
     store = CharacterStore(settings, user)
-    if store.has_adapter(character):
-        return store.adapter_dir(character)
     name = character.name
+    if store.has_adapter(character):
+        try:
+            _check_weights(store.adapter_dir(character) / ADAPTER_WEIGHTS, "its adapter folder")
+        except AdapterFolderError:
+            raise AdapterUnavailableError(
+                f"{name}'s adapter on this machine is damaged ({ADAPTER_WEIGHTS} can't be "
+                f"read); train {name} again, or delete {name} and add it again") from None
+        return store.adapter_dir(character)
     if constants.is_offline_mode():
         raise AdapterUnavailableError(f"{name} has no trained adapter on this machine yet: "
                                       f"train {name} first")
@@ -335,9 +341,12 @@ def _check_weights(path: Path, where: str) -> None:
     with open(path, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little")
         try:
-            ok = 8 < size and 1 < length <= size - 8 and isinstance(
-                json.loads(handle.read(length)), dict)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            header = json.loads(handle.read(length)) if 1 < length <= size - 8 else None
+            ends = [entry["data_offsets"][1] for key, entry in (header or {}).items()
+                    if key != "__metadata__"]
+            ok = isinstance(header, dict) and max(ends, default=0) <= size - 8 - length
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError,
+                AttributeError):
             ok = False
     if not ok:
         raise AdapterFolderError(f"{path.name} in {where} is not a valid safetensors file")

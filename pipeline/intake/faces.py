@@ -73,7 +73,8 @@ def model_path(name: str) -> Path:
         raise RuntimeError("face-recognition-models is not installed: pip install -r requirements.txt")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
-        raise RuntimeError(f"{path} is missing: reinstall face-recognition-models")
+        raise RuntimeError(f"the face model {name} is missing (a server install problem): "
+                           "reinstall face-recognition-models")
     return path
 
 

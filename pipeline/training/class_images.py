@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +23,9 @@ from ..store import atomic_write_bytes, inside, slugify, user_dir
 from .config import CLASS_IMAGE_GUIDANCE, CLASS_IMAGE_STEPS, TrainConfig
 from .data import class_prompt
 from .estimate import CALL_OVERHEAD_SECONDS, SAFETY, image_seconds
+from .run import TrainingError
 
+log = logging.getLogger(__name__)
 
 
 def class_image_dir(settings: Settings, user: str, kind: str) -> Path:
@@ -41,8 +44,15 @@ def load_class_images(settings: Settings, user: str, kind: str, count: int) -> l
     size = (settings.resolution, settings.resolution)
     images = []
     for path in class_image_paths(settings, user, kind, count):
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+        except (OSError, ValueError) as err:  # damaged: it goes, and is drawn again next time
+            log.warning("damaged class image %s removed: %s", path, err)
+            path.unlink(missing_ok=True)
+            raise TrainingError(f"a saved picture of {kind!r} for prior preservation was "
+                                "damaged; it was removed and is drawn again when you start "
+                                "training again") from None
         images.append(image if image.size == size else image.resize(size, Image.LANCZOS))
     return images
 

@@ -8,12 +8,27 @@ unknown key is an error. Does not import torch.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
+
+from ..checks import shown
 
 OPTIMIZERS = ("auto", "adamw", "adamw8bit")
 SWITCHES = ("auto", "on", "off")
 QUANTIZE = ("none", "8bit", "4bit")
+# The range of every number a run takes (README's table): wide enough for any sensible run,
+# narrow enough that no single call can ask for a billion steps or a batch no GPU holds.
+WHOLE_RANGES = {
+    "steps": (1, 5000), "rank": (1, 128), "alpha": (1, 1024), "warmup_steps": (0, 5000),
+    "batch_size": (1, 8), "class_images": (0, 200), "validation_steps": (1, 100),
+    # 32 bits: each step's generator is seeded from (seed, step, process) in 64 bits.
+    "seed": (0, 2 ** 32 - 1),
+}
+NUMBER_RANGES = {
+    "learning_rate": (0.0, 0.1), "prior_weight": (0.0, 10.0), "snr_gamma": (0.0, 100.0),
+    "offset_noise": (0.0, 1.0), "weight_decay": (0.0, 1.0), "max_grad_norm": (0.0, 100.0),
+}
 CLASS_IMAGE_STEPS = 25  # inference steps of each class image (prior preservation)
 CLASS_IMAGE_GUIDANCE = 5.0
 
@@ -87,21 +102,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.preset in PRESETS, "preset", self.preset, " or ".join(PRESETS))
-        for name in ("steps", "rank", "batch_size", "validation_steps"):
-            _require_int(self, name, low=1)
-        for name in ("warmup_steps", "class_images"):
-            _require_int(self, name, low=0)
-        # 32 bits: each step's generator is seeded from (seed, step, process) in 64 bits.
-        _require_int(self, "seed", low=0, high=2 ** 32 - 1)
-        if self.alpha is not None:
-            _require_int(self, "alpha", low=1)
-        for name in ("learning_rate", "prior_weight", "snr_gamma", "offset_noise",
-                     "weight_decay", "max_grad_norm"):
+        for name, (low, high) in WHOLE_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                value = int(value)  # JSON may write 600 as 600.0
+                object.__setattr__(self, name, value)
+            if value is not None or name != "alpha":  # alpha None: the rank
+                _require_int(name, value, low, high)
+        for name, (low, high) in NUMBER_RANGES.items():
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and not isinstance(value, bool)
-                     and value >= 0, name, value, "a number, at least 0")
-        _require(0 < self.learning_rate < 1, "learning_rate", self.learning_rate,
-                 "a number between 0 and 1, e.g. 1e-4")
+                     and math.isfinite(value) and low <= value <= high, name, value,
+                     f"a number from {low:g} to {high:g}")
+        _require(self.learning_rate > 0, "learning_rate", self.learning_rate,
+                 f"a number above 0, at most {NUMBER_RANGES['learning_rate'][1]:g}, e.g. 1e-4")
         for name in ("prior_preservation", "train_text_encoder", "describe", "flip"):
             _require(isinstance(getattr(self, name), bool), name, getattr(self, name),
                      "true or false")
@@ -208,13 +222,12 @@ def preset_for_kind(kind: str) -> str:
     return "pet" if kind.strip().lower() in PET_KINDS else "person"
 
 
-def _require_int(config: TrainConfig, name: str, low: int, high: Optional[int] = None) -> None:
-    value = getattr(config, name)
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    _require(ok and (high is None or value <= high), name, value,
-             f"a whole number, at least {low}" if high is None else f"a whole number from {low} to {high}")
+def _require_int(name: str, value: object, low: int, high: int) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    _require(ok, name, value, f"a whole number from {low} to {high}")
 
 
 def _require(ok: bool, name: str, value: object, accepts: str) -> None:
     if not ok:
-        raise ValueError(f"training setting {name}={value!r} is invalid: it accepts {accepts}")
+        raise ValueError(f"training setting {name}={shown(value)} is invalid: it accepts "
+                         f"{accepts}")

@@ -135,6 +135,16 @@ class TrainingRun:
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def any_process(self, flag: bool) -> bool:
+        """True in every process when `flag` is true in any (one process alone has it, e.g.
+        the one that reports progress and was cancelled); the flag itself with one process."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        import torch
+
+        mark = torch.tensor([float(flag)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(mark, reduction="sum").item())
+
     def mean_across_processes(self, loss) -> float:
         """The loss averaged over all processes (the same number everywhere)."""
         return self.accelerator.reduce(loss, reduction="mean").item()

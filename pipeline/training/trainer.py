@@ -21,37 +21,34 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
-import shutil
+import math
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from PIL import Image
 
-from ..adapter_files import CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE
+from .. import turns
+from ..adapter_files import CHECKPOINT_DIR, VALIDATION_IMAGE
 from ..characters import Character, CharacterStore, Crop
 from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
 from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
-from ..progress import Progress, ProgressFn
+from ..progress import Cancelled, Progress, ProgressFn
 from ..settings import Settings
-from ..store import atomic_write_json, read_json
 from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
                          set_aside)
 from .class_images import (class_image_paths, generate_class_images, images_per_call,
                            load_class_images)
-from .config import TrainConfig, TrainingRecord
+from .config import TrainConfig
 from .data import class_prompt, instance_prompt
 from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
                        record_step_time, step_seconds)
-from .lora_files import save_adapter
+from .finish import finished, write_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)
-VALIDATION_PROMPT = "{token} reading a book in a garden"
 LOSS_WINDOW = 20  # steps averaged for the loss shown in progress
 
 
@@ -95,7 +92,7 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
         missing = config.class_images - len(have)
     done = saved_progress(store.path(character, CHECKPOINT_DIR),
                           _run_key(settings, detect(settings), character, config))
-    if _finished(settings, store, character, config):
+    if finished(settings, store, character, config):
         done = config.steps
     return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
 
@@ -105,24 +102,33 @@ def train_character(settings: Settings, user: str, name: str, config: TrainConfi
                     on_progress: Optional[ProgressFn] = None) -> TrainResult:
     """Train (or go on training) a character's adapter until done, or for `max_chunks` chunks.
 
-    `chunk_steps` bounds each chunk; by default one chunk on a dedicated GPU or the CPU, and
-    what fits in one ZeroGPU call there.
+    Each chunk ends in a checkpoint and waits for its turn on the GPU (turns.py), so a crash
+    loses at most one chunk and other users' pages get the GPU between chunks. A chunk is at
+    most `chunk_steps` steps; on ZeroGPU what fits in one call, elsewhere at most
+    TALEWEAVER_CHECKPOINT_SECONDS of steps. Cancelled raised by `on_progress` stops at the
+    next step, after a checkpoint.
     """
     started = time.monotonic()
     store, character = _character(settings, user, name)
     hardware = detect(settings)
     sliced = on_zerogpu()
-    if config.prior_preservation and sliced:
-        _make_class_images_in_slices(settings, user, character.kind, config, on_progress)
     warnings: list[str] = []
     chunks, result = 0, None
-    if not _finished(settings, store, character, config):
+    done = saved_progress(store.path(character, CHECKPOINT_DIR),
+                          _run_key(settings, hardware, character, config))
+    waiting = _waiting(on_progress, lambda: done, config.steps)
+    if config.prior_preservation and sliced:
+        with turns.turn(user, exclusive=True, on_wait=waiting):
+            _make_class_images_in_slices(settings, user, character.kind, config, on_progress)
+    if not finished(settings, store, character, config):
         while max_chunks is None or chunks < max_chunks:
             steps = chunk_steps or (_steps_per_call(settings, hardware, config) if sliced
                                     else config.steps)
-            result = train_chunk(settings, user, name, config, steps,
-                                 on_progress=None if sliced else on_progress)
-            chunks += 1
+            with turns.turn(user, exclusive=True, on_wait=waiting):
+                result = train_chunk(settings, user, name, config, steps,
+                                     on_progress=None if sliced else on_progress,
+                                     seconds=None if sliced else settings.checkpoint_seconds)
+            chunks, done = chunks + 1, result.step
             warnings += [result.warning] if result.warning else []
             if sliced and on_progress is not None:
                 on_progress(_progress(result.step, result.total, result.loss,
@@ -136,8 +142,18 @@ def train_character(settings: Settings, user: str, name: str, config: TrainConfi
                        seconds=time.monotonic() - started, warnings=tuple(warnings))
 
 
+def _waiting(on_progress: Optional[ProgressFn], step: Callable[[], int],
+             total: int) -> Optional[turns.WaitFn]:
+    """Progress reports while a chunk waits for its turn on the GPU."""
+    if on_progress is None:
+        return None
+    return lambda ahead: on_progress(Progress(step(), total, "step",
+                                              message=f"waiting for the GPU ({ahead} ahead)"))
+
+
 def chunk_duration(settings: Settings, user: str, name: str, config: TrainConfig, max_steps: int,
-                   on_progress: Optional[ProgressFn] = None) -> float:
+                   on_progress: Optional[ProgressFn] = None,
+                   seconds: Optional[float] = None) -> float:
     """Seconds to ask ZeroGPU for: the steps this chunk will train, plus the finish if it's the last."""
     hardware = detect(settings)
     store, character = _character(settings, user, name)
@@ -153,8 +169,11 @@ def chunk_duration(settings: Settings, user: str, name: str, config: TrainConfig
 
 @gpu(duration=chunk_duration)
 def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, max_steps: int,
-                on_progress: Optional[ProgressFn] = None) -> ChunkResult:
-    """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
+                on_progress: Optional[ProgressFn] = None,
+                seconds: Optional[float] = None) -> ChunkResult:
+    """Train at most `max_steps` more steps (less if ZeroGPU's time runs out, or past about
+    `seconds` of steps), then checkpoint. Cancelled from `on_progress` stops after the step
+    it came in, with a checkpoint, and is raised again.
 
     Draws missing class images first. The chunk that reaches `config.steps` also writes the
     adapter folder: diffusers and kohya weights, train_config.json (a TrainingRecord: the config
@@ -181,45 +200,49 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
             open_run(pipe, accelerator, hardware, config, crops, class_images,
                      _prompts(character, config), settings.resolution) as run:
         start, warning = _resume(run, folder, key, config)
-        step, losses, times = _train_steps(run, start, min(config.steps, start + max_steps),
-                                           deadline, on_progress)
+        if seconds is not None:
+            deadline = min(deadline or math.inf, time.monotonic() + seconds)
+        step, losses, times, stopped = _train_steps(
+            run, start, min(config.steps, start + max_steps), deadline, on_progress)
         if accelerator.is_main_process:
             if step > start:
                 save_checkpoint(folder, run.state(step, key), config.steps)
             if len(times) > 1:
                 record_step_time(settings, hardware, config, _per_step(times))
             if step >= config.steps:
-                if on_progress is not None:
+                if on_progress is not None and not stopped:
                     on_progress(_finishing(step, losses, settings, hardware, config))
-                _write_adapter(store, character, run, settings, config)
+                unsafe = write_adapter(store, character, run, settings, config)
+                warning = "; ".join(filter(None, [warning, unsafe]))
         accelerator.wait_for_everyone()
+    if stopped and step < config.steps:
+        raise Cancelled(f"training {character.name} stopped at step {step} of {config.steps}; "
+                        "it goes on from there next time")
     return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
                        seconds_per_step=_per_step(times), done=step >= config.steps,
                        warning=warning)
 
 
 def _train_steps(run: TrainingRun, start: int, end: int, deadline: Optional[float],
-                 on_progress: Optional[ProgressFn]) -> tuple[int, list[float], list[float]]:
-    """Steps `start` to `end` (fewer if the next would pass the deadline): the step reached,
-    the losses and the seconds of each step."""
-    step, losses, times = start, [], []
-    while step < end and not (deadline and times and time.monotonic() + times[-1] > deadline):
+                 on_progress: Optional[ProgressFn]) -> tuple[int, list[float], list[float], bool]:
+    """Steps `start` to `end` (fewer if the next would pass the deadline, or when
+    `on_progress` raises Cancelled): the step reached, the losses, the seconds of each step and
+    whether it was cancelled (in any process, under accelerate launch)."""
+    step, losses, times, stopped = start, [], [], False
+    while step < end and not stopped and not (
+            deadline and times and time.monotonic() + times[-1] > deadline):
         tick = time.perf_counter()
         losses.append(run.mean_across_processes(run.step(step)))
         times.append(time.perf_counter() - tick)
         step += 1
         if on_progress is not None:
-            on_progress(_progress(step, run.config.steps, _mean_loss(losses), _per_step(times)))
-    return step, losses, times
-
-
-def validation_image(pipe, character: Character, config: TrainConfig, resolution: int) -> Image.Image:
-    """The character drawn by the pipeline as it stands (with the trained layers), fixed seed."""
-    import torch
-
-    prompt = VALIDATION_PROMPT.format(token=character.token_phrase)
-    return pipe(prompt, num_inference_steps=config.validation_steps, height=resolution,
-                width=resolution, generator=torch.Generator().manual_seed(config.seed)).images[0]
+            try:
+                on_progress(_progress(step, run.config.steps, _mean_loss(losses),
+                                      _per_step(times)))
+            except Cancelled:
+                stopped = True
+        stopped = run.any_process(stopped)
+    return step, losses, times, stopped
 
 
 def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore, Character]:
@@ -238,9 +261,11 @@ def _load_crops(store: CharacterStore, character: Character) -> list[tuple[Image
         try:
             with Image.open(path) as image:
                 crops.append((image.convert("RGB"), crop))
-        except (OSError, ValueError) as err:
-            raise TrainingError(f"{character.name}: crop {crop.file} can't be read ({err}); "
-                                "delete the character and add its photos again") from err
+        except (OSError, ValueError) as err:  # its path stays in the server's log
+            log.warning("crop %s can't be read: %s", path, err)
+            raise TrainingError(f"{character.name}: crop {crop.file} can't be read (the file "
+                                "is damaged or missing); delete the character and add its "
+                                "photos again") from None
     return crops
 
 
@@ -321,56 +346,6 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
         return 0, ""
     run.restore(state)
     return state.step, ""
-
-
-def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
-                   settings: Settings, config: TrainConfig) -> None:
-    """Write the adapter folder under a temporary name, then swap it in whole."""
-    for module in run.modules.values():
-        module.eval()
-    with _replaced_dir(store.adapter_dir(character)) as folder:
-        save_adapter(folder, run.modules, config)
-        validation_image(run.pipe, character, config, settings.resolution).save(
-            folder / VALIDATION_IMAGE)
-        atomic_write_json(folder / TRAIN_CONFIG, _record(settings, character, config).to_dict())
-
-
-def _record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
-    return TrainingRecord(base_model=settings.base_model, resolution=settings.resolution,
-                          trigger=character.trigger,
-                          instance_prompt=instance_prompt(character, config.describe),
-                          validation_prompt=VALIDATION_PROMPT.format(token=character.token_phrase),
-                          config=config)
-
-
-def _finished(settings: Settings, store: CharacterStore, character: Character,
-              config: TrainConfig) -> bool:
-    """True when the adapter folder holds the result of exactly this config, on this base model
-    at this resolution, for this trigger: any change (TALEWEAVER_BASE_MODEL, say) trains anew."""
-    try:
-        saved = TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
-    except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
-        return False
-    wanted = _record(settings, character, config)
-    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
-        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
-
-
-@contextlib.contextmanager
-def _replaced_dir(final: Path) -> Iterator[Path]:
-    """Yield a new temporary folder; on success it replaces `final` (the old one is removed)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    try:
-        yield new
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        if final.exists():
-            os.rename(final, old)
-        os.rename(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
