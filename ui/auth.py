@@ -49,14 +49,22 @@ def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False) -> Calla
     inputs = [p for p in params if p not in progress]
     outer = signature.replace(parameters=inputs + _SIGNED_IN + progress)
 
-    @functools.wraps(fn)
-    def handler(*args, **kwargs):
+    def call(args, kwargs):
         values = outer.bind(*args, **kwargs)
         values.apply_defaults()
         arguments = dict(values.arguments)
         profile, token = arguments.pop("profile"), arguments.pop("token")
         caller = (identify_quietly if quiet else identify)(settings, profile, token)
         return fn(caller, **arguments)
+
+    if inspect.isgeneratorfunction(fn):  # it shows something, then may fail
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            yield from call(args, kwargs)
+    else:
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return call(args, kwargs)
 
     handler.__signature__ = outer  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in outer.parameters.values()

@@ -5,6 +5,7 @@ content: a handler returns PIL images, or files written to a private scratch fol
 path inside the data folder (which is not in `allowed_paths`), so nobody can fetch another
 user's pictures or books by guessing a URL.
 """
+import contextlib
 import functools
 import html
 import inspect
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -34,24 +35,44 @@ STATUS_HEIGHT = 56  # px: an empty result line this tall shows the progress bar 
 
 def user_errors(fn: F) -> F:
     """Turn the engine's errors (ValueError, RuntimeError) into gr.Error with their message,
-    HTML-escaped: gradio renders an error as HTML, and messages quote free text (titles)."""
+    HTML-escaped: gradio renders an error as HTML, and messages quote free text (titles).
+    A generator function (a handler that shows something before it fails) stays one."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            with as_messages():
+                yield from fn(*args, **kwargs)
+
+        return generator  # type: ignore[return-value]
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with as_messages():
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (ValueError, RuntimeError) as err:
-            raise gr.Error(html.escape(str(err), quote=False), duration=ERROR_SECONDS,
-                           print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def public(fn: Callable, api_name: str) -> dict:
+@contextlib.contextmanager
+def as_messages() -> Iterator[None]:
+    """The engine's errors raised in the block, as gr.Error (see `user_errors`)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (ValueError, RuntimeError) as err:
+        raise gr.Error(html.escape(str(err), quote=False), duration=ERROR_SECONDS,
+                       print_exception=False) from None
+
+
+def public(fn: Callable, api_name: str, **fill: str) -> dict:
     """An event's (or gr.api's) API name and its description on the API page: the docstring's
-    summary, then one line per entry of its Args (gradio itself shows only the summary)."""
-    return {"api_name": api_name, "api_description": _api_doc(fn)}
+    summary, then one line per entry of its Args (gradio itself shows only the summary).
+    `fill` gives the values of {placeholders} in the docstring (this server's limits)."""
+    description = _api_doc(fn)
+    for key, value in fill.items():
+        description = description.replace("{" + key + "}", value)
+    return {"api_name": api_name, "api_description": description}
 
 
 def _api_doc(fn: Callable) -> str:
@@ -81,6 +102,17 @@ def own_choice(label: str, example: str, **kwargs) -> gr.Dropdown:
     box.api_info = lambda: {"type": "array", "items": text} if box.multiselect else text
     box.example_payload = box.example_value = lambda: [example] if box.multiselect else example
     return box
+
+
+def confirmation(yes: str) -> tuple[gr.Row, gr.Markdown, gr.Button, gr.Button]:
+    """A hidden row asking a question before something that can't be undone: (row, question,
+    yes button, cancel button). Show the row with the question; "yes" does it."""
+    with gr.Row(visible=False, equal_height=True, elem_classes="tw-notice") as row:
+        with gr.Column(scale=4):
+            question = gr.Markdown()
+        yes_button = gr.Button(yes, variant="stop", scale=1, min_width=160)
+        cancel = gr.Button("Cancel", scale=0, min_width=100)
+    return row, question, yes_button, cancel
 
 
 def progress_bar(progress: gr.Progress) -> ProgressFn:

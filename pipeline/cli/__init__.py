@@ -1,8 +1,10 @@
 """`python -m pipeline ...`: the command-line front door onto the same functions the app uses.
 
-Every subcommand returns a `Result`: plain data for `--json` and text for people. Errors from
-the engine (ValueError, RuntimeError, OSError) print one clear line and exit with 1; wrong
-arguments exit with 2, as argparse does. The commands live in one module per area.
+Every subcommand returns a `Result`: plain data for `--json` and text for people, and whether
+it did what was asked (a `push` that was skipped prints its result and exits with 1). Errors
+from the engine (ValueError, RuntimeError, OSError) print one clear line and exit with 1; wrong
+arguments exit with 2, as argparse does. Library warnings meant for developers stay off the
+terminal unless `--verbose`. The commands live in one module per area.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Sequence
 
 from ..settings import Settings
 from . import books, characters, hub, story, train
-from .core import common_options, is_main_process
+from .core import common_options, is_main_process, quiet_libraries
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = dataclasses.replace(settings, data_dir=args.data_dir)
         if args.user is None:
             args.user = settings.local_user
-        result = args.handler(args, settings)
+        with quiet_libraries(args.verbose):
+            result = args.handler(args, settings)
     except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -46,5 +49,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result.data, indent=2, ensure_ascii=False, default=str))
     else:
-        print(result.text)
-    return 0
+        print(result.text, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1

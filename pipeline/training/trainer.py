@@ -299,7 +299,8 @@ def _run_key(settings: Settings, hardware: Hardware, character: Character,
     config_key = {**config.training_key(), "optimizer": optimizer_name(config, hardware)}
     return {"config": config_key, "base_model": settings.base_model,
             "resolution": settings.resolution, "character": character.slug,
-            "created": character.created}
+            "created": character.created, "photos": character.photos_key,
+            "prompts": _prompts(character, config)}
 
 
 def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
@@ -340,20 +341,49 @@ def _record(settings: Settings, character: Character, config: TrainConfig) -> Tr
                           trigger=character.trigger,
                           instance_prompt=instance_prompt(character, config.describe),
                           validation_prompt=VALIDATION_PROMPT.format(token=character.token_phrase),
-                          config=config)
+                          config=config, photos=character.photos_key)
 
 
 def _finished(settings: Settings, store: CharacterStore, character: Character,
               config: TrainConfig) -> bool:
     """True when the adapter folder holds the result of exactly this config, on this base model
-    at this resolution, for this trigger: any change (TALEWEAVER_BASE_MODEL, say) trains anew."""
+    at this resolution, for this character as it is now: any change (TALEWEAVER_BASE_MODEL,
+    added photos, a new kind) trains anew."""
+    saved = _saved_record(store, character)
+    return saved is not None and saved.config == config and \
+        not _changes(saved, _record(settings, character, config))
+
+
+def adapter_out_of_date(settings: Settings, user: str, name: str) -> str:
+    """Why a character's trained adapter no longer matches it ("" when it does, or when there
+    is no adapter): photos added, its kind (or, when the prompt carries it, its look) changed,
+    another base model or resolution. Training again makes a new one."""
+    store = CharacterStore(settings, user)
+    character = store.get(name)
+    saved = _saved_record(store, character)
+    if saved is None:
+        return ""
+    return "; ".join(_changes(saved, _record(settings, character, saved.config)))
+
+
+def _saved_record(store: CharacterStore, character: Character) -> Optional[TrainingRecord]:
     try:
-        saved = TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
+        return TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
     except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
-        return False
-    wanted = _record(settings, character, config)
-    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
-        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
+        return None
+
+
+def _changes(saved: TrainingRecord, wanted: TrainingRecord) -> list[str]:
+    """What differs between how an adapter was trained and how it would be trained now."""
+    changes = []
+    if saved.photos and saved.photos != wanted.photos:  # "": a record from before it was kept
+        before, now = saved.photos.split(":")[0], wanted.photos.split(":")[0]
+        changes.append(f"its photos changed since it was trained ({before} then, {now} now)")
+    if (saved.trigger, saved.instance_prompt) != (wanted.trigger, wanted.instance_prompt):
+        changes.append("its kind (or the look its training used) changed since it was trained")
+    if (saved.base_model, saved.resolution) != (wanted.base_model, wanted.resolution):
+        changes.append("it was trained for another base model or resolution")
+    return changes
 
 
 @contextlib.contextmanager
