@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first; a module may import its own layer and those below it.
 LAYERS = [
     ["settings", "progress", "adapter_files"],
-    ["hardware", "store", "styles"],
+    ["hardware", "store", "styles", "work"],
     ["models", "intake", "testing"],
     ["characters"],
     ["story", "hub"],

@@ -1,7 +1,9 @@
 """Books: draft a story, make a book of it, edit a page's scene, illustrate it, redraw a page,
-choose a picture, list, read, delete and export books."""
+choose a picture, list, read, delete and export books; the picture sizes in force on this
+machine, and the characters a book names that can't be drawn yet."""
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +14,16 @@ from ..characters import CharacterStore
 from ..draft import Draft, draft_story
 from ..export import Exported, export_book, file_name
 from ..export import story_about as story_about  # the cover's line, for the app's reader
+from ..hardware import CPU_PICTURE_STEPS, cpu_size, detect
+from ..hub.repos import hub_record
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
 from ..illustrate import (IllustrateConfig, IllustrateError, check_seed, illustrate_book,
                           regenerate_page)
-from ..progress import ProgressFn
+from ..progress import ProgressFn, counted
 from ..settings import Settings
 from ..story import parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
+from ..work import recorded
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,43 @@ def styles() -> dict[str, Style]:
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
                     adapter_weight: float = 1.0) -> IllustrateConfig:
-    """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps."""
+    """How to draw pages, from plain numbers: 0 (or None) leaves the size and steps to the
+    machine (`drawing_in_force`)."""
     return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
                             width=int(width or 0) or None, height=int(height or 0) or None,
                             steps=int(steps or 0) or None)
+
+
+def drawing_in_force(settings: Settings, style: str,
+                     options: IllustrateConfig = IllustrateConfig()) -> IllustrateConfig:
+    """The options with the size and steps left open filled in as this machine draws them: the
+    style's own on a GPU; without one, the style's shape at most CPU_PICTURE_SIDE px, in
+    CPU_PICTURE_STEPS steps (a page in seconds on the demo model, not minutes)."""
+    chosen = get_style(style)
+    width, height, steps = chosen.width, chosen.height, chosen.steps
+    if not detect(settings).has_gpu:
+        (width, height), steps = cpu_size(width, height), min(steps, CPU_PICTURE_STEPS)
+    return dataclasses.replace(options, width=options.width or width,
+                               height=options.height or height, steps=options.steps or steps)
+
+
+def waiting_characters(settings: Settings, user: str, book: Book) -> list[str]:
+    """What stops pages from being drawn: characters a page names that aren't trained yet (no
+    adapter here or on the Hub), or that are no longer the user's characters."""
+    store = CharacterStore(settings, user)
+    cast = {character.name.casefold(): character for character in store.list()}
+    notes = []
+    for name in book.characters:
+        pages = [n for n, page in enumerate(book.pages, start=1) if name in page.characters]
+        where = ("page " if len(pages) == 1 else "pages ") + ", ".join(map(str, pages))
+        character = cast.get(name.casefold())
+        if character is None:
+            notes.append(f"{name} is no longer one of your characters (deleted?), so {where} "
+                         f"can't be drawn: add {name} again, or edit the scene")
+        elif not store.has_adapter(character) and hub_record(settings, user, character) is None:
+            notes.append(f"{name} isn't trained yet, so {where} can't be drawn: train {name} "
+                         "first")
+    return notes
 
 
 def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,
@@ -98,12 +136,14 @@ def get_book(settings: Settings, user: str, book_id: str) -> Book:
 
 def book_json(settings: Settings, user: str, book: Book) -> dict:
     """A book as the API and `--json` give it: the record, with each page's prompt as it would
-    be drawn now (its scene with the characters' trigger words, look and the style)."""
+    be drawn now (its scene with the characters' trigger words, look and the style), and
+    "waiting": why some pages can't be drawn yet (`waiting_characters`)."""
     record = book.to_json()
     style = get_style(book.style)
     cast = CharacterStore(settings, user).list()
     for page, entry in zip(book.pages, record["pages"]):
         entry["prompt"] = style.prompt(scene_prompt(page.scene, cast))
+    record["waiting"] = waiting_characters(settings, user, book)
     return record
 
 
@@ -126,9 +166,19 @@ def illustrate(settings: Settings, user: str, book_id: str,
                options: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw every page that has no picture yet, saving each as it is drawn (calling it again
-    after an interruption goes on where it stopped)."""
-    return illustrate_book(settings, user, book_id, options, token=token,
-                           on_progress=on_progress)
+    after an interruption goes on where it stopped), at the size and steps in force here.
+    Recorded in the user's work (actions.work) with its progress; cancelling it there stops
+    it after the page being drawn."""
+    book = BookStore(settings, user).get(book_id or "")
+    with recorded(settings, user, "illustration", book.id, f"Illustrating “{book.title}”",
+                  on_progress) as job:
+        book = illustrate_book(settings, user, book.id,
+                               drawing_in_force(settings, book.style, options), token=token,
+                               on_progress=job.report)
+        drawn = len(book.pages) - len(book.missing)
+        job.finish(f"{drawn} of {counted(len(book.pages), 'page')} have a picture",
+                   {"id": book.id, "title": book.title})
+    return book
 
 
 def redraw_page(settings: Settings, user: str, book_id: str, page: int,
@@ -139,7 +189,9 @@ def redraw_page(settings: Settings, user: str, book_id: str, page: int,
     first new picture becomes the page's picture and the others stay to choose from."""
     if scene is not None:
         edit_scene(settings, user, book_id, page, scene)
-    return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
+    style = get_book(settings, user, book_id).style
+    return regenerate_page(settings, user, book_id, page,
+                           drawing_in_force(settings, style, options), seed=seed, token=token)
 
 
 def choose_picture(settings: Settings, user: str, book_id: str, page: int,

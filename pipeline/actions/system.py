@@ -1,14 +1,23 @@
-"""The machine the doors run on: where GPU work goes, loading the models at start, and the tiny
-test model for CPU demos."""
+"""The machine the doors run on: where GPU work goes, starting up (the models, or demo mode on
+the tiny model where the base model can't load), whether drafting works, and the tiny test
+model for CPU demos."""
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..draft import load_story_model, story_model_problem
 from ..hardware import detect, on_zerogpu
 from ..models import ModelUnavailableError as ModelUnavailableError  # for the doors
+from ..models import demo_model, load_pipeline
 from ..settings import Settings
+from ..testing import is_test_model
+from ..training.estimate import record_phase_time
+
+DEMO_RESOLUTION = 128  # px: training crops in demo mode (a character trains in minutes on a CPU)
 
 
 @dataclass(frozen=True)
@@ -18,29 +27,70 @@ class Machine:
     has_gpu: bool
     zerogpu: bool
     model: str  # the base model: a Hub id, or a local folder by its name only
+    test_model: bool  # the tiny random test model, which draws noise
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How the app starts: the settings it runs with, and for the operator's log why it runs in
+    demo mode ("": it doesn't) and why drafting stories is unavailable ("": it isn't)."""
+
+    settings: Settings
+    demo_reason: str = ""
+    no_drafts: str = ""
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.demo_reason)
 
 
 def machine(settings: Settings) -> Machine:
     """Where GPU work runs here, and which base model draws (never a server path)."""
     model = settings.base_model
+    test_model = is_test_model(model)
     model = Path(model).name if Path(model).is_dir() else model
-    return Machine(detect(settings).has_gpu, on_zerogpu(), model)
+    return Machine(detect(settings).has_gpu, on_zerogpu(), model, test_model)
 
 
-def preload(settings: Settings) -> Optional[str]:
+def start(settings: Settings) -> Startup:
     """Load the base model now (on ZeroGPU it must load outside any GPU call), and there the
-    story model too, since a GPU call's worker forgets what it loads. Returns why drafting is
-    unavailable, or None."""
-    from ..draft import load_story_model
-    from ..models import load_pipeline
+    story model too, since a GPU call's worker forgets what it loads.
 
-    load_pipeline(settings)
-    if on_zerogpu():
-        try:
-            load_story_model(settings)
-        except ModelUnavailableError as err:
-            return str(err)
-    return None
+    Where the base model can't be loaded (not downloaded and the Hub unreachable, no such
+    folder, too little memory), the app runs in demo mode instead: on the tiny test model,
+    built once into <data_dir>/demo-model, with 128 px training crops.
+    """
+    try:
+        _load_timed(settings)
+    except (ModelUnavailableError, MemoryError) as err:
+        demo = dataclasses.replace(settings, base_model=str(demo_model(settings)), vae="",
+                                   resolution=min(settings.resolution, DEMO_RESOLUTION))
+        _load_timed(demo)
+        return Startup(demo, str(err) or type(err).__name__, _drafting(demo))
+    return Startup(settings, "", _drafting(settings))
+
+
+def drafting_problem(settings: Settings) -> str:
+    """Why drafting stories is unavailable here, for the operator's log ("" when it works or
+    may work); nothing is loaded to find out."""
+    return story_model_problem(settings)
+
+
+def _load_timed(settings: Settings) -> None:
+    hardware = detect(settings)
+    started = time.perf_counter()
+    load_pipeline(settings, hardware)
+    record_phase_time(settings, hardware, "load", time.perf_counter() - started)
+
+
+def _drafting(settings: Settings) -> str:
+    if not on_zerogpu():
+        return story_model_problem(settings)
+    try:
+        load_story_model(settings)
+    except ModelUnavailableError as err:
+        return str(err)
+    return ""
 
 
 def make_tiny_model(out_dir: Path, *, seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Path:

@@ -26,7 +26,8 @@ def _options(args: argparse.Namespace):
 
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..actions.books import DEFAULT_STYLE, book_json, get_book, illustrate, new_book
+    from ..actions.books import (DEFAULT_STYLE, book_json, get_book, illustrate, new_book,
+                                 waiting_characters)
     from ..actions.system import own_token
 
     options = _options(args)
@@ -42,6 +43,8 @@ def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
                  else Path(args.story).read_text(encoding="utf-8"))
         book = new_book(settings, args.user, args.title, story, args.style or DEFAULT_STYLE,
                         args.seed)
+    for waiting in waiting_characters(settings, args.user, book):
+        print(f"warning: {waiting}", file=sys.stderr)
     print(f"book {book.id}: {len(book.missing)} of {counted(len(book.pages), 'page')} to "
           "illustrate; if interrupted, continue with: "
           f"python -m pipeline illustrate --book {book.id}",
@@ -102,10 +105,11 @@ def register(sub) -> None:
         parser.add_argument("--adapter-weight", type=float, default=1.0,
                             help="strength of each character's adapter (default 1.0)")
         parser.add_argument("--size", type=_size, default=None,
-                            help="WIDTHxHEIGHT instead of the style's SDXL size (e.g. 64x64 "
-                                 "with the tiny test model)")
+                            help="WIDTHxHEIGHT (default: the style's SDXL size on a GPU; on a "
+                                 "CPU its shape at most 512 px)")
         parser.add_argument("--steps", type=int, default=None,
-                            help="denoising steps instead of the style's")
+                            help="denoising steps (default: the style's on a GPU, 12 at most "
+                                 "on a CPU)")
 
     parser = command(sub, "illustrate", _illustrate,
                      "illustrate a story page by page (or continue an interrupted book)")

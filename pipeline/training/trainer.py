@@ -35,7 +35,7 @@ from PIL import Image
 from ..adapter_files import CHECKPOINT_DIR, TRAIN_CONFIG, VALIDATION_IMAGE
 from ..characters import Character, CharacterStore, Crop
 from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
-from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
+from ..models import is_loaded, load_pipeline, load_quantized_pipeline, pipeline_lock
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
 from ..store import atomic_write_json, read_json
@@ -46,7 +46,8 @@ from .class_images import (class_image_paths, generate_class_images, images_per_
 from .config import TrainConfig, TrainingRecord
 from .data import class_prompt, instance_prompt
 from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
-                       record_step_time, step_seconds)
+                       phase_seconds, record_image_time, record_phase_time, record_step_time,
+                       step_seconds)
 from .lora_files import save_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
@@ -93,11 +94,13 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
     if config.prior_preservation:
         have = class_image_paths(settings, user, character.kind, config.class_images)
         missing = config.class_images - len(have)
+    hardware = detect(settings)
     done = saved_progress(store.path(character, CHECKPOINT_DIR),
-                          _run_key(settings, detect(settings), character, config))
+                          _run_key(settings, hardware, character, config))
     if _finished(settings, store, character, config):
         done = config.steps
-    return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
+    return estimate_training(settings, config, steps_done=done, class_images_missing=missing,
+                             model_loaded=is_loaded(settings, hardware), hardware=hardware)
 
 
 def train_character(settings: Settings, user: str, name: str, config: TrainConfig, *,
@@ -173,14 +176,19 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     if on_zerogpu():
         deadline = (started + chunk_duration(settings, user, name, config, max_steps)
                     - _finish_seconds(settings, hardware, config))
+    main = accelerator.is_main_process
+    _load_timed(settings, hardware, config, record=main)
     class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
     folder = store.path(character, CHECKPOINT_DIR)
     key = _run_key(settings, hardware, character, config)
+    preparing = time.perf_counter()
     with _training_pipeline(settings, hardware, config) as pipe, \
             _explain_out_of_memory(config, settings), \
             open_run(pipe, accelerator, hardware, config, crops, class_images,
                      _prompts(character, config), settings.resolution) as run:
         start, warning = _resume(run, folder, key, config)
+        if main and config.quantize == "none":  # a quantized UNet loads here too: not setup
+            record_phase_time(settings, hardware, "setup", time.perf_counter() - preparing)
         step, losses, times = _train_steps(run, start, min(config.steps, start + max_steps),
                                            deadline, on_progress)
         if accelerator.is_main_process:
@@ -191,7 +199,7 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
             if step >= config.steps:
                 if on_progress is not None:
                     on_progress(_finishing(step, losses, settings, hardware, config))
-                _write_adapter(store, character, run, settings, config)
+                _write_adapter(store, character, run, settings, hardware, config)
         accelerator.wait_for_everyone()
     return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
                        seconds_per_step=_per_step(times), done=step >= config.steps,
@@ -229,6 +237,17 @@ def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore
         raise TrainingError(f"{character.name} has no photos to train on; "
                             "add photos to the character first")
     return store, character
+
+
+def _load_timed(settings: Settings, hardware: Hardware, config: TrainConfig,
+                record: bool) -> None:
+    """Load the shared pipeline now unless it is loaded, timing it for later estimates."""
+    if config.quantize != "none" or is_loaded(settings, hardware):
+        return  # a quantized UNet comes with a pipeline of its own, loaded in the chunk
+    started = time.perf_counter()
+    load_pipeline(settings, hardware)
+    if record:
+        record_phase_time(settings, hardware, "load", time.perf_counter() - started)
 
 
 def _load_crops(store: CharacterStore, character: Character) -> list[tuple[Image.Image, Crop]]:
@@ -325,15 +344,21 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
 
 
 def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
-                   settings: Settings, config: TrainConfig) -> None:
+                   settings: Settings, hardware: Hardware, config: TrainConfig) -> None:
     """Write the adapter folder under a temporary name, then swap it in whole."""
     for module in run.modules.values():
         module.eval()
+    started = time.perf_counter()
     with _replaced_dir(store.adapter_dir(character)) as folder:
         save_adapter(folder, run.modules, config)
-        validation_image(run.pipe, character, config, settings.resolution).save(
-            folder / VALIDATION_IMAGE)
+        drawing = time.perf_counter()
+        image = validation_image(run.pipe, character, config, settings.resolution)
+        drawn = time.perf_counter() - drawing
+        image.save(folder / VALIDATION_IMAGE)
         atomic_write_json(folder / TRAIN_CONFIG, _record(settings, character, config).to_dict())
+    record_image_time(settings, hardware, drawn, config.validation_steps,
+                      settings.resolution, settings.resolution)
+    record_phase_time(settings, hardware, "save", time.perf_counter() - started - drawn)
 
 
 def _record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
@@ -425,7 +450,8 @@ def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
     """Time to keep for saving and the validation image at the end of a run."""
-    return 5 + (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
+    return (phase_seconds(settings, hardware, "save") or 5.0) + \
+        (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
 
 
 def _progress(step: int, total: int, loss: Optional[float],
