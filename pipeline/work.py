@@ -5,7 +5,7 @@ and the result of work that finished while nobody was looking.
     <data_dir>/users/<user>/work/<job id>.json     one record per job, the newest few kept
 
 Whatever runs long reports into it through `recorded(...)`: a context manager whose `report`
-is the ProgressFn to hand to the engine (it writes the latest progress, at most a few times a
+is the ProgressFn to hand to the engine (it writes the latest progress, at most twice a
 second, passes it on, and raises JobCancelled at the first report after a cancel was asked),
 and whose `finish` records the outcome. Anything that reports Progress (training on another
 machine, say) can record itself the same way. Nothing here imports torch.
@@ -85,6 +85,8 @@ class Recorder:
         if now - self._written >= WRITE_EVERY or progress.done >= progress.total:
             self._written = now
             self.job = self.log.update(self.job.id, progress=dataclasses.asdict(progress))
+        else:  # a small read, so that a cancel is seen at once
+            self.job = self.log.get(self.job.id)
         if self.passed_on is not None:
             self.passed_on(progress)
         if self.job.cancel:

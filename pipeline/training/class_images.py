@@ -107,9 +107,6 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
     hardware = detect(settings)
     pipe = load_pipeline(settings, hardware)
     folder = class_image_dir(settings, user, kind)
-    if not done:  # a set made otherwise goes, with its record
-        remove_tree(folder)
-        atomic_write_json(folder / MADE_WITH, _made_with(settings))
     side, steps = class_image_plan(settings, hardware)
     prompt = class_prompt(kind)
     times: list[float] = []
@@ -120,6 +117,9 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
             image = pipe(prompt, num_inference_steps=steps, guidance_scale=CLASS_IMAGE_GUIDANCE,
                          height=side, width=side,
                          generator=torch.Generator().manual_seed(index)).images[0]
+        if index == 0:  # a set made otherwise goes, with its record
+            remove_tree(folder)
+            atomic_write_json(folder / MADE_WITH, _made_with(settings))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         atomic_write_bytes(folder / f"{index:03d}.png", buffer.getvalue())

@@ -26,7 +26,9 @@ SAFETY = 1.2  # margin on ZeroGPU call durations: a call that runs over loses it
 CALL_OVERHEAD_SECONDS = 10  # per GPU call: caching latents, the first slow step, saving
 # Rough GPU figures for the phases around the steps, until measured here: loading SDXL from the
 # local cache, caching a run's latents and text embeddings (with the first, slow step), saving.
+# Saving (writing two weight files and a record) is taken as a few seconds on a CPU too.
 ROUGH_GPU_SECONDS = {"load": 30.0, "setup": CALL_OVERHEAD_SECONDS, "save": 5.0}
+ROUGH_CPU_SECONDS = {"save": 5.0}
 PHASES = ("load", "class images", "setup", "steps", "finish")
 PHASE_WORDS = {"load": "loading the model", "class images": "the class images",
                "setup": "preparing the photos", "steps": "the training steps",
@@ -178,8 +180,8 @@ def class_image_plan(settings: Settings, hardware: Hardware) -> tuple[int, int]:
 
 
 def phase_seconds(settings: Settings, hardware: Hardware, phase: str) -> Optional[float]:
-    """How long "load", "setup" or "save" takes here: measured, or a rough GPU figure, or
-    None on a CPU that hasn't timed it yet."""
+    """How long "load", "setup" or "save" takes here: measured, or a rough figure (any on a
+    GPU; saving on a CPU), or None on a CPU that hasn't timed it yet."""
     return _phase(settings, hardware, phase)[0]
 
 
@@ -221,7 +223,8 @@ def _phase(settings: Settings, hardware: Hardware, phase: str) -> tuple[Optional
     measured = _read_times(settings).get(_machine_key(settings, hardware, phase))
     if isinstance(measured, (int, float)) and measured >= 0:
         return float(measured), "measured"
-    return (ROUGH_GPU_SECONDS[phase], "table") if hardware.has_gpu else (None, "unknown")
+    rough = (ROUGH_GPU_SECONDS if hardware.has_gpu else ROUGH_CPU_SECONDS).get(phase)
+    return (None, "unknown") if rough is None else (rough, "table")
 
 
 def _image(settings: Settings, hardware: Hardware, config: TrainConfig, steps: int,
