@@ -124,7 +124,10 @@ class WorkLog:
 
     def get(self, job_id: str) -> Job:
         """One record; a running job whose process is gone reads as "stopped"."""
-        record = read_json(self._path(job_id))
+        path = self._path(job_id)
+        if not path.is_file():
+            raise StoreError(f"no work with id {job_id!r}")
+        record = read_json(path)
         try:
             job = Job(**record)
         except TypeError as err:

@@ -27,8 +27,8 @@ from pipeline.training import trainer as train
 from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
 from pipeline.training.config import TrainingRecord, preset_config
 from pipeline.training.estimate import record_step_time
-from pipeline.training.trainer import (ChunkResult, TrainingError, estimate_character,
-                                       train_character, train_chunk)
+from pipeline.training.trainer import (ChunkResult, TrainingError, adapter_out_of_date,
+                                       estimate_character, train_character, train_chunk)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,7 +95,7 @@ def test_writes_the_adapter_folder(settings, character, reference):
     assert [p.done for p in steps] == list(range(1, 21)) and steps[-1].seconds_left == 0
     assert all(p.unit == "step" and p.loss > 0 for p in progress)
     assert finishing.done == 20 and "validation image" in finishing.message
-    assert finishing.seconds_left > 0
+    assert finishing.seconds_left is None  # no picture timed on this CPU yet: not guessed
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
     assert CharacterStore(settings, USER).has_adapter(character)
 
@@ -432,3 +432,20 @@ def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, re
     # (two unconnected processes would each have written exactly that).
     assert weights.keys() == single.keys()
     assert any(not torch.equal(weights[k], single[k]) for k in weights)
+
+
+def test_an_adapter_is_out_of_date_once_the_character_changes(settings, character):
+    short = dataclasses.replace(PLAIN, steps=4)
+    train_character(settings, USER, "Mia", short)
+    assert adapter_out_of_date(settings, USER, "Mia") == ""
+    assert estimate_character(settings, USER, "Mia", short).steps_left == 0
+    store = CharacterStore(settings, USER)
+    store.update("Mia", kind="woman")
+    assert "its kind" in adapter_out_of_date(settings, USER, "Mia")
+    assert estimate_character(settings, USER, "Mia", short).steps_left == 4  # from the start
+    store.add_crops("Mia", make_crops(1, settings.resolution, seed=9))
+    assert adapter_out_of_date(settings, USER, "Mia").startswith(
+        "its photos changed since it was trained (4 then, 5 now); its kind")
+    again = train_character(settings, USER, "Mia", short)
+    assert (again.chunks, again.step) == (1, 4)
+    assert adapter_out_of_date(settings, USER, "Mia") == ""

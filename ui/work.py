@@ -11,7 +11,7 @@ import gradio as gr
 from pipeline.actions import work
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
-from ui.common import PRIVATE, escape_md, public
+from ui.common import PRIVATE, escape_md, own_choice, public
 
 FOLLOW_SECONDS = 3  # how often an open page looks at the work again
 MARKS = {"running": "⏳", "done": "✅", "failed": "⚠️", "cancelled": "✋", "stopped": "⏸️"}
@@ -85,7 +85,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     with gr.Column(visible=False, elem_classes="tw-notice") as box:
         panel = gr.Markdown()
         with gr.Row(equal_height=True, visible=False) as cancel_row:
-            to_cancel = gr.Dropdown([], label="Running", scale=3)
+            to_cancel = own_choice("Running", "18eedefc86daededc3b459e1", scale=3)
             cancel_button = gr.Button("Cancel it", size="sm", variant="stop", scale=1)
         cancelled = gr.JSON(visible=False)
     shown, last = gr.State([]), gr.State("")
