@@ -159,8 +159,8 @@ def recorded(settings: Settings, user: str, kind: str, subject: str, title: str,
     recorder = Recorder(log, log.begin(kind, subject, title), on_progress)
     try:
         yield recorder
-    except JobCancelled as err:
-        log.update(recorder.job.id, state="cancelled", message=str(err))
+    except JobCancelled:
+        log.update(recorder.job.id, state="cancelled", message="cancelled")
         raise
     except BaseException as err:
         log.update(recorder.job.id, state="failed", message=str(err) or type(err).__name__)

@@ -197,6 +197,7 @@ def test_the_whole_flow(alice_book, served, downloads):
     [mia] = api.predict(api_name="/list_characters")
     assert (mia["name"], mia["photos"], mia["trained"]) == ("Mia", 3, True)
 
+    assert alice_book["book"]["waiting"] == []  # Mia is trained: every page can be drawn
     book = alice_book["illustrated"]
     assert len(book["pages"]) == 3 and all(p["image"] for p in book["pages"])
     assert all(len(p["candidates"]) == 2 for p in book["pages"])
@@ -472,3 +473,21 @@ def test_a_character_grows_and_changes_through_the_api(alice_book, face_photos):
     assert changed["character"]["description"] == "curly red hair, green boots"
     [mia] = api.predict(api_name="/list_characters")
     assert mia["photos"] == 4 and mia["out_of_date"] == grown["out_of_date"]
+
+
+def test_the_work_panel_shows_work_that_ended_unwatched_once(tmp_path):
+    from pipeline.work import recorded
+    from ui import work as panel
+    from ui.auth import Caller
+
+    caller = Caller(Settings(data_dir=tmp_path / "data"), "alice", None)
+    with recorded(caller.settings, "alice", "training", "Mia", "Training Mia") as job:
+        job.finish("Mia is trained (4 steps)")
+    box, text, row, chooser, shown, last = panel.follow(caller, [], "")
+    assert box["visible"] and not row["visible"] and text == last
+    assert text.startswith("- ✅ Training Mia: Mia is trained \\(4 steps\\): the **Train** tab")
+    assert panel.follow(caller, shown, last)[-2:] == (shown, last)  # seen now, still shown here
+    import gradio as gr
+
+    later = panel.follow(caller, [], "")  # a page opened later: the hidden panel stays so
+    assert later[:4] == (gr.skip(),) * 4 and later[4:] == ([], "")

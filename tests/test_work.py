@@ -64,6 +64,7 @@ def test_cancelling_stops_the_work_at_its_next_report(plain):
             raise AssertionError("not stopped")
     [cancelled] = actions.current_work(plain, "alice")
     assert cancelled.state == "cancelled"
+    assert cancelled.describe() == "Illustrating “Sea”: cancelled"
     with pytest.raises(ValueError, match="is not running any more"):
         actions.cancel_work(plain, "alice", cancelled.id)
 

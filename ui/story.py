@@ -158,8 +158,9 @@ def show_in_force(caller: Optional[Caller], style: str, width: float, height: fl
     except (ValueError, KeyError) as err:
         return f"**Can't draw so:** {escape_md(str(err))}"
     text = f"Pages are drawn at **{used.width}x{used.height}** in **{used.steps} steps**"
-    if (used.width, used.height, used.steps) != (chosen.width, chosen.height, chosen.steps) \
-            and not machine(caller.settings).has_gpu:
+    automatic = not (width and height and steps)
+    if automatic and (used.width, used.height, used.steps) != \
+            (chosen.width, chosen.height, chosen.steps) and not machine(caller.settings).has_gpu:
         text += (f": without a GPU here, 0 means smaller and fewer than the style's "
                  f"{chosen.width}x{chosen.height} in {chosen.steps} steps, so that a page takes "
                  "seconds rather than minutes")

@@ -16,7 +16,8 @@ from ui.common import PRIVATE, escape_md, own_choice, public
 FOLLOW_SECONDS = 3  # how often an open page looks at the work again
 MARKS = {"running": "⏳", "done": "✅", "failed": "⚠️", "cancelled": "✋", "stopped": "⏸️"}
 WHERE = {"training": "the **Train** tab shows it", "illustration": "the **Story** tab shows it"}
-AGAIN = {"training": "press **Start or continue training** to go on from the last checkpoint",
+AGAIN = {"training": "press **Start or continue training** to go on from its last checkpoint, "
+                     "if it saved one",
          "illustration": "press **Illustrate all pages** to draw the rest"}
 
 
