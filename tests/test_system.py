@@ -20,6 +20,16 @@ from pipeline.testing import is_test_model
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """start() runs the tiny model on one thread; the other tests keep their own."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def nowhere(tmp_path):
     """Settings whose base model is a folder that does not exist (and no GPU)."""
@@ -34,6 +44,9 @@ def test_a_base_model_that_cannot_load_starts_demo_mode_on_the_tiny_model(nowher
     assert Path(demo.base_model) == nowhere.data_dir / models.DEMO_MODEL_DIR
     assert (demo.vae, demo.resolution) == ("", system.DEMO_RESOLUTION)
     assert is_test_model(demo.base_model) and models.is_loaded(demo)
+    import torch
+
+    assert torch.get_num_threads() == 1  # the tiny model's kernels are too small to share
     built = (Path(demo.base_model) / "model_index.json").stat().st_mtime_ns
     models.clear_cache()
     again = system.start(nowhere)  # the demo model is built once, then reused

@@ -14,7 +14,8 @@ from ui.auth import Caller, signed_in
 from ui.common import PRIVATE, escape_md, own_choice, public
 
 FOLLOW_SECONDS = 3  # how often an open page looks at the work again
-MARKS = {"running": "⏳", "done": "✅", "failed": "⚠️", "cancelled": "✋", "stopped": "⏸️"}
+MARKS = {"running": "⏳", "done": "✅", "failed": "⚠️", "cancelled": "✋",
+         "stopped": "⏸️"}
 WHERE = {"training": "the **Train** tab shows it", "illustration": "the **Story** tab shows it"}
 AGAIN = {"training": "press **Start or continue training** to go on from its last checkpoint, "
                      "if it saved one",

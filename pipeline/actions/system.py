@@ -58,16 +58,23 @@ def start(settings: Settings) -> Startup:
 
     Where the base model can't be loaded (not downloaded and the Hub unreachable, no such
     folder, too little memory), the app runs in demo mode instead: on the tiny test model,
-    built once into <data_dir>/demo-model, with 128 px training crops.
+    built once into <data_dir>/demo-model, with 128 px training crops. The tiny model on a
+    CPU runs on one torch thread: its kernels are too small to share out, and on 2 busy cores
+    a person trained in 96 s so against 22 min on two threads (bench/first_hour.py).
     """
     try:
         _load_timed(settings)
+        started = Startup(settings, "", _drafting(settings))
     except (ModelUnavailableError, MemoryError) as err:
         demo = dataclasses.replace(settings, base_model=str(demo_model(settings)), vae="",
                                    resolution=min(settings.resolution, DEMO_RESOLUTION))
         _load_timed(demo)
-        return Startup(demo, str(err) or type(err).__name__, _drafting(demo))
-    return Startup(settings, "", _drafting(settings))
+        started = Startup(demo, str(err) or type(err).__name__, _drafting(demo))
+    if is_test_model(started.settings.base_model) and not detect(started.settings).has_gpu:
+        import torch
+
+        torch.set_num_threads(1)
+    return started
 
 
 def drafting_problem(settings: Settings) -> str:

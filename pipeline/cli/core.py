@@ -55,7 +55,8 @@ def command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentPar
 # to CLIPTextModel...", loading bars): read from the environment when they are imported.
 LIBRARY_QUIET = {"TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
                  "TQDM_DISABLE": "1"}
-LIBRARIES = r"(torch|torchvision|diffusers|transformers|peft|accelerate|bitsandbytes|huggingface_hub)"
+LIBRARIES = (r"(torch|torchvision|diffusers|transformers|peft|accelerate|bitsandbytes"
+             r"|huggingface_hub)")
 
 
 @contextlib.contextmanager

@@ -128,5 +128,6 @@ def generate_class_images(settings: Settings, user: str, kind: str, count: int,
             on_progress(Progress(index + 1, count, "class image",
                                  message=f"drawing '{prompt}' for prior preservation",
                                  seconds_left=statistics.median(times) * (todo[-1] - index)))
-    record_image_time(settings, hardware, statistics.median(times), steps, side, side)
+    # the mean (after the first, which warms up): what the clock sees, slow ones included
+    record_image_time(settings, hardware, statistics.fmean(times[1:] or times), steps, side, side)
     return len(class_image_paths(settings, user, kind, count))

@@ -194,8 +194,8 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
         if accelerator.is_main_process:
             if step > start:
                 save_checkpoint(folder, run.state(step, key), config.steps)
-            if len(times) > 1:
-                record_step_time(settings, hardware, config, _per_step(times))
+            if len(times) > 1:  # the mean: what the clock sees, slow steps included
+                record_step_time(settings, hardware, config, statistics.fmean(times[1:]))
             if step >= config.steps:
                 if on_progress is not None:
                     on_progress(_finishing(step, losses, settings, hardware, config))
