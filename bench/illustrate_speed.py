@@ -7,10 +7,14 @@ model from `python -m pipeline tiny-model DIR` on a CPU). The script gives two c
 random rank-16 LoRA adapters on the UNet's attention projections (what training makes),
 illustrates a book whose pages cycle through A, B, A and B, and nobody, and prints:
 
-- seconds per page, end to end (prompt encoding, denoising, decoding, saving the page);
-- switching adapters per page (`illustrate.activate`: set_adapters or disable_lora), in
+- seconds per page, end to end (prompt encoding, denoising, decoding, saving the page,
+  likeness scoring in its thread), with the second pass off and on;
+- the second pass's share of a page's time, on pages with one character and with two
+  (each head redrawn at the adapter's resolution: TALEWEAVER_RESOLUTION, --resolution);
+- switching adapters per page (`adapters.activate`: set_adapters or disable_lora), in
   milliseconds and as a fraction of the page's time;
-- what loading and removing an adapter on every page would cost instead.
+- what loading and removing an adapter on every page would cost instead (the adapter cache
+  keeps them loaded between calls).
 """
 from __future__ import annotations
 
@@ -28,13 +32,15 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pipeline import models  # noqa: E402
+from pipeline.actions.books import new_book  # noqa: E402
+from pipeline.adapters import AdapterRef, activate, adapters_held  # noqa: E402
 from pipeline.characters import CharacterStore, Crop  # noqa: E402
-from pipeline.illustrate import (AdapterRef, IllustrateConfig, activate,  # noqa: E402
-                                 adapters_loaded, illustrate_book, new_book)
+from pipeline.illustrate import IllustrateConfig, illustrate_book  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 USER = "bench"
 PATTERN = ("Ava and the kite.", "Bo by the pond.", "Ava and Bo at the fair.", "An empty road.")
+ONE, TWO = "Ava and the kite.", "Ava and Bo at the fair."
 SWITCHES = 200  # activate() calls timed
 
 
@@ -65,6 +71,9 @@ def main() -> None:
     parser.add_argument("--size", default="", help="WIDTHxHEIGHT (default: the style's)")
     parser.add_argument("--steps", type=int, default=None, help="default: the style's")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--resolution", type=int, default=1024,
+                        help="side the second pass redraws a head at (the adapters' training "
+                             "resolution; 64 with the tiny model)")
     args = parser.parse_args()
     from diffusers.utils import logging as diffusers_logging
 
@@ -73,7 +82,7 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="taleweaver-bench-"))
     settings = Settings(base_model=str(args.model_dir), vae="", data_dir=data,
-                        device=args.device)
+                        device=args.device, resolution=args.resolution)
     pipe = models.load_pipeline(settings)
     store = CharacterStore(settings, USER)
     crop = (Image.new("RGB", (64, 64)), Crop("", (64, 64), (0, 0, 64, 64), "synthetic.png"))
@@ -83,37 +92,45 @@ def main() -> None:
         write_adapter(pipe, store.adapter_dir(character), seed)
         refs.append(AdapterRef(f"bench_{seed}", str(store.adapter_dir(character)), 1.0))
     config = IllustrateConfig(width=int(width) if width else None,
-                              height=int(height) if height else None, steps=args.steps)
+                              height=int(height) if height else None, steps=args.steps,
+                              face_pass=False, redraw_tries=0)
+    with_pass = IllustrateConfig(**{**config.__dict__, "face_pass": True})
 
     warm = new_book(settings, USER, "warm-up", "\n\n".join(PATTERN[:3]), seed=0)
-    illustrate_book(settings, USER, warm.id, config)
+    illustrate_book(settings, USER, warm.id, with_pass)
     story = "\n\n".join(PATTERN[n % len(PATTERN)] for n in range(args.pages))
-    book = new_book(settings, USER, "bench", story, seed=1)
-    started = time.perf_counter()
-    illustrate_book(settings, USER, book.id, config)
-    per_page = (time.perf_counter() - started) / args.pages
+    per_page = _seconds_per_page(settings, story, args.pages, config)
+    shares = {}
+    for label, line in (("one character", ONE), ("two characters", TWO)):
+        off = _seconds_per_page(settings, "\n\n".join([line] * args.pages), args.pages, config)
+        on = _seconds_per_page(settings, "\n\n".join([line] * args.pages), args.pages,
+                               with_pass)
+        shares[label] = (off, on)
 
     pages = [refs[:1], refs[1:], refs, []]
-    with adapters_loaded(pipe, refs):
+    with adapters_held(pipe, refs, keep=0):
         started = time.perf_counter()
         for n in range(SWITCHES):
             activate(pipe, pages[n % len(pages)])
         switch = (time.perf_counter() - started) / SWITCHES
     started = time.perf_counter()
     for n in range(4):
-        with adapters_loaded(pipe, refs[n % 2:n % 2 + 1]):
+        with adapters_held(pipe, refs[n % 2:n % 2 + 1], keep=0):
             pass
     reload = (time.perf_counter() - started) / 4
 
-    style = book.style
+    style = warm.style
     size = f"{config.width}x{config.height}" if config.width else "the style's size"
     print(f"model {args.model_dir} on {pipe.device} ({pipe.unet.dtype}), style {style}, "
           f"{size}, {config.steps or 'style'} steps, {args.pages} pages")
-    print(f"seconds per page            {per_page:8.3f}")
+    print(f"seconds per page            {per_page:8.3f}  (second pass off, mixed pages)")
+    for label, (off, on) in shares.items():
+        print(f"{label:15} off {off:8.3f} s, on {on:8.3f} s a page: the second pass is "
+              f"{(on - off) / on:.0%} of a page")
     print(f"adapter switch per page     {switch * 1000:8.2f} ms  "
           f"({switch / per_page:.2%} of a page)")
     print(f"reloading one adapter/page  {reload * 1000:8.2f} ms  "
-          f"({reload / per_page:.2%} of a page; avoided by loading once per book)")
+          f"({reload / per_page:.2%} of a page; avoided by the adapter cache)")
     print(f"LoRA layers per adapter     {_lora_layers(pipe, refs):8d}")
     shutil.rmtree(data)
 
@@ -121,8 +138,15 @@ def main() -> None:
 def _lora_layers(pipe, refs) -> int:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    with adapters_loaded(pipe, refs[:1]):
+    with adapters_held(pipe, refs[:1], keep=0):
         return sum(isinstance(m, BaseTunerLayer) for m in pipe.unet.modules())
+
+
+def _seconds_per_page(settings, story: str, pages: int, config) -> float:
+    book = new_book(settings, USER, "bench", story, seed=1)
+    started = time.perf_counter()
+    illustrate_book(settings, USER, book.id, config)
+    return (time.perf_counter() - started) / pages
 
 
 if __name__ == "__main__":

@@ -40,13 +40,30 @@ _BOOK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
 _BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " ")
 
 
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in a picture's pixels
+
+
 @dataclass(frozen=True)
 class Illustration:
-    """One image made for a page, with the seed and full prompt that reproduce it."""
+    """One image made for a page, with the seed and full prompt that reproduce it, and its
+    likeness score once scored (likeness.PageScore.to_json(full=True); None before)."""
 
     file: str  # relative to the book folder, e.g. "images/p01-1234.png"
     seed: int
     prompt: str
+    score: Optional[dict] = None
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Illustration":
+        return cls(record["file"], int(record["seed"]), record["prompt"], record.get("score"))
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where one character stands on a page's pictures: its name and a box."""
+
+    name: str
+    box: Box
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,10 @@ class BookPage(Page):
 
     image: str = ""  # the chosen illustration's file; "" until the page is illustrated
     candidates: tuple[Illustration, ...] = ()  # every image made for the page, chosen included
+    chosen_by_parent: bool = False  # a parent's choice, which no later score overrides
+    order: tuple[str, ...] = ()  # the parent's left-to-right order of its characters, if set
+    layout: tuple[Region, ...] = ()  # where each character stood when it was last drawn
+    waiting: str = ""  # why it could not be drawn yet (a character without an adapter)
 
     @property
     def illustrated(self) -> bool:
@@ -134,8 +155,11 @@ class Book:
             BookPage(text=p["text"], scene=scene_from_prompt(p["scene"], cast),
                      characters=tuple(p["characters"]),
                      image=p.get("image", ""),
-                     candidates=tuple(Illustration(c["file"], int(c["seed"]), c["prompt"])
-                                      for c in p.get("candidates", ())))
+                     candidates=tuple(Illustration.from_json(c) for c in p.get("candidates", ())),
+                     chosen_by_parent=bool(p.get("chosen_by_parent", False)),
+                     order=tuple(p.get("order", ())),
+                     layout=tuple(Region(r["name"], tuple(r["box"])) for r in p.get("layout", ())),
+                     waiting=p.get("waiting", ""))
             for p in record["pages"])
         return cls(id=record["id"], title=record["title"], style=record["style"],
                    seed=int(record["seed"]), pages=pages, created=record["created"],
@@ -257,28 +281,71 @@ class BookStore:
     def add_illustration(self, book_id: str, page_number: int, image: Image.Image, *,
                          seed: int, prompt: str, choose: bool = True) -> Book:
         """Store a new candidate for a page (PNG, full resolution) and record it, by default
-        as the page's chosen picture; safe to call while other pages are being changed."""
+        as the page's chosen picture (a new drawing replaces a parent's earlier choice: they
+        asked for it); safe to call while other pages are being changed."""
         file = self.save_image(self.get(book_id), page_number, seed, image)
         illustration = Illustration(file, seed, prompt)
 
         def add(book: Book) -> Book:
             page = book.page(page_number)
             candidates = tuple(c for c in page.candidates if c.file != file) + (illustration,)
-            image_file = file if choose or not page.image else page.image
-            return _with_page(book, page_number,
-                              replace(page, image=image_file, candidates=candidates))
+            if choose or not page.image:
+                page = replace(page, image=file, chosen_by_parent=False)
+            page = replace(page, waiting="")
+            return _with_page(book, page_number, replace(page, candidates=candidates))
 
         return self.update(book_id, add)
 
-    def choose(self, book_id: str, page_number: int, file: str) -> Book:
-        """Make one of a page's candidates its chosen illustration."""
+    def choose(self, book_id: str, page_number: int, file: str, *,
+               by_parent: bool = True) -> Book:
+        """Make one of a page's candidates its chosen illustration; a parent's choice is kept
+        over any later score."""
         def pick(book: Book) -> Book:
             page = book.page(page_number)
             if file not in {c.file for c in page.candidates}:
                 raise StoreError(f"{file!r} is not one of page {page_number}'s pictures")
-            return _with_page(book, page_number, replace(page, image=file))
+            return _with_page(book, page_number,
+                              replace(page, image=file, chosen_by_parent=by_parent))
 
         return self.update(book_id, pick)
+
+    def record_scores(self, book_id: str, page_number: int, scores: dict[str, dict],
+                      best: Optional[str] = None) -> Book:
+        """Keep the likeness scores of some of a page's pictures (by file) and, unless a parent
+        chose its picture, show `best`."""
+        def keep(book: Book) -> Book:
+            page = book.page(page_number)
+            candidates = tuple(replace(c, score=scores.get(c.file, c.score))
+                               for c in page.candidates)
+            page = replace(page, candidates=candidates)
+            if best in {c.file for c in candidates} and not page.chosen_by_parent:
+                page = replace(page, image=best)
+            return _with_page(book, page_number, page)
+
+        return self.update(book_id, keep)
+
+    def set_order(self, book_id: str, page_number: int, names: Sequence[str]) -> Book:
+        """The parent's left-to-right order of a page's characters (empty: the story's)."""
+        def order(book: Book) -> Book:
+            page = book.page(page_number)
+            if names and sorted(names) != sorted(page.characters):
+                on_page = ", ".join(page.characters) or "nobody"
+                raise StoreError(f"page {page_number}: the order must name each of its "
+                                 f"characters once ({on_page})")
+            return _with_page(book, page_number, replace(page, order=tuple(names)))
+
+        return self.update(book_id, order)
+
+    def set_layout(self, book_id: str, page_number: int, layout: Sequence[Region]) -> Book:
+        """Where each character of a page stood when it was drawn."""
+        return self.update(book_id, lambda book: _with_page(
+            book, page_number, replace(book.page(page_number), layout=tuple(layout))))
+
+    def set_waiting(self, book_id: str, waiting: dict[int, str]) -> Book:
+        """Why some pages could not be drawn yet (page number: reason); others are cleared."""
+        return self.update(book_id, lambda book: replace(book, pages=tuple(
+            replace(page, waiting=waiting.get(number, "")) for number, page in
+            enumerate(book.pages, start=1))))
 
     def set_cover(self, book_id: str, file: str) -> Book:
         """Put one of the book's illustrations on the cover; "" goes back to the first page's."""
@@ -308,6 +375,8 @@ class BookStore:
                            scene=page.scene if scene is None else scene,
                            characters=page.characters if characters is None
                            else tuple(characters))
+            if page.order and sorted(page.order) != sorted(page.characters):
+                page = replace(page, order=())  # the parent's order was for other characters
             book = _with_page(book, page_number, page)
             return replace(book, characters=_cast(book.pages)) if characters is not None else book
 

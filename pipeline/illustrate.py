@@ -1,47 +1,53 @@
-"""Pages to pictures: SDXL with the adapters of the characters on each page, in the book's style.
+"""Pages to pictures, each checked against the real faces of the characters on it.
 
-For each page exactly the adapters of its characters are active (none on a page without any),
-its seeds come from the book's seed and the page number, and it is saved as soon as it is
-drawn, so an interrupted book continues from the first page without a picture. A book loads
-its adapters once and switches them per page; the shared cached pipeline is left as it was
-found (our adapters, and the LoRA layers they added, are removed at the end). Adapter changes
-and drawing hold `models.pipeline_lock()`, so a page waits for a training chunk running on the
-shared pipeline in another thread; while a book holds adapters, training in this process refuses
-to start (models.PipelineInUseError), since it needs the base model alone.
+For each page exactly the adapters of its characters are used, its seeds come from the book's
+seed and the page number, and its pictures are saved as soon as they are drawn, so an
+interrupted book continues from the first page without a picture. With the second pass on
+(compose.py), a page with characters is first drawn with them as their kinds, left to right in
+its order, then each head is redrawn with only that character's adapter; off, a page is drawn
+as before, with its characters' adapters over the whole picture.
 
-On ZeroGPU each page is one `gpu()` call (`render`) with a duration estimate, and adapters are
-loaded inside that call: the main process only emulates CUDA there, and whatever a forked
-worker changes is gone when it returns.
+Every picture of a page with characters is then scored (likeness.py) on the CPU, in a thread
+of its own while the next page is drawn (so on ZeroGPU it costs no GPU time): the best
+candidate becomes the page's picture unless a parent chose one, and a page whose weakest
+character is not found, below the redraw threshold or looks like another gets more seeds, up
+to the redraw tries, keeping the best picture it saw. A page whose character has no adapter
+(never trained, deleted, or not fetchable) is skipped and marked with the reason.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-import math
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from PIL import Image
 
+from . import likeness
 from .adapter_files import ADAPTER_WEIGHTS
-from .book import Book, BookStore
+from .adapters import AdapterRef, adapters_held
+from .book import Book, BookPage, BookStore, Region
 from .characters import Character, CharacterStore
-from .hardware import ZEROGPU_CALL_SECONDS, gpu, on_zerogpu
-from .hub.repos import ensure_local_adapter
-from .models import load_pipeline, pipeline_lock
+from .compose import CharacterPass, PassOptions, layout_words, plan_layout
+from .hardware import detect, on_zerogpu
+from .hub.repos import AdapterUnavailableError, ensure_local_adapter
+from .intake.photos import is_person
+from .models import load_pipeline
 from .progress import Progress, ProgressFn
+from .render import RenderJob, render
 from .settings import Settings
-from .story import Page, scene_prompt
+from .story import scene_prompt
 from .styles import Style, get_style
+from .training.config import TrainConfig
+from .training.estimate import image_seconds
 
 MAX_CANDIDATES = 4  # pictures per page in one go
 MAX_SEED = 2**32 - 1
-
-# The cached pipeline is shared by every thread of the process (the app's users, training):
-# adapter changes and generation hold models.pipeline_lock(), and each loaded adapter counts
-# the blocks using it (guarded by that lock too).
-_holders: dict[tuple[int, str], int] = {}
+MAX_REDRAW_TRIES = 8
 
 
 class IllustrateError(ValueError):
@@ -51,13 +57,19 @@ class IllustrateError(ValueError):
 @dataclass(frozen=True)
 class IllustrateConfig:
     """How pages are drawn. Size and steps default to the book's style; tests and CPU demos
-    override them (64x64 in 2 steps)."""
+    override them (64x64 in 2 steps). None for the second pass and the redraw rule means the
+    settings' (TALEWEAVER_FACE_PASS*, TALEWEAVER_REDRAW_*)."""
 
     candidates: int = 1  # pictures per page to choose from
     adapter_weight: float = 1.0  # strength of each character's adapter on its pages
     width: Optional[int] = None  # None: the style's SDXL size
     height: Optional[int] = None
     steps: Optional[int] = None  # None: the style's steps
+    face_pass: Optional[bool] = None  # redraw each character's head with only its adapter
+    face_strength: Optional[float] = None  # how much of the head the second pass redraws
+    face_margin: Optional[float] = None  # room around a face, in face sides
+    redraw_below: Optional[int] = None  # redraw a page whose weakest likeness is under this
+    redraw_tries: Optional[int] = None  # more seeds at most for such a page
 
     def __post_init__(self) -> None:
         if not 1 <= self.candidates <= MAX_CANDIDATES:
@@ -73,29 +85,43 @@ class IllustrateConfig:
                                       f"not {value}")
         if self.steps is not None and not 1 <= self.steps <= 150:
             raise IllustrateError(f"steps must be from 1 to 150, not {self.steps}")
+        if self.face_strength is not None and not 0 < self.face_strength <= 1:
+            raise IllustrateError(f"face_strength must be above 0 and at most 1, "
+                                  f"not {self.face_strength}")
+        if self.face_margin is not None and not 0 <= self.face_margin <= 2:
+            raise IllustrateError(f"face_margin must be from 0 to 2, not {self.face_margin}")
+        if self.redraw_below is not None and not 0 <= self.redraw_below <= 100:
+            raise IllustrateError(f"redraw_below must be from 0 to 100, not {self.redraw_below}")
+        if self.redraw_tries is not None and not 0 <= self.redraw_tries <= MAX_REDRAW_TRIES:
+            raise IllustrateError(f"redraw_tries must be from 0 to {MAX_REDRAW_TRIES}, "
+                                  f"not {self.redraw_tries}")
 
 
-@dataclass(frozen=True)
-class AdapterRef:
-    """A character's adapter as the pipeline knows it: a unique name, its folder, its weight."""
+def redraw_rule(settings: Settings, config: IllustrateConfig) -> tuple[int, int]:
+    """(threshold, tries) of the weak-page redraw: the call's, else the settings'; tries -1
+    means none on ZeroGPU (each try spends the visitor's GPU minutes) and 2 elsewhere."""
+    below = settings.redraw_below if config.redraw_below is None else config.redraw_below
+    tries = settings.redraw_tries if config.redraw_tries is None else config.redraw_tries
+    if tries < 0:
+        tries = 0 if on_zerogpu() else 2
+    return below, tries
 
-    name: str
-    folder: str
-    weight: float
 
-
-@dataclass(frozen=True)
-class RenderJob:
-    """Everything one GPU call needs to draw a page's pictures (small, so it pickles)."""
-
-    prompt: str
-    negative: str
-    seeds: tuple[int, ...]
-    width: int
-    height: int
-    steps: int
-    guidance: float
-    adapters: tuple[AdapterRef, ...]  # exactly the adapters active on this page
+def page_seconds(settings: Settings, config: IllustrateConfig, style: Style,
+                 characters: int) -> Optional[float]:
+    """GPU seconds to draw one page's candidates with this many characters, the second pass
+    included (from the step times this hardware measured or the public table; None where
+    neither is known, e.g. the CPU)."""
+    image = image_seconds(settings, detect(settings), TrainConfig(), 1)
+    if image is None:
+        return None
+    steps = config.steps or style.steps
+    width, height = config.width or style.width, config.height or style.height
+    first = steps * width * height / settings.resolution ** 2
+    face_pass = settings.face_pass == "on" if config.face_pass is None else config.face_pass
+    strength = config.face_strength or settings.face_pass_strength
+    second = characters * steps * strength if face_pass else 0
+    return config.candidates * image * (first + second)
 
 
 def page_seed(book_seed: int, page_number: int) -> int:
@@ -107,209 +133,277 @@ def page_seed(book_seed: int, page_number: int) -> int:
 def illustrate_book(settings: Settings, user: str, book_id: str,
                     config: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                     on_progress: Optional[ProgressFn] = None) -> Book:
-    """Draw every page that has no picture yet, saving the book after each page.
+    """Draw every page that has no picture yet, saving each as it is drawn, scoring it, and
+    redrawing weak pages within the redraw rule.
 
     After a failure at page 7, pages 1 to 6 are kept and calling this again goes on at page 7.
     """
-    store = BookStore(settings, user)
-    book = store.get(book_id)
-    todo = book.missing
-    if not todo:
-        return book
-    style = get_style(book.style)
-    cast = CharacterStore(settings, user).list()
-    names = {name for number in todo for name in book.page(number).characters}
-    adapters = _adapters(settings, user, names, config.adapter_weight, token)
+    drawing = _Drawing(settings, user, book_id, config, token)
+    todo = [n for n in drawing.book.missing if n not in drawing.waiting]
+    drawing.store.set_waiting(book_id, drawing.waiting)
     report = on_progress or (lambda progress: None)
+    if not todo:
+        return drawing.store.get(book_id)
     report(Progress(0, len(todo), "page", "loading the model and the characters' adapters"))
-    pipe = load_pipeline(settings)
-    started = time.monotonic()
-    with _for_the_book(pipe, adapters.values()):
-        for done, number in enumerate(todo, start=1):
-            page = book.page(number)
-            seeds = _seeds(page_seed(book.seed, number), config.candidates)
-            book = _draw(settings, store, book_id, number, _prompt(style, page, cast), seeds,
-                         style, config, [adapters[name] for name in page.characters])
-            per_page = (time.monotonic() - started) / done
-            report(Progress(done, len(todo), "page", f"page {number} of {len(book.pages)} done",
-                            seconds_left=per_page * (len(todo) - done)))
-    return book
+    _, tries = redraw_rule(settings, config)
+    started, finished, retried = time.monotonic(), 0, {n: 0 for n in todo}
+    queue = deque(todo)
+    with drawing.adapters(), _Scorer(drawing) as scorer:
+        while queue or scorer.pending:
+            if queue:
+                number = queue.popleft()
+                scorer.submit(number, drawing.draw(number, on_progress=report, done=finished,
+                                                   total=len(todo)))
+            for number, weak in scorer.results(wait=not queue):
+                if weak and retried[number] < tries:
+                    retried[number] += 1
+                    queue.append(number)
+                    report(Progress(finished, len(todo), "page", f"page {number}: {weak}; "
+                                    f"drawing it again (try {retried[number]} of {tries})"))
+                    continue
+                finished += 1
+                per_page = (time.monotonic() - started) / finished
+                report(Progress(finished, len(todo), "page",
+                                f"page {number} of {len(drawing.book.pages)} done",
+                                seconds_left=per_page * (len(todo) - finished)))
+    return drawing.store.get(book_id)
 
 
 def regenerate_page(settings: Settings, user: str, book_id: str, page_number: int,
                     config: IllustrateConfig = IllustrateConfig(), *,
                     seed: Optional[int] = None, token: Optional[str] = None) -> Book:
-    """Draw new pictures for one page, with fresh seeds or a chosen one.
+    """Draw new pictures for one page, with fresh seeds or a chosen one, and score them.
 
-    The new pictures join the page's candidates and the first becomes its picture. Without a
-    seed the page gets fresh seeds; with one, the same seed and scene redraw the same picture.
+    The new pictures join the page's candidates and the best new one becomes its picture.
+    Without a seed the page gets fresh seeds; with one, the same seed and scene redraw the same
+    picture.
     """
-    store = BookStore(settings, user)
-    book = store.get(book_id)
-    page = book.page(page_number)
-    first = page_seed(book.seed, page_number) + len(page.candidates) if seed is None \
-        else check_seed(seed)
-    adapters = _adapters(settings, user, page.characters, config.adapter_weight, token)
-    style = get_style(book.style)
-    with _for_the_book(load_pipeline(settings), adapters.values()):
-        return _draw(settings, store, book_id, page_number,
-                     _prompt(style, page, CharacterStore(settings, user).list()),
-                     _seeds(first, config.candidates), style, config,
-                     [adapters[name] for name in page.characters])
+    drawing = _Drawing(settings, user, book_id, config, token, pages=(page_number,))
+    if page_number in drawing.waiting:
+        raise AdapterUnavailableError(drawing.waiting[page_number])
+    with drawing.adapters():
+        files = drawing.draw(page_number, first=None if seed is None else check_seed(seed))
+        drawing.score(page_number, files, best_of=files)
+    return drawing.store.get(book_id)
 
 
-def render_seconds(settings: Settings, job: RenderJob) -> float:
-    """The GPU seconds a `render` call asks ZeroGPU for: a bound above SDXL's time on its GPU."""
-    megapixels = job.width * job.height / 2**20
-    seconds = 10 + 3 * len(job.adapters) + len(job.seeds) * (2 + 0.15 * job.steps * megapixels)
-    return min(float(ZEROGPU_CALL_SECONDS), seconds)
+def rescore_book(settings: Settings, user: str, book_id: str, *,
+                 on_progress: Optional[ProgressFn] = None) -> Book:
+    """Score every picture of every page again; on each page the best becomes its picture
+    unless a parent chose one."""
+    drawing = _Drawing(settings, user, book_id, IllustrateConfig(), None, pages=())
+    report = on_progress or (lambda progress: None)
+    for number, page in enumerate(drawing.book.pages, start=1):
+        drawing.score(number, [c.file for c in page.candidates])
+        report(Progress(number, len(drawing.book.pages), "page", "scoring the pictures"))
+    return drawing.store.get(book_id)
 
 
-@gpu(duration=render_seconds)
-def render(settings: Settings, job: RenderJob) -> list[Image.Image]:
-    """Draw one picture per seed with exactly the job's adapters active (one ZeroGPU call).
+class _Drawing:
+    """One call's drawing of some pages of a book: its style, characters and adapters."""
 
-    Adapters the pipeline doesn't hold yet are loaded for this call and removed after it.
-    """
-    import torch
+    def __init__(self, settings: Settings, user: str, book_id: str, config: IllustrateConfig,
+                 token: Optional[str], pages: Optional[Sequence[int]] = None):
+        self.settings, self.user, self.config = settings, user, config
+        self.store = BookStore(settings, user)
+        self.book = self.store.get(book_id)
+        numbers = pages if pages is not None else self.book.missing
+        self.style = get_style(self.book.style)
+        characters = CharacterStore(settings, user)
+        self.cast = {c.name: c for c in characters.list()}
+        self.refs, self.waiting = _adapters(settings, user, numbers, self.book,
+                                            config.adapter_weight, token)
+        self._characters = characters
+        self._identities: dict[str, Optional[likeness.Identity]] = {}
 
-    pipe = load_pipeline(settings)
-    with adapters_loaded(pipe, job.adapters), pipeline_lock():
-        activate(pipe, job.adapters)
-        embeds = encode_long_prompt(pipe, job.prompt, job.negative)
-        return [pipe(**embeds, width=job.width, height=job.height,
-                     num_inference_steps=job.steps, guidance_scale=job.guidance,
-                     generator=torch.Generator("cpu").manual_seed(seed)).images[0]
-                for seed in job.seeds]
+    def adapters(self):
+        """The book's adapters held for the whole call (on ZeroGPU each render call loads its
+        page's adapters in its own worker)."""
+        if on_zerogpu():
+            return contextlib.nullcontext()
+        return adapters_held(load_pipeline(self.settings), self.refs.values(),
+                             self.settings.adapter_cache)
+
+    def draw(self, number: int, first: Optional[int] = None, *,
+             on_progress: Optional[ProgressFn] = None, done: int = 0, total: int = 1) -> list[str]:
+        """Render a page's candidates and save them (the first shown until scored); returns
+        their files. Seeds continue after the page's earlier pictures unless `first` is given."""
+        page = self.store.get(self.book.id).page(number)
+        if first is None:
+            first = page_seed(self.book.seed, number) + len(page.candidates)
+        seeds = _seeds(first, self.config.candidates)
+        job, layout = self._job(page, seeds)
+        def step(message: str) -> None:
+            on_progress(Progress(done, total, "page", f"page {number}: {message}"))
+
+        # Within a page: each denoising step and pass (not on ZeroGPU, whose worker can't call
+        # back into this process).
+        drawn = render(self.settings, job, on_step=None if on_progress is None or on_zerogpu()
+                       else step)
+        if layout:
+            self.store.set_layout(self.book.id, number, layout)
+        files = []
+        for picture in drawn:
+            if picture.failed and on_progress is not None:
+                step(f"redrawing the faces failed ({picture.failed}); the picture keeps its "
+                     "first pass")
+        for index, (seed, picture) in enumerate(zip(seeds, drawn)):
+            book = self.store.add_illustration(self.book.id, number, picture.image, seed=seed,
+                                               prompt=job.prompt, choose=index == 0)
+            files.append(book.page(number).candidates[-1].file)
+        return files
+
+    def score(self, number: int, files: Sequence[str],
+              best_of: Optional[Sequence[str]] = None) -> Optional[str]:
+        """Score these pictures of a page and keep the scores; the best (of `best_of`, else of
+        every scored picture of the page) becomes its picture unless a parent chose one.
+        Returns why the page is weak, or None."""
+        page = self.store.get(self.book.id).page(number)
+        if not page.characters or not files:
+            return None
+        cast = [(name, self._identity(name)) for name in _order(page)]
+        scores = {}
+        for file in files:
+            with Image.open(self.store.image_path(self.book, file)) as image:
+                scores[file] = likeness.score_page(image.convert("RGB"), cast)
+        pool = {c.file: likeness.PageScore.from_json(c.score) for c in page.candidates
+                if c.score and (best_of is None or c.file in best_of)}
+        pool.update({f: s for f, s in scores.items() if best_of is None or f in best_of})
+        ranked = list(pool)
+        best = ranked[likeness.rank([pool[f] for f in ranked])[0]]
+        self.store.record_scores(self.book.id, number,
+                                 {f: s.to_json(full=True) for f, s in scores.items()}, best)
+        below, _ = redraw_rule(self.settings, self.config)
+        if not likeness.needs_redraw(pool[best], below):
+            return None
+        return "; ".join(c.describe() for c in pool[best].characters
+                         if c.scored and (not c.found or c.looks_like or c.likeness < below))
+
+    def _identity(self, name: str) -> Optional[likeness.Identity]:
+        if name not in self._identities:
+            character = self.cast.get(name)
+            self._identities[name] = None if character is None else \
+                likeness.character_identity(self._characters, character)
+        return self._identities[name]
+
+    def _job(self, page: BookPage, seeds: tuple[int, ...]) -> tuple[RenderJob, list[Region]]:
+        """The page's render job and where each character stands, with the second pass when
+        it is on and the page has characters; today's single pass otherwise."""
+        cast = list(self.cast.values())
+        width = self.config.width or self.style.width
+        height = self.config.height or self.style.height
+        steps = self.config.steps or self.style.steps
+        face_pass = (self.settings.face_pass == "on" if self.config.face_pass is None
+                     else self.config.face_pass)
+        refs = [self.refs[name] for name in page.characters]
+        plain = RenderJob(prompt=_prompt(self.style, page, cast), negative=self.style.negative,
+                          seeds=seeds, width=width, height=height, steps=steps,
+                          guidance=self.style.guidance, adapters=tuple(refs))
+        if not face_pass or not page.characters:
+            return plain, []
+        order = _order(page)
+        layout = _layout(page, order, (width, height))
+        passes = tuple(CharacterPass(name, self.style.prompt(_portrait(self.cast[name])),
+                                     self.refs[name], box, is_person(self.cast[name].kind))
+                       for name, box in layout)
+        options = PassOptions(
+            strength=self.config.face_strength or self.settings.face_pass_strength,
+            margin=(self.settings.face_pass_margin if self.config.face_margin is None
+                    else self.config.face_margin),
+            side=self.settings.resolution, steps=steps, guidance=self.style.guidance)
+        if len(order) > 1:  # the scene with everyone as their kind, no adapter
+            kinds = [self.cast[name].kind for name in order]
+            scene = scene_prompt(page.scene, cast, triggers=False).rstrip(" .,;!?")
+            plain = RenderJob(prompt=self.style.prompt(f"{scene}, {layout_words(kinds)}"),
+                              negative=plain.negative, seeds=seeds, width=width, height=height,
+                              steps=steps, guidance=plain.guidance, adapters=())
+        job = dataclasses.replace(plain, passes=passes, pass_options=options)
+        return job, [Region(name, box) for name, box in layout]
 
 
-def activate(pipe, adapters: Sequence[AdapterRef]) -> None:
-    """Make exactly these loaded adapters active, at their weights; none turns LoRA off."""
-    if adapters:
-        pipe.enable_lora()
-        pipe.set_adapters([a.name for a in adapters], adapter_weights=[a.weight for a in adapters])
-    else:
-        pipe.disable_lora()
+class _Scorer:
+    """Scores pages in a thread of its own while the next page is drawn (CPU only)."""
+
+    def __init__(self, drawing: _Drawing):
+        self.drawing = drawing
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness")
+        self.futures: list[tuple[int, Future]] = []
+
+    def __enter__(self) -> "_Scorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.futures)
+
+    def submit(self, number: int, files: list[str]) -> None:
+        self.futures.append((number, self.pool.submit(self.drawing.score, number, files)))
+
+    def results(self, wait: bool) -> list[tuple[int, Optional[str]]]:
+        """The pages scored so far, in order, with why each is weak (or None); with `wait`,
+        at least the oldest. A scoring error is raised here."""
+        ready = []
+        while self.futures and (self.futures[0][1].done() or (wait and not ready)):
+            number, future = self.futures.pop(0)
+            ready.append((number, future.result()))
+        return ready
 
 
-@contextlib.contextmanager
-def adapters_loaded(pipe, adapters: Iterable[AdapterRef]) -> Iterator[None]:
-    """Hold these adapters in the pipeline for the block, loading those it lacks.
-
-    Books running side by side (two users of the app) share the loaded adapters they have in
-    common; an adapter goes when the last block using it ends, and when none is left the LoRA
-    layers go too, so the pipeline is exactly as loaded and no adapter leaks into a later
-    picture. Adapters loaded by other code are left alone.
-    """
-    held = []
-    try:
-        with pipeline_lock():
-            present = {name for names in pipe.get_list_adapters().values() for name in names}
-            for adapter in {a.name: a for a in adapters}.values():
-                key = (id(pipe), adapter.name)
-                if key not in _holders:
-                    if adapter.name in present:
-                        continue
-                    pipe.load_lora_weights(adapter.folder, weight_name=ADAPTER_WEIGHTS,
-                                           adapter_name=adapter.name)
-                    _holders[key] = 0
-                _holders[key] += 1
-                held.append(key)
-        yield
-    finally:
-        with pipeline_lock():
-            done = []
-            for key in held:
-                _holders[key] -= 1
-                if not _holders[key]:
-                    del _holders[key]
-                    done.append(key[1])
-            if done:
-                pipe.enable_lora()
-                pipe.delete_adapters(done)
-                if not any(pipe.get_list_adapters().values()):
-                    pipe.unload_lora_weights()
-                    for component in pipe.components.values():  # unloading leaves this behind
-                        getattr(component, "__dict__", {}).pop("_hf_peft_config_loaded", None)
+def _order(page: BookPage) -> tuple[str, ...]:
+    """A page's characters from left to right: the parent's order, else the story's."""
+    return page.order if sorted(page.order) == sorted(page.characters) else page.characters
 
 
-def _for_the_book(pipe, adapters: Iterable[AdapterRef]):
-    """Adapters held for a whole book in this process; none on ZeroGPU, where each `render`
-    call loads its page's adapters in its own worker."""
-    return contextlib.nullcontext() if on_zerogpu() else adapters_loaded(pipe, adapters)
+def _layout(page: BookPage, order: Sequence[str], size: tuple[int, int]) -> list[tuple]:
+    """Where each character stands: the layout the page was last drawn with when it is for the
+    same characters in the same order and fits the picture, else a new one."""
+    kept = [(r.name, r.box) for r in page.layout]
+    fits = all(box[2] <= size[0] and box[3] <= size[1] for _, box in kept)
+    if [name for name, _ in kept] == list(order) and fits:
+        return kept
+    return plan_layout(order, size)
 
 
-def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:
-    """SDXL prompt embeddings without CLIP's 77-token cut: the text is encoded in 75-token
-    windows and joined, so a long page can't push the style's words out of the prompt.
-
-    A prompt that fits one window gives exactly what `pipe.encode_prompt` gives.
-    """
-    import torch
-
-    encoders = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
-    ids = {(text, i): tokenizer(text, add_special_tokens=False, verbose=False).input_ids
-           for text in (prompt, negative) for i, (tokenizer, _) in enumerate(encoders)}
-    window = min(tokenizer.model_max_length for tokenizer, _ in encoders) - 2
-    windows = max(1, *(math.ceil(len(v) / window) for v in ids.values()))
-    result = {}
-    with torch.no_grad():
-        for text, key in ((prompt, ""), (negative, "negative_")):
-            hidden, pooled = [], None
-            for i, (tokenizer, encoder) in enumerate(encoders):
-                tokens = ids[(text, i)]
-                states = []
-                for start in range(0, windows * window, window):
-                    piece = tokens[start:start + window]
-                    row = [tokenizer.bos_token_id, *piece, tokenizer.eos_token_id]
-                    row += [tokenizer.pad_token_id] * (window + 2 - len(row))
-                    output = encoder(torch.tensor([row], device=encoder.device),
-                                     output_hidden_states=True)
-                    states.append(output.hidden_states[-2])
-                    if pooled is None and output[0].ndim == 2:
-                        pooled = output[0]  # the last encoder's projection, first window
-                hidden.append(torch.cat(states, dim=1))
-            result[f"{key}prompt_embeds"] = torch.cat(hidden, dim=-1)
-            result[f"{key}pooled_prompt_embeds"] = pooled
-    return result
+def _portrait(character: Character) -> str:
+    """What a character's second pass draws: its trigger words, look and head."""
+    look = f" ({character.description})" if character.description else ""
+    return f"portrait of {character.token_phrase}{look}"
 
 
-def _prompt(style: Style, page: Page, cast: Sequence[Character]) -> str:
+def _prompt(style: Style, page: BookPage, cast: Sequence[Character]) -> str:
     """The page's full prompt: its scene with the characters' trigger words, in the style."""
     return style.prompt(scene_prompt(page.scene, cast))
 
 
-def _draw(settings: Settings, store: BookStore, book_id: str, number: int, prompt: str,
-          seeds: tuple[int, ...], style: Style, config: IllustrateConfig,
-          adapters: Sequence[AdapterRef]) -> Book:
-    """Render one page's pictures and record them; the first becomes the page's picture."""
-    job = RenderJob(prompt=prompt, negative=style.negative, seeds=seeds,
-                    width=config.width or style.width, height=config.height or style.height,
-                    steps=config.steps or style.steps, guidance=style.guidance,
-                    adapters=tuple(adapters))
-    saved = [store.add_illustration(book_id, number, image, seed=seed, prompt=job.prompt,
-                                    choose=index == 0)
-             for index, (seed, image) in enumerate(zip(seeds, render(settings, job)))]
-    return saved[-1]
-
-
-def _adapters(settings: Settings, user: str, names: Iterable[str], weight: float,
-              token: Optional[str]) -> dict[str, AdapterRef]:
-    """Each named character's adapter (fetched from the user's Hub repo if it isn't local).
-
-    Names carry the weights file's timestamp, so a retrained adapter is never mistaken for
-    the one the pipeline may still hold.
-    """
+def _adapters(settings: Settings, user: str, numbers: Iterable[int], book: Book, weight: float,
+              token: Optional[str]) -> tuple[dict[str, AdapterRef], dict[int, str]]:
+    """Each character's adapter on these pages (fetched from the user's Hub repo if it isn't
+    local), and the pages that must wait, with why (a character never trained, deleted, or not
+    fetchable now). Names carry the weights file's timestamp, so a retrained adapter is never
+    mistaken for the one the pipeline may still hold."""
     store = CharacterStore(settings, user)
-    refs = {}
-    for name in sorted(set(names)):
-        character: Character = store.get(name)
-        folder = ensure_local_adapter(settings, user, character, token)
+    refs, missing = {}, {}
+    for name in sorted({n for number in numbers for n in book.page(number).characters}):
+        try:
+            character = store.get(name)
+        except ValueError:
+            missing[name] = f"{name} is not one of your characters any more; add {name} again"
+            continue
+        try:
+            folder = ensure_local_adapter(settings, user, character, token)
+        except AdapterUnavailableError as err:
+            missing[name] = str(err)
+            continue
         stamp = (folder / ADAPTER_WEIGHTS).stat().st_mtime_ns
         tag = hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:8]
         refs[name] = AdapterRef(f"tw_{character.slug.replace('-', '_')}_{tag}", str(folder),
                                 weight)
-    return refs
+    waiting = {number: "; ".join(missing[n] for n in book.page(number).characters if n in missing)
+               for number in numbers if any(n in missing for n in book.page(number).characters)}
+    return refs, waiting
 
 
 def _seeds(first: int, count: int) -> tuple[int, ...]:

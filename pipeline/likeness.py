@@ -31,7 +31,10 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from .characters import Character, CharacterStore
 from .intake import faces
+from .intake.photos import is_person
+from .store import StoreError, atomic_write_json, read_json
 
 # --- Every threshold of the scoring, in one place. ----------------------------------------------
 # Distances are dlib's (Euclidean, between 128-number descriptors). dlib's own threshold is 0.6
@@ -130,6 +133,35 @@ class Identity:
             raise ValueError(f"this identity was made by {record['model']}, not {FACE_MODEL}: "
                              "describe the character's photos again")
         return cls(tuple(record["descriptors"]))
+
+
+IDENTITY_FILE = "identity.json"  # in the character's folder, beside character.json
+
+
+def save_identity(store: CharacterStore, character: Character, identity: Identity) -> None:
+    """Keep a character's identity with it (atomic), so scoring never re-reads its photos."""
+    atomic_write_json(store.path(character, IDENTITY_FILE), identity.to_json())
+
+
+def character_identity(store: CharacterStore, character: Character) -> Optional[Identity]:
+    """A character's identity: None for pets and objects (no face model); for people, the one
+    kept with it, else made from its crops on first use (characters made before scoring existed,
+    or a damaged file) and kept."""
+    if not is_person(character.kind):
+        return None
+    path = store.path(character, IDENTITY_FILE)
+    if path.is_file():
+        try:
+            return Identity.from_json(read_json(path))
+        except (StoreError, ValueError, KeyError, TypeError):
+            pass  # damaged or from another face model: made again below
+    crops = []
+    for crop in character.crops:
+        with Image.open(store.path(character, crop.file)) as image:
+            crops.append(image.convert("RGB"))
+    identity = identity_from_images(crops)
+    save_identity(store, character, identity)
+    return identity
 
 
 def identity_from_images(images: Iterable[Image.Image]) -> Identity:

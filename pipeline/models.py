@@ -1,4 +1,5 @@
-"""Loading the SDXL base pipeline: a Hub id or a local folder, once per process.
+"""Loading the SDXL base pipeline (a Hub id or a local folder, once per process), and
+encoding prompts for it without CLIP's 77-token cut.
 
 The real model (stabilityai/stable-diffusion-xl-base-1.0) and the tiny test model built by
 pipeline/testing.py load through the same `load_pipeline`, so tests exercise production code.
@@ -9,6 +10,7 @@ pipeline isn't safe to use from two threads at once.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -50,19 +52,6 @@ def pipeline_lock() -> threading.RLock:
     """The process-wide lock for the cached pipelines: hold it (`with pipeline_lock():`) while
     changing or running one. Re-entrant; call this each time, as a forked worker gets a new one."""
     return _pipeline_lock
-
-
-def require_no_adapters(pipe, task: str) -> None:
-    """Raise PipelineInUseError, naming them, when LoRA adapters are loaded into the pipeline.
-
-    Call it holding `pipeline_lock()`, so that no adapter arrives before the task is done.
-    """
-    loaded = sorted({name for names in pipe.get_list_adapters().values() for name in names})
-    if loaded:
-        raise PipelineInUseError(
-            f"{task} needs the base model alone, but the shared pipeline has LoRA adapters "
-            f"{loaded} loaded (is a book being illustrated in this process?); "
-            "train when that is done")
 
 
 def load_pipeline(settings: Settings, hardware: Hardware | None = None):
@@ -128,6 +117,39 @@ def demo_model(settings: Settings) -> Path:
             with staged_dir(folder) as building:
                 save_tiny_model(building)
     return folder
+def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:
+    """SDXL prompt embeddings without CLIP's 77-token cut: the text is encoded in 75-token
+    windows and joined, so a long page can't push the style's words out of the prompt.
+
+    A prompt that fits one window gives exactly what `pipe.encode_prompt` gives.
+    """
+    import torch
+
+    encoders = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+    ids = {(text, i): tokenizer(text, add_special_tokens=False, verbose=False).input_ids
+           for text in (prompt, negative) for i, (tokenizer, _) in enumerate(encoders)}
+    window = min(tokenizer.model_max_length for tokenizer, _ in encoders) - 2
+    windows = max(1, *(math.ceil(len(v) / window) for v in ids.values()))
+    result = {}
+    with torch.no_grad():
+        for text, key in ((prompt, ""), (negative, "negative_")):
+            hidden, pooled = [], None
+            for i, (tokenizer, encoder) in enumerate(encoders):
+                tokens = ids[(text, i)]
+                states = []
+                for start in range(0, windows * window, window):
+                    piece = tokens[start:start + window]
+                    row = [tokenizer.bos_token_id, *piece, tokenizer.eos_token_id]
+                    row += [tokenizer.pad_token_id] * (window + 2 - len(row))
+                    output = encoder(torch.tensor([row], device=encoder.device),
+                                     output_hidden_states=True)
+                    states.append(output.hidden_states[-2])
+                    if pooled is None and output[0].ndim == 2:
+                        pooled = output[0]  # the last encoder's projection, first window
+                hidden.append(torch.cat(states, dim=1))
+            result[f"{key}prompt_embeds"] = torch.cat(hidden, dim=-1)
+            result[f"{key}pooled_prompt_embeds"] = pooled
+    return result
 
 
 def clear_cache() -> None:

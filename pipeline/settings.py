@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -15,6 +16,7 @@ PREFIX = "TALEWEAVER_"
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 LOGIN_MODES = ("auto", "always", "never")
+SWITCHES = ("on", "off")
 
 
 class SettingsError(ValueError):
@@ -39,6 +41,14 @@ class Settings:
     story_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # instruct LM that drafts stories
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
+    adapter_cache: int = 8  # characters' adapters kept loaded between pictures (0: none)
+    face_pass: str = "on"  # on: redraw each character's head with only its adapter; off
+    face_pass_strength: float = 0.5  # how much of a head the second pass redraws (0-1]
+    face_pass_margin: float = 0.6  # room around a face in the redrawn square, in face sides
+    redraw_below: int = 45  # redraw a page whose weakest likeness is under this (0-100)
+    redraw_tries: int = -1  # more seeds at most for such a page; -1: 0 on ZeroGPU, else 2
+    job_image: str = ""  # image Hugging Face Jobs run; "" is this Space's own (SPACE_ID)
+    job_flavor: str = "l4x1"  # the Jobs hardware offered first (list_jobs_hardware's names)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -63,6 +73,22 @@ class Settings:
                "a Hub model id or a local folder")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
+        _check(0 <= self.adapter_cache <= 64, "ADAPTER_CACHE", self.adapter_cache,
+               "a whole number from 0 to 64")
+        _check(self.face_pass in SWITCHES, "FACE_PASS", self.face_pass, " or ".join(SWITCHES))
+        _check(0 < self.face_pass_strength <= 1, "FACE_PASS_STRENGTH", self.face_pass_strength,
+               "a number above 0 and at most 1")
+        _check(0 <= self.face_pass_margin <= 2, "FACE_PASS_MARGIN", self.face_pass_margin,
+               "a number from 0 to 2")
+        _check(0 <= self.redraw_below <= 100, "REDRAW_BELOW", self.redraw_below,
+               "a whole number from 0 to 100")
+        _check(-1 <= self.redraw_tries <= 8, "REDRAW_TRIES", self.redraw_tries,
+               "a whole number from 0 to 8, or -1 (0 on ZeroGPU, else 2)")
+        _check(self.job_image == self.job_image.strip() and " " not in self.job_image,
+               "JOB_IMAGE", self.job_image, 'an image name without spaces, e.g. '
+               '"hf.co/spaces/you/taleweaver", or "" for this Space\'s own image')
+        _check(bool(re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.job_flavor)), "JOB_FLAVOR",
+               self.job_flavor, "a Jobs hardware name such as l4x1, a10g-large or a100-large")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -87,6 +113,14 @@ class Settings:
 
 def _parse(key: str, raw: str, default: object) -> object:
     raw = raw.strip()
+    if isinstance(default, float):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{key}={raw!r}: expected a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError(f"{key}={raw!r}: expected a finite number")
+        return value
     if isinstance(default, int):
         try:
             return int(raw)

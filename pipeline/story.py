@@ -115,8 +115,9 @@ def find_characters(text: str, characters: Sequence[Character]) -> tuple[str, ..
     return tuple(found)
 
 
-def scene_prompt(text: str, characters: Sequence[Character]) -> str:
-    """`text` with each character's name replaced by "<trigger> <kind>" (the adapter's words).
+def scene_prompt(text: str, characters: Sequence[Character], *, triggers: bool = True) -> str:
+    """`text` with each character's name replaced by "<trigger> <kind>" (the adapter's words),
+    or by the kind alone with `triggers=False` (a scene drawn before each character's own pass).
 
     The first mention also carries the character's look description in parentheses.
     """
@@ -126,7 +127,7 @@ def scene_prompt(text: str, characters: Sequence[Character]) -> str:
     def substitute(match: re.Match) -> str:
         character = by_group[match.lastgroup]
         possessive = match.string[match.end(match.lastgroup):match.end()]  # "'s" or ""
-        words = character.token_phrase + possessive
+        words = (character.token_phrase if triggers else character.kind) + possessive
         if character.description and character.name not in described:
             described.add(character.name)
             words += f" ({character.description})"

@@ -3,15 +3,30 @@
 Every test runs offline: HF_HUB_OFFLINE is forced on before anything imports huggingface_hub.
 """
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# gradio's upload cache of this run alone: another run's app (a parallel test run on this
+# machine) would otherwise share /tmp/gradio and could sweep this run's uploads.
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="taleweaver-tests-gradio-")
 for _key in [k for k in os.environ if k.startswith("TALEWEAVER_")]:
     del os.environ[_key]
 
 import pytest  # noqa: E402
 
 from pipeline.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_cached_adapters():
+    """Each test starts with no characters' adapters cached in the shared pipelines (they stay
+    loaded between pictures, and the tiny pipeline is shared by the whole session)."""
+    yield
+    import sys
+
+    if "pipeline.adapters" in sys.modules:
+        sys.modules["pipeline.adapters"].release_idle()
 
 
 @pytest.fixture(scope="session")

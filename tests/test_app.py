@@ -21,17 +21,17 @@ import pytest  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
+from served import served_app  # noqa: E402
 
 from pipeline import draft  # noqa: E402
+from pipeline.actions import training
 from pipeline.book import BookStore  # noqa: E402
 from pipeline.characters import CharacterStore  # noqa: E402
 from pipeline.hub import calls as hub_calls
-from pipeline.actions import training
 from pipeline.hub import repos as hub
 from pipeline.hub import tokens as hub_tokens  # noqa: E402
 from pipeline.models import ModelUnavailableError  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from served import served_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"hf_alice_fake_token": "alice", "hf_bob_fake_token": "bob",
@@ -71,7 +71,7 @@ def served(tiny_model_dir, tmp_path_factory):
     """(url, settings): the app with sign-in required, launched once for the module."""
     settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
                         data_dir=tmp_path_factory.mktemp("app") / "data",
-                        require_login="always")
+                        require_login="always", redraw_tries=0)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hub_calls, "hf_api", FakeWhoami)
         patch.setattr(hub_tokens, "_token_users", {})
@@ -137,9 +137,11 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
                                                    return_format="dict")["named_endpoints"]
     assert REQUIRED <= set(endpoints)
     assert set(endpoints) - REQUIRED == {"/estimate_training", "/push_adapter", "/new_book",
-                                         "/choose_candidate", "/get_book", "/add_photos",
-                                         "/change_character", "/try_character",
-                                         "/current_work", "/cancel_work"}
+                                         "/choose_candidate", "/get_book", "/rescore_book",
+                                         "/estimate_drawing", "/set_page_order",
+                                         "/train_on_jobs", "/cancel_job", "/job_status",
+                                         "/jobs_hardware", "/add_photos", "/change_character",
+                                         "/try_character", "/current_work", "/cancel_work"}
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
@@ -149,7 +151,8 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
             assert parameter["example_input"] is not None, name
             assert not parameter["label"].startswith("parameter_"), name
     names = [p["parameter_name"] for p in endpoints["/illustrate_page"]["parameters"]]
-    assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps"]
+    assert names == ["book_id", "page", "scene", "seed", "candidates", "width", "height", "steps",
+                     "face_pass"]
     assert ("\n• delete_hub_repo: also delete its private Hub repo; that goes first, and if it "
             "fails nothing is deleted\n") in endpoints["/delete_character"]["description"] + "\n"
     assert endpoints["/draft_story"]["parameters"][1]["python_type"]["type"] == "list[str]"
@@ -169,8 +172,8 @@ def test_long_events_show_their_progress_bar_where_the_page_shows_it(served):
     demo = app.build_ui(served[1])
     events = {d["api_name"]: d for d in demo.config["dependencies"]}
     for name in ("add_character", "add_photos", "change_character", "train_character",
-                 "push_adapter", "try_character", "draft_story", "new_book", "illustrate_book",
-                 "illustrate_page", "export_book"):
+                 "train_on_jobs", "push_adapter", "try_character", "draft_story", "new_book",
+                 "illustrate_book", "illustrate_page", "export_book"):
         shown = [demo.blocks[i] for i in events[name]["show_progress_on"] or []]
         shown = [block for block in shown if block.visible]
         assert shown, name  # not only on its own outputs, which are hidden
@@ -203,6 +206,9 @@ def test_the_whole_flow(alice_book, served, downloads):
     assert all(len(p["candidates"]) == 2 for p in book["pages"])
     assert book["pages"][1]["characters"] == ["Mia"]
     assert book["pages"][1]["scene"] == "Mia on the beach next to a big sandcastle with a red flag"
+    # every picture scored against Mia's photos (the tiny model draws noise: no face on it)
+    assert book["pages"][1]["likeness"] == ["Mia: not found on this picture"]
+    assert book["likeness"] == {"consistency": {"Mia": None}, "weakest": 0, "scored_pages": 3}
     assert f"{mia['trigger']} girl (curly red hair) on the beach" in book["pages"][1]["prompt"]
 
     redrawn = api.predict(book["id"], 3, "Mia asleep in a boat", 99, 1, *TINY,
@@ -302,7 +308,8 @@ def test_bob_cannot_reach_alices_characters_or_books(alice_book, served, downloa
         "/get_book": (book_id,), "/export_book": (book_id, "pdf", False),
         "/illustrate_book": (book_id, 1, *TINY), "/delete_book": (book_id,),
         "/illustrate_page": (book_id, 1, "", -1, 1, *TINY),
-        "/choose_candidate": (book_id, 1, 1),
+        "/choose_candidate": (book_id, 1, 1), "/rescore_book": (book_id,),
+        "/estimate_drawing": (book_id, 1, *TINY), "/set_page_order": (book_id, 1, "Mia"),
     }
     for name, args in refused.items():
         with pytest.raises(AppError, match=f"no book with id '{book_id}'"):

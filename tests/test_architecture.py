@@ -11,11 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ["settings", "progress", "adapter_files"],
     ["hardware", "store", "styles", "work"],
-    ["models", "intake", "testing"],
+    ["models", "adapters", "intake", "testing"],
     ["characters"],
     ["story", "hub"],
-    ["book", "draft", "training"],
-    ["likeness", "illustrate", "export"],
+    ["book", "draft", "training", "compose", "render"],
+    ["likeness", "illustrate", "export", "jobs"],
     ["actions"],
     ["cli"],
 ]

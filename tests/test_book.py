@@ -234,7 +234,8 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [(b["id"], b["title"], b["illustrated"]) for b in listed] == [
         (book.id, book.title, 3)]
-    assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated"}
+    assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated",
+                              "likeness"}
 
     assert cli.main(["delete-book", book.id, *common]) == 0
     assert book.id in capsys.readouterr().out

@@ -11,18 +11,22 @@ from PIL import Image
 from pipeline import cli, illustrate, models
 from pipeline.actions.books import book_json, choose_picture, edit_scene, new_book, redraw_page
 from pipeline.adapter_files import ADAPTER_WEIGHTS
+from pipeline.adapters import AdapterRef, adapters_held, release_idle
 from pipeline.book import BookStore
 from pipeline.characters import CharacterStore, Crop
 from pipeline.hardware import ZEROGPU_CALL_SECONDS, estimated_duration
 from pipeline.hub.repos import AdapterUnavailableError
-from pipeline.illustrate import (AdapterRef, IllustrateConfig, IllustrateError, RenderJob,
-                                 adapters_loaded, encode_long_prompt, illustrate_book, page_seed,
-                                 regenerate_page, render, render_seconds)
+from pipeline.illustrate import (IllustrateConfig, IllustrateError, illustrate_book, page_seed,
+                                 regenerate_page)
+from pipeline.models import encode_long_prompt
+from pipeline.render import RenderJob, render, render_seconds
 from pipeline.settings import Settings
 from pipeline.story import StoryError
 from pipeline.styles import StyleError, get_style
 
-TINY = IllustrateConfig(width=64, height=64, steps=2)
+# One pass with the page's adapters over the whole picture, no weak-page redraws: the drawing
+# these tests check (test_compose.py checks the second pass, test_redraw.py the redraws).
+TINY = IllustrateConfig(width=64, height=64, steps=2, face_pass=False, redraw_tries=0)
 STORY = """Mia found a shell on the beach.
 
 Rex's nose was full of sand.
@@ -77,17 +81,19 @@ def _lora_state(pipe):
             "disabled": any(m.disable_adapters for m in layers), "layers": len(layers)}
 
 
-def test_each_page_has_exactly_its_characters_adapters(settings, cast):
+def test_each_page_has_exactly_its_characters_adapters(settings, cast, monkeypatch):
     pipe = models.load_pipeline(settings)
     book = new_book(settings, "alice", "Beach day", STORY, seed=7)
     assert [p.characters for p in book.pages] == [("Mia",), ("Rex",), ("Mia", "Rex"), ()]
-    seen = {}
+    seen, real_render = {}, illustrate.render
 
-    def spy(progress):
-        if progress.done:
-            seen[progress.done] = _lora_state(pipe)
+    def spy(settings_, job, on_step=None):
+        drawn = real_render(settings_, job, on_step)
+        seen[len(seen) + 1] = _lora_state(pipe)  # as the page was drawn
+        return drawn
 
-    book = illustrate_book(settings, "alice", book.id, TINY, on_progress=spy)
+    monkeypatch.setattr(illustrate, "render", spy)
+    book = illustrate_book(settings, "alice", book.id, TINY)
     assert book.missing == ()
     mia, rex = (n for n in seen[3]["active"])
     assert mia.startswith("tw_mia_") and rex.startswith("tw_rex_")
@@ -96,16 +102,18 @@ def test_each_page_has_exactly_its_characters_adapters(settings, cast):
         ([mia], False), ([rex], False), ([mia, rex], False)]
     assert seen[4]["disabled"]
 
-    only_mia = render(settings, _job(settings, book, 1, [_adapter(cast, "Mia")]))[0]
+    assert _lora_state(pipe)["loaded"] == [mia, rex]  # kept for the next call, switched off
+    assert _lora_state(pipe)["disabled"]
+    only_mia = render(settings, _job(settings, book, 1, [_adapter(cast, "Mia")]))[0].image
     assert np.array_equal(_page_pixels(settings, book, 1), _pixels(only_mia))
-    assert _lora_state(pipe)["layers"] == 0
-    base = render(settings, _job(settings, book, 4))[0]
+    base = render(settings, _job(settings, book, 4))[0].image
     assert np.array_equal(_page_pixels(settings, book, 4), _pixels(base))
-    with_mia = render(settings, _job(settings, book, 4, [_adapter(cast, "Mia")]))[0]
+    with_mia = render(settings, _job(settings, book, 4, [_adapter(cast, "Mia")]))[0].image
     assert not np.array_equal(_pixels(with_mia), _pixels(base))  # the adapters do change pictures
 
 
-def test_no_adapter_outlives_a_book(settings, cast):
+def test_cached_adapters_change_nothing_until_asked_and_release_leaves_the_pipeline_as_found(
+        settings, cast):
     pipe = models.load_pipeline(settings)
 
     def plain():
@@ -116,17 +124,46 @@ def test_no_adapter_outlives_a_book(settings, cast):
     book = new_book(settings, "alice", "Beach day", STORY, seed=1)
     illustrate_book(settings, "alice", book.id, TINY)
     regenerate_page(settings, "alice", book.id, 3, TINY)
+    state = _lora_state(pipe)
+    assert len(state["loaded"]) == 2 and state["disabled"]  # cached, switched off
+    assert np.array_equal(plain(), before)
+    release_idle(pipe)
     assert _lora_state(pipe) == {"loaded": [], "active": [], "disabled": False, "layers": 0}
     assert np.array_equal(plain(), before)
     for component in pipe.components.values():  # not even a flag left on the UNet
         assert not {"peft_config", "_hf_peft_config_loaded"} & set(getattr(component, "__dict__", {}))
 
 
-def test_adapters_loaded_shares_and_leaves_others_alone(settings, cast):
+def test_adapters_stay_loaded_across_redraws_and_go_least_recently_used_first(settings, cast,
+                                                                              monkeypatch):
+    pipe = models.load_pipeline(settings)
+    loads = []
+    real_load = pipe.load_lora_weights
+    monkeypatch.setattr(pipe, "load_lora_weights",
+                        lambda *args, **kwargs: loads.append(kwargs["adapter_name"])
+                        or real_load(*args, **kwargs))
+    book = new_book(settings, "alice", "Beach day", STORY, seed=1)
+    regenerate_page(settings, "alice", book.id, 1, TINY)
+    regenerate_page(settings, "alice", book.id, 1, TINY)
+    assert len(loads) == 1 and loads[0].startswith("tw_mia_")  # loaded once for both redraws
+
+    first, second = _adapter(cast, "Mia", "first"), _adapter(cast, "Rex", "second")
+    for adapter in (first, second):
+        with adapters_held(pipe, [adapter], keep=2):
+            pass
+    assert set(_lora_state(pipe)["loaded"]) == {"first", "second"}  # the oldest, Mia's, went
+    with adapters_held(pipe, [first], keep=2):  # used again: now the most recent
+        with adapters_held(pipe, [second, _adapter(cast, "Mia", "third")], keep=2):
+            assert set(_lora_state(pipe)["loaded"]) == {"first", "second", "third"}  # all held
+    assert set(_lora_state(pipe)["loaded"]) == {"first", "third"}  # second was least recent
+    release_idle(pipe)
+
+
+def test_adapters_held_shares_and_leaves_others_alone(settings, cast):
     pipe = models.load_pipeline(settings)
     first, ours = _adapter(cast, "Rex", "first"), _adapter(cast, "Mia", "ours")
-    with adapters_loaded(pipe, [first]):
-        with adapters_loaded(pipe, [ours, first, ours]):
+    with adapters_held(pipe, [first], keep=0):
+        with adapters_held(pipe, [ours, first, ours], keep=0):
             assert _lora_state(pipe)["loaded"] == ["first", "ours"]
         assert _lora_state(pipe)["loaded"] == ["first"]  # still in use by the outer block
     assert _lora_state(pipe)["layers"] == 0
@@ -134,7 +171,7 @@ def test_adapters_loaded_shares_and_leaves_others_alone(settings, cast):
     pipe.load_lora_weights(first.folder, weight_name=ADAPTER_WEIGHTS,
                            adapter_name="foreign")
     try:
-        with adapters_loaded(pipe, [ours, AdapterRef("foreign", "unused", 1.0)]):
+        with adapters_held(pipe, [ours, AdapterRef("foreign", "unused", 1.0)], keep=0):
             assert _lora_state(pipe)["loaded"] == ["foreign", "ours"]
         assert _lora_state(pipe)["loaded"] == ["foreign"]  # not ours to remove
     finally:
@@ -172,7 +209,7 @@ def test_books_of_two_users_at_once_keep_their_own_characters(settings, cast):
                                   _page_pixels(settings, alone[user], number, user))
     assert not np.array_equal(_page_pixels(settings, alone["alice"], 1, "alice"),
                               _page_pixels(settings, alone["bob"], 1, "bob"))
-    assert _lora_state(models.load_pipeline(settings))["layers"] == 0
+    assert _lora_state(models.load_pipeline(settings))["disabled"]
 
 
 def test_seeds_reproduce_and_differ(settings, cast):
@@ -246,18 +283,18 @@ def test_a_failed_page_keeps_the_pages_before_it_and_the_book_resumes(settings, 
     book = new_book(settings, "alice", "Interrupted", STORY, seed=9)
     real_render, calls = illustrate.render, []
 
-    def failing(settings_, job):
+    def failing(settings_, job, on_step=None):
         calls.append(job.seeds[0])
         if len(calls) == 3:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real_render(settings_, job)
+        return real_render(settings_, job, on_step)
 
     monkeypatch.setattr(illustrate, "render", failing)
     with pytest.raises(RuntimeError, match="simulated"):
         illustrate_book(settings, "alice", book.id, TINY)
     kept = BookStore(settings, "alice").get(book.id)
     assert kept.missing == (3, 4) and kept.page(2).illustrated
-    assert _lora_state(models.load_pipeline(settings))["layers"] == 0
+    assert _lora_state(models.load_pipeline(settings))["disabled"]  # nothing left switched on
 
     calls.clear()
     done = illustrate_book(settings, "alice", book.id, TINY)
@@ -267,12 +304,22 @@ def test_a_failed_page_keeps_the_pages_before_it_and_the_book_resumes(settings, 
                               _page_pixels(settings, whole, number))
 
 
-def test_a_character_without_an_adapter_stops_the_book_before_any_page(settings, cast):
-    CharacterStore(settings, "alice").create("Grandma", "woman", "", "tvgran", _crops())
-    book = new_book(settings, "alice", "Visit", "Mia waves.\n\nGrandma bakes.", seed=1)
-    with pytest.raises(AdapterUnavailableError, match="Grandma"):
-        illustrate_book(settings, "alice", book.id, TINY)
-    assert BookStore(settings, "alice").get(book.id).missing == (1, 2)
+def test_pages_of_a_character_without_an_adapter_wait_and_the_others_are_drawn(settings, cast):
+    store = CharacterStore(settings, "alice")
+    store.create("Grandma", "woman", "", "tvgran", _crops())
+    book = new_book(settings, "alice", "Visit", "Mia waves.\n\nGrandma bakes.\n\nThe end.",
+                    seed=1)
+    book = illustrate_book(settings, "alice", book.id, TINY)
+    assert book.missing == (2,) and book.page(1).illustrated and book.page(3).illustrated
+    assert book.page(2).waiting == "Grandma has no trained adapter on this machine yet: train " \
+        "Grandma first"
+    with pytest.raises(AdapterUnavailableError, match="train Grandma first"):
+        regenerate_page(settings, "alice", book.id, 2, TINY)
+    store.delete("Grandma")
+    book = illustrate_book(settings, "alice", book.id, TINY)
+    assert book.page(2).waiting == "Grandma is not one of your characters any more; add " \
+        "Grandma again"
+    assert book.page(1).waiting == ""
 
 
 def test_bad_requests_are_clear_errors(settings, cast):
@@ -384,11 +431,11 @@ def test_cli_illustrates_regenerates_chooses_and_resumes(settings, cast, monkeyp
 def _fail_second(real):
     calls = []
 
-    def render_(settings, job):
+    def render_(settings, job, on_step=None):
         calls.append(job)
         if len(calls) == 2:
             raise RuntimeError("simulated failure")
-        return real(settings, job)
+        return real(settings, job, on_step)
 
     return render_
 
@@ -397,7 +444,9 @@ def test_on_zerogpu_each_page_loads_its_adapters_in_its_own_call(settings, cast,
     book = new_book(settings, "alice", "Beach day", STORY, seed=5)
     expected = illustrate_book(settings, "alice", book.id, TINY)
     pipe = models.load_pipeline(settings)
+    release_idle(pipe)  # what this process cached, unlike a ZeroGPU worker
     monkeypatch.setattr(illustrate, "on_zerogpu", lambda: True)
+    monkeypatch.setattr("pipeline.render.on_zerogpu", lambda: True)
     loaded_between_pages = []
     again = new_book(settings, "alice", "Beach day", STORY, seed=5)
     illustrate_book(settings, "alice", again.id, TINY,

@@ -13,14 +13,13 @@ import sys
 
 import numpy as np
 import pytest
+from photo_fixtures import astronaut, face_variants, grace_hopper
 from PIL import Image, ImageOps
 
-from photo_fixtures import astronaut, face_variants, grace_hopper
 from pipeline import likeness
 from pipeline.intake import faces
-from pipeline.likeness import (CharacterScore, Identity, PageScore, book_consistency,
-                               consistency, identity_from_images, needs_redraw, rank,
-                               score_faces, score_page)
+from pipeline.likeness import (CharacterScore, Identity, PageScore, book_consistency, consistency,
+                               identity_from_images, needs_redraw, rank, score_faces, score_page)
 
 ASTRONAUT_FACE = (168, 69, 263, 164)  # faces.find_faces(astronaut()), in her 512x512 photo
 HOPPER_FACE = (166, 137, 357, 329)  # faces.find_faces(grace_hopper()), in her 512x600 photo

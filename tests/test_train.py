@@ -19,9 +19,10 @@ from safetensors.torch import load_file
 from pipeline import cli, models
 from pipeline.adapter_files import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
                                     VALIDATION_IMAGE)
+from pipeline.adapters import AdapterRef, adapters_held
 from pipeline.characters import CharacterStore
 from pipeline.hardware import detect
-from pipeline.illustrate import AdapterRef, RenderJob, adapters_loaded, render
+from pipeline.render import RenderJob, render
 from pipeline.settings import Settings
 from pipeline.training import trainer as train
 from pipeline.training.checkpoint import PROGRESS_FILE, STATE_FILE
@@ -164,7 +165,7 @@ def page_job(two_trained_characters):
 
 def test_illustration_in_another_thread_waits_for_the_training_chunk(settings, character,
                                                                      reference, page_job):
-    alone = np.asarray(render(settings, page_job)[0])
+    alone = np.asarray(render(settings, page_job)[0].image)
     drawn, waiting = [], []
 
     def start_a_page_meanwhile(progress):
@@ -177,14 +178,14 @@ def test_illustration_in_another_thread_waits_for_the_training_chunk(settings, c
     train_character(settings, USER, "Mia", PLAIN, on_progress=start_a_page_meanwhile)
     assert [page.is_alive() for page in waiting] == [True] and not drawn
     waiting[0].join(timeout=60)
-    assert np.array_equal(np.asarray(drawn[0]), alone)
+    assert np.array_equal(np.asarray(drawn[0].image), alone)
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
 
 
 def test_training_refuses_while_a_book_holds_adapters_and_changes_nothing(settings, character,
                                                                          page_job):
     pipe = models.load_pipeline(settings)
-    with adapters_loaded(pipe, page_job.adapters):
+    with adapters_held(pipe, page_job.adapters, keep=0):
         with pytest.raises(models.PipelineInUseError, match=r"training needs the base model "
                            r"alone.*\['rex'\] loaded.*book being illustrated"):
             train_character(settings, USER, "Mia", PLAIN)

@@ -9,7 +9,7 @@ from typing import Optional
 import gradio as gr
 from PIL import Image
 
-from pipeline.actions import books
+from pipeline.actions import books, likeness
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
 from ui.common import (PRIVATE, book_choices, choices, confirmation, escape_md, own_choice,
@@ -64,8 +64,10 @@ def delete_book(caller: Caller, book_id: str) -> dict:
 def refresh(caller: Optional[Caller], current: Optional[str]):
     rows = books.list_books(caller.settings, caller.user) if caller else []
     covers = [(picture(row.thumbnail) or Image.new("RGB", (256, 256), NO_PICTURE),
-               row.title if row.illustrated == row.pages
-               else f"{row.title} ({row.illustrated}/{row.pages} drawn)")
+               (row.title if row.illustrated == row.pages
+                else f"{row.title} ({row.illustrated}/{row.pages} drawn)")
+               + (f"\nLikeness: {likeness.summary_line(row.likeness)}"
+                  if row.likeness["scored_pages"] else ""))
               for row in rows]
     listed = book_choices(rows)
     dropdown = choices(listed, current, first=False)

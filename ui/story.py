@@ -8,7 +8,7 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline.actions import books, characters
+from pipeline.actions import books, characters, likeness
 from pipeline.actions.system import ModelUnavailableError, drafting_problem, machine
 from pipeline.progress import counted
 from pipeline.settings import Settings
@@ -19,7 +19,7 @@ from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, book_choices, choices, escap
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
 log = logging.getLogger(__name__)
-PAGE_HEADERS = ["Page", "Text", "Scene (click to edit)", "Characters"]
+PAGE_HEADERS = ["Page", "Text", "Scene (click to edit)", "Characters", "Likeness"]
 INTRO = """\
 Write your story with your characters' names. **A blank line starts a new page.** A page may end
 with a line `Scene: ...` describing its picture; without one, the page text is the scene. Then
@@ -79,9 +79,12 @@ def new_book(caller: Caller, title: str, story: str, style: str = books.DEFAULT_
 
 
 def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
-                    height: int = 0, steps: int = 0, progress=gr.Progress()) -> dict:
+                    height: int = 0, steps: int = 0, face_pass: Optional[bool] = None,
+                    redraw_below: int = -1, redraw_tries: int = -1, face_strength: float = 0,
+                    face_margin: float = -1, progress=gr.Progress()) -> dict:
     """Draw every page of a book that has no picture yet, saving each page as it is drawn
-    (after an interruption, calling this again goes on where it stopped).
+    (after an interruption, calling this again goes on where it stopped). Each picture is
+    scored against your characters' photos; the best is kept, and weak pages are drawn again.
 
     Args:
         book_id: the book's id (from /new_book or /list_books)
@@ -89,16 +92,84 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
         width: picture width in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
         height: picture height in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
         steps: denoising steps (0: the style's on a GPU, fewer on a CPU)
+        face_pass: redraw each character's head with only its own adapter (null: the app's
+            setting)
+        redraw_below: draw a page again when its weakest likeness is under this, 0-100 (-1:
+            the app's setting)
+        redraw_tries: at most this many more pictures for such a page (-1: the app's setting)
+        face_strength: how much of each head the second pass redraws, above 0 to 1 (0: the
+            app's setting)
+        face_margin: room around a face in the redrawn square, in face sides (-1: the app's
+            setting)
     """
     book = books.illustrate(caller.settings, caller.user, book_id or "",
-                            books.drawing_options(candidates, width, height, steps),
+                            _options(candidates, width, height, steps, face_pass, redraw_below,
+                                     redraw_tries, face_strength, face_margin),
                             token=caller.token, on_progress=progress_bar(progress))
+    return books.book_json(caller.settings, caller.user, book)
+
+
+def _options(candidates, width, height, steps, face_pass=None, redraw_below=-1,
+             redraw_tries=-1, face_strength=0, face_margin=-1):
+    """The form's picture options; -1 (0 for the strength, None) keeps the app's settings."""
+    def setting(value, unset):
+        return None if value is None or value <= unset else value
+
+    return books.drawing_options(
+        candidates, width, height, steps, face_pass=face_pass,
+        redraw_below=setting(redraw_below, -1), redraw_tries=setting(redraw_tries, -1),
+        face_strength=setting(face_strength, 0), face_margin=setting(face_margin, -1))
+
+
+def estimate_drawing(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
+                     height: int = 0, steps: int = 0, face_pass: Optional[bool] = None,
+                     redraw_below: int = -1, redraw_tries: int = -1) -> dict:
+    """The GPU time drawing a book's missing pages will cost, with what weak-page redraws
+    may add, before drawing.
+
+    Args:
+        book_id: the book's id
+        candidates: pictures per page (1 to 4)
+        width: picture width in pixels (0: the style's)
+        height: picture height in pixels (0: the style's)
+        steps: denoising steps (0: the style's)
+        face_pass: the second pass on or off (null: the app's setting)
+        redraw_below: the redraw threshold (-1: the app's setting)
+        redraw_tries: the most redraws a page (-1: the app's setting)
+    """
+    return books.estimate_drawing(caller.settings, caller.user, book_id or "", _options(
+        candidates, width, height, steps, face_pass, redraw_below, redraw_tries)).to_json()
+
+
+def set_page_order(caller: Caller, book_id: str, page: int, order: str = "") -> dict:
+    """Where a page's characters stand, left to right, the next time it is drawn.
+
+    Args:
+        book_id: the book's id
+        page: page number, from 1
+        order: the page's characters from left to right, comma-separated, e.g. "Grandma, Mia"
+            ("": the order the story names them)
+    """
+    book = books.set_order(caller.settings, caller.user, book_id or "", int(page or 0),
+                           (order or "").split(","))
+    return books.book_json(caller.settings, caller.user, book)
+
+
+def rescore_book(caller: Caller, book_id: str, progress=gr.Progress()) -> dict:
+    """Score every picture of a book again against your characters' photos; each page shows
+    its best picture, unless you chose one.
+
+    Args:
+        book_id: the book's id
+    """
+    book = likeness.rescore(caller.settings, caller.user, book_id or "",
+                            on_progress=progress_bar(progress))
     return books.book_json(caller.settings, caller.user, book)
 
 
 def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", seed: int = -1,
                     candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
-                    progress=gr.Progress()) -> dict:
+                    face_pass: Optional[bool] = None, progress=gr.Progress()) -> dict:
     """Draw new pictures for one page, with an edited scene or a chosen seed; the first
     new picture becomes the page's picture and the others stay to choose from.
 
@@ -111,10 +182,12 @@ def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", se
         width: picture width in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
         height: picture height in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
         steps: denoising steps (0: the style's on a GPU, fewer on a CPU)
+        face_pass: redraw each character's head with only its own adapter (null: the app's
+            setting)
     """
     progress(None, desc=f"drawing page {int(page or 0)}")
     book = books.redraw_page(caller.settings, caller.user, book_id or "", int(page or 0),
-                             books.drawing_options(candidates, width, height, steps),
+                             _options(candidates, width, height, steps, face_pass),
                              scene=(scene or "").strip() or None,
                              seed=None if seed is None or seed < 0 else int(seed),
                              token=caller.token)
@@ -185,7 +258,7 @@ def show_book(caller: Optional[Caller], result: dict, page: float):
     book = stored_book(caller, result)
     if book is None:
         return [gr.update()] * 6
-    rows = [[n, p.text, p.scene, ", ".join(p.characters) or "nobody"]
+    rows = [[n, p.text, p.scene, ", ".join(p.characters) or "nobody", _page_likeness(p)]
             for n, p in enumerate(book.pages, start=1)]
     drawn = [n for n, p in enumerate(book.pages, start=1) if p.illustrated]
     pictures = [(picture(books.picture_path(caller.settings, caller.user, book,
@@ -201,6 +274,9 @@ def show_book(caller: Optional[Caller], result: dict, page: float):
     else:
         note = (f"**{escape_md(book.title)}**: every page has a picture. Read it or download "
                 "the PDF in the **Gallery** tab, or redraw a page below.")
+    summary = likeness.summary_line(likeness.book_summary(book))
+    if summary:
+        note += f"\n\n**Likeness across the book:** {escape_md(summary)}"
     number = min(max(int(page or 1), 1), len(book.pages))
     listed = book_choices(books.list_books(caller.settings, caller.user))
     return (gr.update(choices=listed, value=book.id), gr.update(value=rows, visible=True),
@@ -208,10 +284,21 @@ def show_book(caller: Optional[Caller], result: dict, page: float):
             page_candidates(caller, book, number))
 
 
+def _page_likeness(page) -> str:
+    """The Likeness column: each character's likeness on the page's picture, or why it waits."""
+    if page.waiting:
+        return f"waiting: {page.waiting}"
+    lines = likeness.page_lines(page.chosen.score) if page.chosen else []
+    if len(page.layout) > 1:
+        lines.append("left to right: " + ", ".join(region.name for region in page.layout))
+    return "\n".join(lines)
+
+
 def page_candidates(caller: Caller, book: books.Book, number: int):
     page = book.page(number)
     shown = [(picture(books.picture_path(caller.settings, caller.user, book, c.file)),
-              f"Picture {i}" + (" (in the book)" if c.file == page.image else ""))
+              f"Picture {i}" + (" (in the book)" if c.file == page.image else "")
+              + "".join(f"\n{line}" for line in likeness.page_lines(c.score)))
              for i, c in enumerate(page.candidates, start=1)]
     return gr.update(value=shown, visible=bool(shown),
                      label=f"Page {number}'s pictures: click one to put it in the book")
@@ -238,9 +325,23 @@ def refresh(caller: Optional[Caller], current: Optional[str]):
             gr.update(choices=names))
 
 
+def show_estimate(caller: Optional[Caller], book_id: Optional[str], candidates: int,
+                  width: int, height: int, steps: int, face_pass: bool, redraw_below: int,
+                  redraw_tries: int) -> str:
+    if caller is None or not book_id:
+        return ""
+    try:
+        needed = estimate_drawing(caller, book_id, candidates, width, height, steps, face_pass,
+                                  redraw_below, redraw_tries)
+    except (ValueError, RuntimeError):
+        return ""
+    return f"**Estimated:** {escape_md(needed['text'])}"
+
+
 def build(settings: Settings, demo: gr.Blocks) -> None:
     """The Story tab and its events (inside the app's gr.Tabs)."""
     styles = books.styles()
+    defaults = books.drawing_defaults(settings)
     with gr.Tab("3 · Story", id="story") as tab:
         gr.Markdown(INTRO)
         with gr.Row():
@@ -269,16 +370,26 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 height = gr.Number(0, precision=0, minimum=0, label="Height (0: automatic)")
                 steps = gr.Number(0, precision=0, minimum=0, label="Steps (0: automatic)")
             in_force = gr.Markdown()
+            with gr.Row():
+                face_pass = gr.Checkbox(defaults["face_pass"], label="Redraw each face with "
+                                        "only its own character (keeps a family apart)")
+                redraw_below = gr.Slider(0, 100, value=defaults["redraw_below"], step=1,
+                                         label="Draw a page again when a likeness is below")
+                redraw_tries = gr.Slider(0, 8, value=defaults["redraw_tries"], step=1,
+                                         label="At most this many more pictures for such a "
+                                               "page (each costs GPU time)")
         make_button = gr.Button("Make the pages", variant="primary")
         with gr.Row(equal_height=True):
             book_id = own_choice("Book", "3f9c1a2b7d4e6f80", scale=3,
                                  info="The book you are working on; pick one to continue it")
             illustrate_button = gr.Button("Illustrate all pages", variant="primary", scale=1)
+        estimate_note = gr.Markdown()
         book = gr.JSON(visible=False)
         note = gr.Markdown(min_height=STATUS_HEIGHT)
         pages = gr.Dataframe(headers=PAGE_HEADERS, type="array", interactive=True,
-                             static_columns=[0, 1, 3], wrap=True, row_count=0, visible=False,
-                             column_widths=["8%", "40%", "40%", "12%"], label="Pages",
+                             static_columns=[0, 1, 3, 4], wrap=True, row_count=0,
+                             visible=False, label="Pages",
+                             column_widths=["6%", "30%", "30%", "12%", "22%"],
                              elem_classes=["tw-pages", "tw-table"])
         drawn = gr.State([])
         page_pictures = gr.Gallery(label="Pictures: click one to redraw that page or choose "
@@ -290,11 +401,18 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 page = gr.Number(1, precision=0, minimum=1, label="Page")
                 redraw_seed = gr.Number(-1, precision=0, label="Seed (-1: a new one)")
             scene = gr.Textbox(label="New scene (empty: keep the page's)", lines=2)
+            with gr.Row(equal_height=True):
+                order = gr.Textbox(label="Characters from left to right (empty: as the story "
+                                         "names them)", placeholder="Grandma, Mia", scale=3)
+                order_button = gr.Button("Set the order", size="sm", scale=1)
             redraw_button = gr.Button("Redraw this page", size="sm")
+            rescore_button = gr.Button("Score every picture again", size="sm")
             page_choices = gr.Gallery(columns=4, height=330, allow_preview=False,
                                       visible=False, object_fit="contain", fit_columns=False,
                                       buttons=[])
         candidate = gr.Number(1, precision=0, visible=False, label="Picture")
+        estimating = signed_in(settings, estimate_drawing)
+        gr.api(estimating, **public(estimating, "estimate_drawing"))
 
     def quiet(fn):
         return signed_in(settings, fn, quiet=True)
@@ -302,7 +420,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def door(fn):
         return signed_in(settings, fn)
 
-    drawing = [candidates, width, height, steps]
+    drawing = [candidates, width, height, steps, face_pass, redraw_below, redraw_tries]
     shown = [book_id, pages, page_pictures, drawn, note, page_choices]
     show = quiet(show_book)
     drafting, making = door(draft_story), door(new_book)
@@ -316,10 +434,21 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     illustrate_button.click(illustrating, [book_id, *drawing], book, show_progress_on=note,
                             **public(illustrating, "illustrate_book"), **GPU).success(
         show, [book, page], shown, **PRIVATE)
-    redraw_button.click(redrawing, [book_id, page, scene, redraw_seed, *drawing],
+    redraw_button.click(redrawing, [book_id, page, scene, redraw_seed, *drawing[:5]],
                         book, show_progress_on=[note, page_choices],
                         **public(redrawing, "illustrate_page"), **GPU).success(
         show, [book, page], shown, **PRIVATE)
+    ordering, rescoring = door(set_page_order), door(rescore_book)
+    order_button.click(ordering, [book_id, page, order], book,
+                       **public(ordering, "set_page_order")).success(
+        show, [book, page], shown, **PRIVATE)
+    rescore_button.click(rescoring, book_id, book, show_progress_on=note,
+                         **public(rescoring, "rescore_book")).success(
+        show, [book, page], shown, **PRIVATE)
+    quiet_estimate = quiet(show_estimate)
+    for control in (book_id, *drawing):
+        control.change(quiet_estimate, [book_id, *drawing], estimate_note, **PRIVATE)
+    book.change(quiet_estimate, [book_id, *drawing], estimate_note, **PRIVATE)
     page_choices.select(candidate_number, None, candidate, **PRIVATE).then(
         choosing, [book_id, page, candidate], book, show_progress_on=page_choices,
         **public(choosing, "choose_candidate")).success(show, [book, page], shown, **PRIVATE)

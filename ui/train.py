@@ -1,11 +1,14 @@
-"""Train tab: a character and a goal, the time it will take, training with a progress bar
-(step, loss, time left), the validation image and where the adapter went on the Hub; then
-"try it": one quick picture of the character in a scene, at an adapter strength. Reopened
-while a character trains (or after it finished unwatched), it shows that character.
+"""Train tab: a character and a goal, where to train (here, or Hugging Face Jobs on hardware of
+the parent's choice), the GPU time and cost it will take, training with a progress bar (step,
+loss, time left; a job is followed with the same bar), cancelling a job, the validation image
+and where the adapter went on the Hub; then "try it": one quick picture of the character in a
+scene, at an adapter strength, with its likeness. Reopened while a character trains here (or
+after it finished unwatched), it shows that character.
 
-Public API: /train_character, /push_adapter, /try_character (events) and /estimate_training
-(gr.api).
+Public API: /train_character, /train_on_jobs, /cancel_job, /push_adapter, /try_character
+(events) and /estimate_training, /job_status, /jobs_hardware (gr.api).
 """
+import contextlib
 from typing import Optional
 
 import gradio as gr
@@ -18,12 +21,20 @@ from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, choices, escape_md, own_choi
                        progress_bar, public)
 
 PUSH_LABEL = "Upload to my Hugging Face repo"
+JOBS_LABEL = "Train on Hugging Face Jobs"
+HERE_INSTEAD = 'Choose "Here" to train on this machine instead.'
+PLACES = [("Here (this app's GPU: ZeroGPU on a Space)", "here"),
+          ("Hugging Face Jobs (a GPU in your own account, billed to it)", "hf-jobs")]
 GOALS = [(f"{name.capitalize()}: {preset.summary}", name)
          for name, preset in training.PRESETS.items()]
 INTRO = """\
 Training teaches a small adapter (a LoRA) what one character looks like, from its photos. It
 takes a few minutes of GPU time per character; you see the estimate before you start, and you
-can close the page and press the button again later to continue where it stopped."""
+can close the page and press the button again later to continue where it stopped.
+
+On a free ZeroGPU Space a person takes a few days of free GPU minutes; **Hugging Face Jobs**
+trains one within the hour (about 40 minutes on an L4, 15 on an A100) on a GPU in your own
+Hugging Face account, billed to it: well under a dollar (the cost is shown before you start)."""
 
 
 def form_options(steps: float, options: str) -> dict:
@@ -35,17 +46,86 @@ def form_options(steps: float, options: str) -> dict:
 
 
 def estimate_training(caller: Caller, name: str, preset: str = "", steps: int = 0,
-                      options: str = "") -> dict:
-    """The GPU time still needed to train a character, before starting.
+                      options: str = "", where: str = "here", flavor: str = "") -> dict:
+    """The GPU time still needed to train a character, before starting; on Hugging Face Jobs
+    also the minutes and the cost on that hardware, and where the photos go.
 
     Args:
         name: the character's name
         preset: the goal: person, pet or object ("" chooses from the character's kind)
         steps: training steps in all (0: the goal's default, scaled by the photos)
         options: more training settings as a JSON object, e.g. {"rank": 16}
+        where: here (this app's GPU) or hf-jobs (Hugging Face Jobs, in your account)
+        flavor: the Jobs hardware, e.g. l4x1 (see /jobs_hardware; "" for the app's default)
     """
-    return training.plan_training(caller.settings, caller.user, name or "", preset or "",
-                                  form_options(steps, options)).to_json()
+    with here_instead():
+        return training.plan_training(caller.settings, caller.user, name or "", preset or "",
+                                      form_options(steps, options), where=where or "here",
+                                      flavor=flavor or "", token=caller.token).to_json()
+
+
+def jobs_hardware(caller: Caller) -> list:
+    """The GPU hardware of Hugging Face Jobs with its prices, cheapest first (your token)."""
+    with here_instead():
+        return [flavor.to_json() for flavor in training.jobs_hardware(caller.token)]
+
+
+def train_on_jobs(caller: Caller, name: str, preset: str = "", steps: int = 0,
+                  options: str = "", flavor: str = "", progress=gr.Progress()) -> dict:
+    """Train a character on Hugging Face Jobs, in your own account and billed to it, and
+    follow the job to its end; the adapter then comes to this app as after training here.
+
+    The character's crops go to a private storage bucket in your account for the job's time
+    only. A job of this character that is still running is followed, not started again.
+
+    Args:
+        name: the character's name
+        preset: the goal: person, pet or object (the choices of the form)
+        steps: training steps in all (0: the goal's default, scaled by the photos)
+        options: more training settings as a JSON object, e.g. {"rank": 16}
+        flavor: the Jobs hardware, e.g. l4x1 (see /jobs_hardware; "" for the app's default)
+    """
+    with here_instead():
+        return training.train_on_jobs(caller.settings, caller.user, name or "", preset or "",
+                                      form_options(steps, options), token=caller.token,
+                                      flavor=flavor or "",
+                                      on_progress=progress_bar(progress)).to_json()
+
+
+def job_status(caller: Caller, name: str) -> dict:
+    """The state of a character's training job on Hugging Face Jobs (an ended job brings its
+    adapter here and its photos leave the bucket); state "none" when it never had one.
+
+    Args:
+        name: the character's name
+    """
+    record = training.job_status(caller.settings, caller.user, name or "", caller.token)
+    if record is None:
+        return {"character": name, "state": "none", "active": False, "done": False,
+                "message": f"{name} has not trained on Hugging Face Jobs."}
+    return record.to_json()
+
+
+def cancel_job(caller: Caller, name: str) -> dict:
+    """Cancel a character's running training job; it stays as it was, its photos leave the
+    bucket, and the progress is kept there for the next job.
+
+    Args:
+        name: the character's name
+    """
+    with here_instead():
+        return training.cancel_job(caller.settings, caller.user, name or "",
+                                   caller.token).to_json()
+
+
+@contextlib.contextmanager
+def here_instead():
+    """Jobs can't be used now (no sign-in, no Jobs permission, no billing): say why, and that
+    training here is still there."""
+    try:
+        yield
+    except training.JobsUnavailable as err:
+        raise ValueError(f"{str(err)[0].upper()}{str(err)[1:]}. {HERE_INSTEAD}") from None
 
 
 def train_character(caller: Caller, name: str, preset: str = "", steps: int = 0,
@@ -83,8 +163,8 @@ def try_character(caller: Caller, name: str, scene: str = "", adapter_weight: fl
                   seed: int = -1, style: str = books.DEFAULT_STYLE):
     """Draw one quick picture of a trained character in a scene, with its adapter alone.
 
-    Returns the picture and how it was drawn (scene, prompt, seed, size, steps; "likeness"
-    is null until likeness scores come to characters).
+    Returns the picture and how it was drawn (scene, prompt, seed, size, steps), with its
+    likeness to the character's photos (0-100; null for a pet or when no face was found).
 
     Args:
         name: the character's name
@@ -107,7 +187,8 @@ def show_tried(result: dict) -> str:
         return ""
     return (f"{escape_md(result['scene'])}, at strength {result['adapter_weight']:g} "
             f"({result['width']}x{result['height']}, {counted(result['steps'], 'step')}, seed "
-            f"{result['seed']}: the same seed draws it again)")
+            f"{result['seed']}: the same seed draws it again). "
+            f"{escape_md(result['likeness_note'])}")
 
 
 def resume(caller: Optional[Caller]):
@@ -148,14 +229,66 @@ def suggest_goal(caller: Optional[Caller], name: Optional[str]):
 
 
 def show_estimate(caller: Optional[Caller], name: Optional[str], preset: str, steps: float,
-                  options: str) -> str:
+                  options: str, where: str = "here", flavor: str = "") -> str:
     if not name or caller is None:
         return ""
     try:
-        needed = estimate_training(caller, name, preset, steps, options)
+        needed = estimate_training(caller, name, preset, steps, options, where, flavor)
     except (ValueError, RuntimeError) as err:
         return f"**Can't estimate yet:** {escape_md(str(err))}"
-    return f"**Estimated:** {escape_md(needed['text'])}"
+    text = f"**Estimated:** {escape_md(needed['text'])}"
+    return text + (f"\n\n**Your photos:** {escape_md(needed['photos'])}" if needed["photos"]
+                   else "")
+
+
+def show_place(caller: Optional[Caller], where: str, flavor: Optional[str]):
+    """Here or Jobs: the hardware list with prices and the Jobs button, or the training button;
+    Jobs without a sign-in (or without Jobs) says why and goes back to here."""
+    jobs, note = where == "hf-jobs", ""
+    pairs: list[tuple[str, str]] = []
+    if jobs and caller is not None:
+        try:
+            pairs = [(f["text"], f["name"]) for f in jobs_hardware(caller)]
+        except ValueError as err:
+            jobs, note = False, f"**Hugging Face Jobs:** {escape_md(str(err))}"
+    default = flavor or (caller.settings.job_flavor if caller else None)
+    return (gr.update(value="hf-jobs" if jobs else "here"),
+            {**choices(pairs, default), "visible": jobs},
+            gr.update(visible=not jobs), gr.update(visible=jobs), note)
+
+
+def show_job(caller: Optional[Caller], name: Optional[str]):
+    """The character's job on Hugging Face Jobs, if it has one, and the cancel button while it
+    runs (an ended job is settled by looking at it)."""
+    if caller is None or not name:
+        return "", gr.update(visible=False)
+    try:
+        record = job_status(caller, name)
+    except (ValueError, RuntimeError):
+        return "", gr.update(visible=False)
+    if record["state"] == "none":
+        return "", gr.update(visible=False)
+    cost = "" if record["cost_usd"] is None else f" (about ${record['cost_usd']:.2f} so far)"
+    text = f"**Hugging Face Jobs:** {escape_md(record['message'])}"
+    if record["url"]:
+        text += f" The job: <{record['url']}>{escape_md(cost)}"
+    if record["active"]:
+        text += f' Press "{JOBS_LABEL}" to follow it here.'
+    return text, gr.update(visible=record["active"])
+
+
+def show_job_result(caller: Optional[Caller], result: dict):
+    """What a followed job did: the status line, the validation image, the Hub line."""
+    if not result or caller is None:
+        return gr.update(), gr.update(), gr.update()
+    lines = [escape_md(result["message"])]
+    if result["done"]:
+        name = escape_md(result["character"])
+        lines.append(f"Use {name} in a story in the **Story** tab.")
+    image = picture(training.validation_image(caller.settings, caller.user,
+                                              result["character"])) if result["done"] else None
+    return "\n\n".join(lines), gr.update(value=image, visible=image is not None), \
+        hub_line(caller, result["hub"])
 
 
 def show_result(caller: Optional[Caller], result: dict):
@@ -201,9 +334,19 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             options = gr.Textbox(label="More training settings (JSON)", lines=2,
                                  placeholder='{"rank": 16, "learning_rate": 5e-5, '
                                              '"prior_preservation": false}')
+        with gr.Row(equal_height=False):
+            where = gr.Radio(PLACES, value="here", label="Where to train")
+            flavor = own_choice("Hardware (Hugging Face Jobs, price per hour)", "l4x1",
+                                visible=False)
         estimate_note = gr.Markdown()
-        train_button = gr.Button("Start or continue training", variant="primary")
+        with gr.Row():
+            train_button = gr.Button("Start or continue training", variant="primary")
+            jobs_button = gr.Button(JOBS_LABEL, variant="primary", visible=False)
+            cancel_button = gr.Button("Cancel the job", variant="stop", visible=False)
+        job_note = gr.Markdown()
         trained = gr.JSON(visible=False)
+        trained_on_jobs = gr.JSON(visible=False)
+        cancelled = gr.JSON(visible=False)
         status = gr.Markdown(min_height=STATUS_HEIGHT)
         with gr.Row(equal_height=False):
             validation = gr.Image(label="Validation image (drawn by the adapter)",
@@ -230,15 +373,22 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                    buttons=["download", "fullscreen"])
             tried = gr.JSON(visible=False)
             tried_note = gr.Markdown(min_height=STATUS_HEIGHT)
-        estimating = signed_in(settings, estimate_training)
-        gr.api(estimating, **public(estimating, "estimate_training"))
+        for handler, api_name in ((estimate_training, "estimate_training"),
+                                  (job_status, "job_status"), (jobs_hardware, "jobs_hardware")):
+            wrapped = signed_in(settings, handler)
+            gr.api(wrapped, **public(wrapped, api_name))
 
     estimate_inputs = [name, goal, steps, options]
     quiet_refresh = signed_in(settings, refresh, quiet=True)
     quiet_estimate = signed_in(settings, show_estimate, quiet=True)
+    quiet_job = signed_in(settings, show_job, quiet=True)
     name.change(signed_in(settings, suggest_goal, quiet=True), name, goal, **PRIVATE)
-    for control in estimate_inputs:
-        control.change(quiet_estimate, estimate_inputs, estimate_note, **PRIVATE)
+    name.change(quiet_job, name, [job_note, cancel_button], **PRIVATE)
+    for control in [*estimate_inputs, where, flavor]:
+        control.change(quiet_estimate, [*estimate_inputs, where, flavor], estimate_note,
+                       **PRIVATE)
+    where.input(signed_in(settings, show_place, quiet=True), [where, flavor],
+                [where, flavor, train_button, jobs_button, job_note], **PRIVATE)
     training_event = signed_in(settings, train_character)
     train_button.click(training_event, estimate_inputs, trained, show_progress_on=status,
                        **public(training_event, "train_character"), **GPU).success(
@@ -246,6 +396,17 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         **PRIVATE).then(
         quiet_refresh, name, [name, no_characters], **PRIVATE).then(
         quiet_estimate, estimate_inputs, estimate_note, **PRIVATE)
+    on_jobs = signed_in(settings, train_on_jobs)
+    jobs_button.click(on_jobs, [*estimate_inputs, flavor], trained_on_jobs,
+                      show_progress_on=status, **public(on_jobs, "train_on_jobs")).success(
+        signed_in(settings, show_job_result, quiet=True), trained_on_jobs,
+        [status, validation, hub_note], **PRIVATE).then(
+        quiet_refresh, name, [name, no_characters], **PRIVATE).then(
+        quiet_job, name, [job_note, cancel_button], **PRIVATE)
+    cancelling = signed_in(settings, cancel_job)
+    cancel_button.click(cancelling, name, cancelled, show_progress_on=job_note,
+                        **public(cancelling, "cancel_job")).then(
+        quiet_job, name, [job_note, cancel_button], **PRIVATE)
     pushing = signed_in(settings, push_adapter)
     push_button.click(pushing, [name, with_image], pushed, show_progress_on=hub_note,
                       **public(pushing, "push_adapter")).success(
@@ -254,7 +415,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     try_button.click(trying, [name, scene, strength, try_seed, try_style], [tried_image, tried],
                      show_progress_on=tried_note, **public(trying, "try_character"),
                      **GPU).success(show_tried, tried, tried_note, **PRIVATE)
-    tab.select(quiet_refresh, name, [name, no_characters], **PRIVATE)
+    tab.select(quiet_refresh, name, [name, no_characters], **PRIVATE).then(
+        quiet_job, name, [job_note, cancel_button], **PRIVATE)
     demo.load(quiet_refresh, name, [name, no_characters], **PRIVATE).then(
         signed_in(settings, resume, quiet=True), None, [name, status, validation, hub_note],
         **PRIVATE)

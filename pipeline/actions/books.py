@@ -18,8 +18,9 @@ from ..hardware import CPU_PICTURE_STEPS, cpu_size, detect
 from ..hub.repos import hub_record
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
 from ..illustrate import (IllustrateConfig, IllustrateError, check_seed, illustrate_book,
-                          regenerate_page)
-from ..progress import ProgressFn, counted
+                          page_seconds, redraw_rule, regenerate_page)
+from ..progress import ProgressFn, counted, format_seconds
+from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
@@ -36,12 +37,15 @@ class BookRow:
     illustrated: int  # pages with a picture
     created: str
     updated: str
+    likeness: dict  # actions.likeness.book_summary
+    layouts: tuple  # per page, where each character stood when drawn: ({name, box}, ...)
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
-                "updated": self.updated}
+                "updated": self.updated, "likeness": self.likeness,
+                "layouts": [list(page) for page in self.layouts]}
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,68 @@ def styles() -> dict[str, Style]:
 
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
-                    adapter_weight: float = 1.0) -> IllustrateConfig:
+                    adapter_weight: float = 1.0, *, face_pass: Optional[bool] = None,
+                    face_strength: Optional[float] = None, face_margin: Optional[float] = None,
+                    redraw_below: Optional[int] = None,
+                    redraw_tries: Optional[int] = None) -> IllustrateConfig:
     """How to draw pages, from plain numbers: 0 (or None) leaves the size and steps to the
-    machine (`drawing_in_force`)."""
+    machine (`drawing_in_force`); None keeps the settings' second pass and redraw rule."""
     return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
                             width=int(width or 0) or None, height=int(height or 0) or None,
-                            steps=int(steps or 0) or None)
+                            steps=int(steps or 0) or None, face_pass=face_pass,
+                            face_strength=face_strength, face_margin=face_margin,
+                            redraw_below=redraw_below,
+                            redraw_tries=redraw_tries)
+
+
+def drawing_defaults(settings: Settings) -> dict:
+    """The second pass and redraw rule in force here (what the app's picture options show)."""
+    below, tries = redraw_rule(settings, IllustrateConfig())
+    return {"face_pass": settings.face_pass == "on", "redraw_below": below,
+            "redraw_tries": tries}
+
+
+@dataclass(frozen=True)
+class DrawingEstimate:
+    """GPU time to draw a book's missing pages, once each and at most with weak-page redraws."""
+
+    pages: int
+    seconds: Optional[float]  # None where no step time is known (the CPU)
+    with_redraws: Optional[float]
+    tries: int
+
+    def describe(self) -> str:
+        if not self.pages:
+            return "Nothing left to draw."
+        if self.seconds is None:
+            return (f"{counted(self.pages, 'page')} to draw; no GPU time estimate on this "
+                    "machine")
+        text = f"{counted(self.pages, 'page')} to draw: about {format_seconds(self.seconds)} " \
+               "of GPU time"
+        if self.tries:
+            text += (f", up to {format_seconds(self.with_redraws)} if weak pages are drawn "
+                     f"again ({counted(self.tries, 'more try', 'more tries')} each at most)")
+        return text
+
+    def to_json(self) -> dict:
+        return {"pages": self.pages, "seconds": self.seconds,
+                "with_redraws": self.with_redraws, "tries": self.tries,
+                "text": self.describe()}
+
+
+def estimate_drawing(settings: Settings, user: str, book_id: str,
+                     options: IllustrateConfig = IllustrateConfig()) -> DrawingEstimate:
+    """The GPU time the book's missing pages will cost, shown before drawing them."""
+    book = BookStore(settings, user).get(book_id or "")
+    style = get_style(book.style)
+    options = drawing_in_force(settings, book.style, options)
+    _, tries = redraw_rule(settings, options)
+    each = [page_seconds(settings, options, style, len(book.page(n).characters))
+            for n in book.missing]
+    if any(seconds is None for seconds in each):
+        return DrawingEstimate(len(each), None, None, tries)
+    with_faces = sum(s for n, s in zip(book.missing, each) if book.page(n).characters)
+    return DrawingEstimate(len(each), sum(each), sum(each) + tries * with_faces, tries)
 
 
 def drawing_in_force(settings: Settings, style: str,
@@ -123,10 +183,13 @@ def new_book(settings: Settings, user: str, title: str, story: str,
 
 
 def list_books(settings: Settings, user: str) -> list[BookRow]:
-    """The user's books, newest first."""
-    return [BookRow(item.id, item.title, item.pages, item.illustrated, item.created,
-                    item.updated, item.thumbnail)
-            for item in BookStore(settings, user).gallery()]
+    """The user's books, newest first, each with its likeness summary."""
+    store = BookStore(settings, user)
+    return [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
+                    book.created, book.updated, book_summary(book),
+                    tuple(tuple({"name": r.name, "box": list(r.box)} for r in page.layout)
+                          for page in book.pages), store.thumbnail(book))
+            for book in store.list()]
 
 
 def get_book(settings: Settings, user: str, book_id: str) -> Book:
@@ -136,13 +199,18 @@ def get_book(settings: Settings, user: str, book_id: str) -> Book:
 
 def book_json(settings: Settings, user: str, book: Book) -> dict:
     """A book as the API and `--json` give it: the record, with each page's prompt as it would
-    be drawn now (its scene with the characters' trigger words, look and the style), and
+    be drawn now (its scene with the characters' trigger words, look and the style), each
+    picture's likeness score (without face descriptors), the book's likeness summary, and
     "waiting": why some pages can't be drawn yet (`waiting_characters`)."""
     record = book.to_json()
     style = get_style(book.style)
     cast = CharacterStore(settings, user).list()
     for page, entry in zip(book.pages, record["pages"]):
         entry["prompt"] = style.prompt(scene_prompt(page.scene, cast))
+        for candidate, shown in zip(page.candidates, entry["candidates"]):
+            shown["score"] = public_score(candidate.score)
+        entry["likeness"] = page_lines(page.chosen.score) if page.chosen else []
+    record["likeness"] = book_summary(book)
     record["waiting"] = waiting_characters(settings, user, book)
     return record
 
@@ -203,6 +271,17 @@ def choose_picture(settings: Settings, user: str, book_id: str, page: int,
         raise IllustrateError(f"page {page} has {len(candidates)} pictures; "
                               f"choose one from 1 to {len(candidates)}")
     return store.choose(book_id, page, candidates[candidate - 1].file)
+
+
+def set_order(settings: Settings, user: str, book_id: str, page: int,
+              names: Sequence[str]) -> Book:
+    """Where a page's characters stand, left to right (empty: the order the story names them);
+    the next drawing of the page uses it."""
+    store = BookStore(settings, user)
+    book = store.get(book_id or "")
+    wanted = {name.casefold(): name for name in book.page(page).characters}
+    order = [wanted.get(name.strip().casefold(), name.strip()) for name in names if name.strip()]
+    return store.set_order(book.id, page, order)
 
 
 def delete_book(settings: Settings, user: str, book_id: str) -> DeletedBook:

@@ -12,7 +12,8 @@ from ..characters import (Character, CharacterStore, Crop, check_description, ch
                           check_name, check_name_free, choose_trigger)
 from ..hub.calls import Sleep
 from ..hub.repos import HubResult, delete_hub_repo, hub_record
-from ..intake.photos import EXTENSIONS, PhotoReport, Review, review_photos
+from ..intake.photos import EXTENSIONS, PhotoReport, Review, is_person, review_photos
+from ..likeness import Identity, character_identity, save_identity
 from ..progress import ProgressFn, counted
 from ..settings import Settings
 from ..training.trainer import adapter_out_of_date
@@ -130,6 +131,9 @@ def add_character(settings: Settings, user: str, name: str, kind: str, descripti
     crops, warnings, originals = _accepted(review)
     character = store.create(name, kind, description, trigger, crops, warnings,
                              originals=originals if keep_originals else ())
+    if is_person(kind):  # the faces intake described, kept for scoring every page
+        save_identity(store, character, Identity(tuple(
+            crop.descriptor for crop in review.crops if crop.descriptor is not None)))
     return AddResult(character, review.reports)
 
 
@@ -155,8 +159,12 @@ def add_photos(settings: Settings, user: str, name: str, photos: Sequence[str | 
                          f"you gave {counted(len(photos), 'photo')}")
     review = _review(settings, character.name, character.kind, photos, 1, on_progress)
     crops, warnings, originals = _accepted(review)
+    before = character_identity(store, character)  # the faces scoring knows so far
     character = store.add_crops(character.name, crops, warnings,
                                 originals=originals if keep_originals else ())
+    if before is not None:  # and the new photos' faces, described by the intake
+        save_identity(store, character, Identity(before.descriptors + tuple(
+            crop.descriptor for crop in review.crops if crop.descriptor is not None)))
     return AddResult(character, review.reports,
                      adapter_out_of_date(settings, user, character.name))
 

@@ -1,6 +1,10 @@
 """Training: the config for a run from a goal and options, its GPU-time estimate, training then
 publishing the adapter to the user's private Hub repo, pushing or pulling it on its own, and
-trying it: one quick picture of the character in a scene."""
+trying it: one quick picture of the character in a scene (`try_character`).
+
+Training runs "here" (this machine's GPU, ZeroGPU or the CPU: `train`) or on Hugging Face Jobs
+in the user's own account (`train_on_jobs`, then `job_status`, `follow_job`, `cancel_job`;
+`job_train` is what runs inside the job)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +18,21 @@ from typing import Any, Mapping, Optional
 from PIL import Image
 
 from ..adapter_files import ADAPTER_WEIGHTS, VALIDATION_IMAGE
+from ..adapters import AdapterRef
 from ..characters import Character, CharacterStore
-from ..illustrate import AdapterRef, IllustrateConfig, RenderJob, check_seed, render
+from ..hub.repos import HubResult, ensure_local_adapter, hub_record, install_adapter, push_adapter
+from ..hub.tokens import TokenError, user_for_token
+from ..illustrate import IllustrateConfig, check_seed
+from ..jobs import launch, remote
+from ..jobs.bucket import bucket_id_for
+from ..jobs.flavors import Flavor, JobPlan, find_flavor, plan_job
+from ..jobs.launch import JobsUnavailable as JobsUnavailable  # for the doors
+from ..jobs.record import JobRecord, load_record
+from ..jobs.worker import Emit, run_job_training
+from ..likeness import character_identity, score_page
+from ..render import RenderJob, render
 from ..story import Page, find_characters, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, get_style
-from ..hub.repos import HubResult, ensure_local_adapter, hub_record, install_adapter, push_adapter
 from ..progress import ProgressFn, counted
 from ..settings import Settings
 from ..training.config import PRESETS as PRESETS  # the goals, for the doors' forms
@@ -29,17 +43,25 @@ from ..work import recorded
 from .books import drawing_in_force
 
 
+WHERE = ("here", "hf-jobs")  # where training runs: this machine, or Hugging Face Jobs
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
-    """A run before it starts: the character, its config and the GPU time still needed."""
+    """A run before it starts: the character, its config and the GPU time still needed; on
+    Hugging Face Jobs also the hardware, minutes and cost, and where the photos go."""
 
     character: str
     config: TrainConfig
     estimate: Estimate
+    job: Optional[JobPlan] = None
+    photos: str = ""  # on Jobs: where the photos go, and for how long
 
     def to_json(self) -> dict:
         return {"character": self.character, "config": self.config.to_dict(),
-                "estimate": dataclasses.asdict(self.estimate), "text": self.estimate.describe()}
+                "estimate": dataclasses.asdict(self.estimate),
+                "job": self.job.to_json() if self.job else None, "photos": self.photos,
+                "text": self.job.describe() if self.job else self.estimate.describe()}
 
 
 @dataclass(frozen=True)
@@ -82,9 +104,8 @@ class Tried:
     height: int
     steps: int
     image: Image.Image
-    # How much the picture looks like the character's photos, 0 to 100: None until the
-    # character carries the face identity that pipeline/likeness.py scores against.
-    likeness: Optional[int] = None
+    likeness: Optional[int]  # 0 to 100 against its photos; None: a pet, or no face found
+    likeness_note: str  # in words: "Mia: a close likeness (84/100)", "not found", ...
 
     def to_json(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "image"}
@@ -115,11 +136,111 @@ def training_config(settings: Settings, user: str, name: str, preset: str = "",
 
 
 def plan_training(settings: Settings, user: str, name: str, preset: str = "",
-                  options: Optional[Mapping[str, Any]] = None) -> TrainingPlan:
-    """The config of a run and the GPU time it still needs, before starting it."""
+                  options: Optional[Mapping[str, Any]] = None, *, where: str = "here",
+                  flavor: str = "", token: Optional[str] = None,
+                  checkpoint_steps: Optional[int] = None) -> TrainingPlan:
+    """The config of a run and the GPU time it still needs, before starting it; with
+    where="hf-jobs", on that Jobs hardware (`flavor`, "" for TALEWEAVER_JOB_FLAVOR), with its
+    minutes and cost (which needs the user's token: the prices come from the Hub)."""
+    if where not in WHERE:
+        raise ValueError(f"where training runs: {where!r} is not one of {', '.join(WHERE)}")
     character, config = training_config(settings, user, name, preset, options)
-    return TrainingPlan(character.name, config,
-                        estimate_character(settings, user, character.name, config))
+    estimate = estimate_character(settings, user, character.name, config)
+    if where == "here":
+        return TrainingPlan(character.name, config, estimate)
+    chosen = find_flavor(jobs_hardware(token), flavor or settings.job_flavor)
+    job = plan_job(settings, config, chosen, checkpoint_steps=checkpoint_steps,
+                   steps_done=_steps_in_bucket(settings, user, character, config))
+    if not estimate.steps_left:  # trained here already with exactly these settings
+        job = dataclasses.replace(job, estimate=estimate)
+    return TrainingPlan(character.name, config, estimate, job,
+                        _photos_note(character, _namespace(token)))
+
+
+def jobs_hardware(token: Optional[str]) -> list[Flavor]:
+    """The GPU hardware Hugging Face Jobs offers, with prices, cheapest first."""
+    return launch.available_flavors(token)
+
+
+def train_on_jobs(settings: Settings, user: str, name: str, preset: str = "",
+                  options: Optional[Mapping[str, Any]] = None, *, token: Optional[str],
+                  flavor: str = "", checkpoint_steps: Optional[int] = None, follow: bool = True,
+                  on_progress: Optional[ProgressFn] = None) -> JobRecord:
+    """Train a character on Hugging Face Jobs in the user's own account, billed to it: its
+    crops go to a private bucket for the job's time, the job trains and pushes the adapter to
+    the private repo, and (when following, the default) it comes back into the local store.
+    A job of this character that is still running is followed rather than started again.
+    JobsUnavailable (no token, no Jobs permission, no billing) says why none can start."""
+    character, config = training_config(settings, user, name, preset, options)
+    running = load_record(settings, user, character)
+    if running is None or not running.active:
+        plan = plan_training(settings, user, character.name, preset, options, where="hf-jobs",
+                             flavor=flavor, token=token, checkpoint_steps=checkpoint_steps)
+        if not plan.estimate.steps_left:
+            raise ValueError(f"{character.name} is already trained with these settings: "
+                             "nothing for a job to do (change the steps or settings to train "
+                             "again)")
+        running = launch.start(settings, user, character, config, plan.job, token=token)
+    if not follow:
+        return running
+    return remote.follow(settings, user, character, token=token, on_progress=on_progress)
+
+
+def job_status(settings: Settings, user: str, name: str,
+               token: Optional[str]) -> Optional[JobRecord]:
+    """The character's training job on Hugging Face Jobs as it stands (None: it never had
+    one); an ended one is settled here: its adapter brought here, its photos deleted."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.status(settings, user, character, token=token)
+
+
+def follow_job(settings: Settings, user: str, name: str, token: Optional[str],
+               on_progress: Optional[ProgressFn] = None) -> JobRecord:
+    """Follow the character's running job to its end with progress, then settle it."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.follow(settings, user, character, token=token, on_progress=on_progress)
+
+
+def cancel_job(settings: Settings, user: str, name: str, token: Optional[str]) -> JobRecord:
+    """Cancel the character's running job: it is left as it was, its photos leave the bucket,
+    the checkpoint stays there for the next job."""
+    character = CharacterStore(settings, user).get(name or "")
+    return remote.cancel(settings, user, character, token=token)
+
+
+def job_train(settings: Settings, bucket_id: str, token: Optional[str], *, checkpoint_steps: int,
+              emit: Emit) -> dict:
+    """Inside a Hugging Face Job: train the character waiting in the bucket, push its adapter
+    and delete the photos, printing progress, result or error lines with `emit`."""
+    return run_job_training(settings, bucket_id, token, checkpoint_steps=checkpoint_steps,
+                            emit=emit)
+
+
+def _steps_in_bucket(settings: Settings, user: str, character: Character,
+                     config: TrainConfig) -> int:
+    """The steps a stopped job left in the bucket's checkpoint, when it trains this config."""
+    record = load_record(settings, user, character)
+    if record is None or record.active or record.state == "succeeded":
+        return 0
+    same = TrainConfig.from_dict(record.config).training_key() == config.training_key()
+    return min(record.checkpoint_step, config.steps) if same else 0
+
+
+def _namespace(token: Optional[str]) -> str:
+    try:
+        return user_for_token(token)
+    except TokenError:
+        return "<you>"
+
+
+def _photos_note(character: Character, namespace: str) -> str:
+    bucket = bucket_id_for(namespace, character)
+    return (f"{character.name}'s {counted(len(character.crops), 'training photo')} (the square "
+            f"crops, nothing else) go to a private storage bucket in your Hugging Face account, "
+            f"{bucket}, for the job only: they are deleted when it ends, however it ends. Its "
+            f"checkpoint stays there until {character.name} is trained, so a stopped job can be "
+            "continued; then the whole bucket is deleted. The adapter goes to your private repo, "
+            "and comes back to this machine.")
 
 
 def train(settings: Settings, user: str, name: str, preset: str = "",
@@ -130,10 +251,15 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
     """Train (or go on training) a character's adapter, then publish it to the user's private
     repo with their own token: a freshly trained adapter is uploaded; one that was already
     trained and pushed is reported, not uploaded again. Without a token the upload is skipped
-    (the result says so) and the adapter stays on this machine. The run is recorded in the
-    user's work (actions.work) with its progress and result; cancelling it there stops it at
-    its next progress report (work.JobCancelled)."""
+    (the result says so) and the adapter stays on this machine. Refused while the character
+    trains on Hugging Face Jobs. The run is recorded in the user's work (actions.work) with its
+    progress and result; cancelling it there stops it at its next progress report
+    (work.JobCancelled)."""
     character, config = training_config(settings, user, name, preset, options)
+    running = load_record(settings, user, character)
+    if running is not None and running.active:
+        raise ValueError(f"{character.name} is training on Hugging Face Jobs ({running.job_id}): "
+                         "follow that job or cancel it before training here")
     with recorded(settings, user, "training", character.name, f"Training {character.name}",
                   on_progress) as job:
         result = train_character(settings, user, character.name, config,
@@ -189,7 +315,8 @@ def try_character(settings: Settings, user: str, name: str, scene: str = "", *,
     """Draw one quick picture of a trained character in a scene ("on a swing"; the name is put
     in front when the scene doesn't say it), with only its adapter, at `adapter_weight`
     (0 to 2: lower follows the scene more, higher the photos more), in a style, at the size
-    and steps this machine draws pages. A seed of None picks one, which the result gives."""
+    and steps this machine draws pages (no second pass), and score its likeness to the
+    character's photos. A seed of None picks one, which the result gives."""
     character = CharacterStore(settings, user).get(name or "")
     scene = " ".join((scene or "").split()) or "smiling in a sunny garden"
     if not find_characters(scene, [character]):
@@ -204,14 +331,19 @@ def try_character(settings: Settings, user: str, name: str, scene: str = "", *,
                     negative=chosen.negative, seeds=(seed,), width=options.width,
                     height=options.height, steps=options.steps, guidance=chosen.guidance,
                     adapters=(_adapter(character, folder, options.adapter_weight),))
-    [image] = render(settings, job)
+    [drawn] = render(settings, job)
+    store = CharacterStore(settings, user)
+    [score] = score_page(drawn.image, [(character.name,
+                                        character_identity(store, character))]).characters
     return Tried(character.name, scene, job.prompt, seed, options.adapter_weight,
-                 job.width, job.height, job.steps, image)
+                 job.width, job.height, job.steps, drawn.image,
+                 score.likeness if score.found else None, score.describe())
 
 
 def _adapter(character: Character, folder: Path, weight: float) -> AdapterRef:
-    """The character's adapter for a render call, named by its weights file's time, so that a
-    retrained adapter is never taken for the one a pipeline may still hold."""
+    """The character's adapter for a render call, named as a book's pages name it (by its
+    weights file's time, so that a retrained adapter is never taken for one a pipeline still
+    holds), so that the adapter cache serves both."""
     stamp = (folder / ADAPTER_WEIGHTS).stat().st_mtime_ns
     tag = hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:8]
-    return AdapterRef(f"tw_try_{character.slug.replace('-', '_')}_{tag}", str(folder), weight)
+    return AdapterRef(f"tw_{character.slug.replace('-', '_')}_{tag}", str(folder), weight)

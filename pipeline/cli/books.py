@@ -14,8 +14,12 @@ def _books(args: argparse.Namespace, settings: Settings) -> Result:
     from ..actions.books import list_books
 
     rows = list_books(settings, args.user)
+    from ..actions.likeness import summary_line
+
     lines = [f"{row.id}  {row.title}  ({row.illustrated}/{row.pages} pages illustrated, "
-             f"made {row.created[:10]})" for row in rows]
+             f"made {row.created[:10]})"
+             + (f"\n    likeness: {summary_line(row.likeness)}" if row.likeness["scored_pages"]
+                else "") for row in rows]
     return Result([row.to_json() for row in rows], "\n".join(lines) or "No books yet.")
 
 

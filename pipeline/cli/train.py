@@ -1,7 +1,11 @@
-"""CLI commands for training: train, try-character, and tiny-model (the tiny test model)."""
+"""CLI commands for training: train (here, or on Hugging Face Jobs with --on hf-jobs), the
+job's state and cancelling it (job-status, job-cancel), the Jobs hardware (job-flavors), what
+runs inside a job (job-train), try-character (one quick picture), and tiny-model (the tiny
+test model)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -34,6 +38,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> Result:
                   "train_text_encoder", "quantize", "seed"):
         if getattr(args, field) is not None:
             options[field] = getattr(args, field)
+    if args.on == "hf-jobs":
+        return _train_on_jobs(args, settings, options)
     plan = plan_training(settings, args.user, args.name, args.preset or "", options)
     if args.estimate:
         return Result(plan.to_json(), f"{plan.character}: {plan.estimate.describe()}")
@@ -75,6 +81,116 @@ def _try_character(args: argparse.Namespace, settings: Settings) -> Result:
                   f"Saved {out}: {tried.scene} (strength {tried.adapter_weight:g}, "
                   f"{tried.width}x{tried.height}, {counted(tried.steps, 'step')}, seed "
                   f"{tried.seed})")
+def _train_on_jobs(args: argparse.Namespace, settings: Settings, options: dict) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import plan_training, train_on_jobs
+
+    token = own_token()
+    with here_instead(args.name):
+        if args.estimate:
+            plan = plan_training(settings, args.user, args.name, args.preset or "", options,
+                                 where="hf-jobs", flavor=args.flavor or "", token=token,
+                                 checkpoint_steps=args.checkpoint_steps)
+            return Result(plan.to_json(), f"{plan.character} on Hugging Face Jobs: "
+                                          f"{plan.job.describe()}.\n{plan.photos}")
+        record = train_on_jobs(settings, args.user, args.name, args.preset or "", options,
+                               token=token, flavor=args.flavor or "",
+                               checkpoint_steps=args.checkpoint_steps, follow=False)
+    if is_main_process() and not args.json:
+        print(f"{record.character} trains on Hugging Face Jobs, in your account: {record.url}\n"
+              f"{record.plan}.\nThe photos' training copy is in your private bucket "
+              f"{record.bucket} until the job ends.", file=sys.stderr)
+    if args.detach:
+        return _job_result(record, follow=False)
+    return _follow(args, settings, record.character)
+
+
+def _follow(args: argparse.Namespace, settings: Settings, name: str) -> Result:
+    """Follow a character's job with a progress bar to its end (Ctrl-C leaves it running)."""
+    from ..actions.system import own_token
+    from ..actions.training import follow_job
+
+    try:
+        with progress_bar(f"training {name} on Hugging Face Jobs") as show:
+            record = follow_job(settings, args.user, name, own_token(), on_progress=show)
+    except KeyboardInterrupt:
+        raise RuntimeError(f"stopped following; the job goes on. Follow it again with: python -m "
+                           f"pipeline job-status {shlex.quote(name)} --follow, or cancel it with: "
+                           f"python -m pipeline job-cancel {shlex.quote(name)}") from None
+    return _job_result(record, follow=True)
+
+
+def _job_result(record, follow: bool) -> Result:
+    """A job's record for --json and its state for people; a job that ended without training
+    the character is an error (exit status 1), with why."""
+    if follow and record.state in ("failed", "timed_out", "cancelled", "vanished"):
+        raise RuntimeError(record.message)
+    cost = record.cost_usd()
+    lines = [record.message]
+    if record.url:
+        lines.append(f"The job: {record.url}" + (f" (about ${cost:.2f} so far)" if cost else ""))
+    if record.active and not follow:
+        name = shlex.quote(record.character)
+        lines.append(f"Follow it with: python -m pipeline job-status {name} --follow; cancel it "
+                     f"with: python -m pipeline job-cancel {name}")
+    return Result(record.to_json(), "\n".join(lines))
+
+
+@contextlib.contextmanager
+def here_instead(name: str):
+    """Jobs can't be used (no token, no Jobs permission, no billing): say why, and how to train
+    on this machine instead."""
+    from ..actions.training import JobsUnavailable
+
+    try:
+        yield
+    except JobsUnavailable as err:
+        token = (" (HF_TOKEN: a token that may run Jobs, from https://huggingface.co/settings/"
+                 "tokens)") if err.reason in ("no_token", "unauthorized", "forbidden") else ""
+        raise ValueError(f"{err}{token}. To train on this machine instead, run: python -m "
+                         f"pipeline train {shlex.quote(name)}") from None
+
+
+def _job_status(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import job_status
+
+    record = job_status(settings, args.user, args.name, own_token())
+    if record is None:
+        raise ValueError(f"{args.name} has never trained on Hugging Face Jobs; start with: "
+                         f"python -m pipeline train {shlex.quote(args.name)} --on hf-jobs")
+    if args.follow and record.active:
+        return _follow(args, settings, record.character)
+    return _job_result(record, follow=False)
+
+
+def _job_cancel(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import cancel_job
+
+    with here_instead(args.name):
+        return _job_result(cancel_job(settings, args.user, args.name, own_token()), follow=False)
+
+
+def _job_flavors(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import jobs_hardware
+
+    with here_instead("NAME"):
+        flavors = jobs_hardware(own_token())
+    return Result([f.to_json() for f in flavors], "\n".join(f.describe() for f in flavors))
+
+
+def _job_train(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import job_train
+
+    outcome = job_train(settings, args.bucket, own_token(), checkpoint_steps=args.checkpoint_steps,
+                        emit=lambda line: print(line, flush=True))
+    if not outcome:  # another process of accelerate launch
+        return Result({}, "")
+    return Result(outcome, f"{outcome['character']}'s adapter is in your private repo "
+                           f"{outcome['repo_id']} after {counted(outcome['step'], 'step')}")
 
 
 def _tiny_model(args: argparse.Namespace, settings: Settings) -> Result:
@@ -133,3 +249,29 @@ def register(sub) -> None:
     parser.add_argument("--push", action=argparse.BooleanOptionalAction, default=True,
                         help="when done, upload the adapter to your private Hub repo with the "
                              "token in HF_TOKEN (default; skipped without a token)")
+    parser.add_argument("--on", choices=("here", "hf-jobs"), default="here",
+                        help="where to train: here (this machine, the default) or hf-jobs (a "
+                             "Hugging Face Job in your account, billed to it; needs HF_TOKEN)")
+    parser.add_argument("--flavor", default=None,
+                        help="Jobs hardware, e.g. l4x1 or a100-large (default: "
+                             "TALEWEAVER_JOB_FLAVOR; see job-flavors)")
+    parser.add_argument("--checkpoint-steps", type=int, default=None, metavar="K",
+                        help="on Jobs: save a checkpoint to the private bucket every K steps "
+                             "(default: about every 5 minutes)")
+    parser.add_argument("--detach", action="store_true",
+                        help="on Jobs: start the job and return (follow it with job-status)")
+    parser = command(sub, "job-status", _job_status, "the state of a character's training job "
+                     "on Hugging Face Jobs (an ended job brings its adapter here)")
+    parser.add_argument("name", help="the character's name")
+    parser.add_argument("--follow", action="store_true",
+                        help="follow a running job with a progress bar until it ends")
+    parser = command(sub, "job-cancel", _job_cancel,
+                     "cancel a character's training job on Hugging Face Jobs")
+    parser.add_argument("name", help="the character's name")
+    command(sub, "job-flavors", _job_flavors,
+            "the GPU hardware of Hugging Face Jobs, with prices (needs HF_TOKEN)")
+    parser = command(sub, "job-train", _job_train, "what a Hugging Face Job runs: train the "
+                     "character waiting in a private bucket, push its adapter, delete the photos")
+    parser.add_argument("bucket", help="the private bucket, e.g. alice/taleweaver-mia-training")
+    parser.add_argument("--checkpoint-steps", type=int, required=True, metavar="K",
+                        help="save a checkpoint to the bucket every K steps")

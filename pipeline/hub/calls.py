@@ -4,15 +4,16 @@ for people. hub.py and hub_tokens.py make every Hub call through `call_hub`, on 
 
 Transient errors (network, 409, 429, 5xx) are retried with backoff; the rest fail at once. A
 call that gives up raises HubCallFailed with a `kind` (one of KINDS, for code) and a `reason`
-(what happened, for people; how to fix it is each front door's to say).
+(what happened, for people; how to fix it is each front door's to say). Jobs and storage buckets
+(pipeline/jobs/) go through the same client and the same `call_hub`.
 """
 from __future__ import annotations
 
 import logging
 from typing import Callable, TypeVar
 
-from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                    RepositoryNotFoundError)
+from huggingface_hub.errors import (BucketNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                    OfflineModeIsEnabled, RepositoryNotFoundError)
 from huggingface_hub.utils import httpx  # the HTTP module huggingface_hub itself uses
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ Sleep = Callable[[float], None]
 ATTEMPTS = 4  # tries per Hub call for transient errors (network, 409, 429, 5xx)
 FIRST_WAIT_S = 2.0  # backoff before the second try; doubles each time
 MAX_WAIT_S = 60.0
-KINDS = ("offline", "not_found", "unauthorized", "forbidden", "conflict", "rate_limited",
-         "server", "http", "network")
+KINDS = ("offline", "not_found", "unauthorized", "forbidden", "billing", "conflict",
+         "rate_limited", "server", "http", "network")
 UNREACHABLE = ("network", "offline", "server", "rate_limited")  # the Hub can't be reached now
 
 _HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, httpx.HTTPError, ConnectionError,
@@ -76,8 +77,15 @@ def classify(err: BaseException) -> tuple[str, bool, str, float]:
     if isinstance(err, RepositoryNotFoundError):
         return ("not_found", False, "the repo does not exist, or this token can't see it "
                 "(404 Not Found)", 0.0)
+    if isinstance(err, BucketNotFoundError):
+        return ("not_found", False, "the storage bucket does not exist, or this token can't see "
+                "it (404 Not Found)", 0.0)
     if isinstance(err, HfHubHTTPError) and err.response is not None:
         status = err.response.status_code
+        if status == 402:
+            return ("billing", False, "Hugging Face asks for payment (402 Payment Required): the "
+                    "account needs a payment method for paid hardware "
+                    "(https://huggingface.co/settings/billing)", 0.0)
         if status == 401:
             return ("unauthorized", False, "Hugging Face did not accept the token (401 "
                     "Unauthorized): it is invalid or expired", 0.0)
@@ -85,6 +93,9 @@ def classify(err: BaseException) -> tuple[str, bool, str, float]:
             return ("forbidden", False, "the token may not write there (403 Forbidden): it "
                     "needs write access to your own repos, and a sign-in through the app may "
                     "only change repos the app created", 0.0)
+        if status == 404:
+            return ("not_found", False, "Hugging Face does not know it, or this token can't see "
+                    "it (404 Not Found)", 0.0)
         if status == 409:
             return ("conflict", True, "the repo changed during the upload (409 Conflict), e.g. "
                     "another upload to it at the same time", 0.0)

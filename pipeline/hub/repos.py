@@ -177,9 +177,8 @@ def ensure_local_adapter(settings: Settings, user: str, character: Character,
         return store.adapter_dir(character)
     name = character.name
     if constants.is_offline_mode():
-        raise AdapterUnavailableError(
-            f"{name}'s adapter isn't on this machine and the Hub can't be reached (offline mode: "
-            f"HF_HUB_OFFLINE=1 is set); go online to fetch it, or train {name} again")
+        raise AdapterUnavailableError(f"{name} has no trained adapter on this machine yet: "
+                                      f"train {name} first")
     if not token:
         raise AdapterUnavailableError(
             f"{name} has no adapter on this machine: train {name} first, or sign in with "

@@ -42,6 +42,7 @@ BIG_FACE_SIDE = 256  # long side of the copy where find_all_faces' CNN looks for
 _HOG_WINDOW = 80  # the HOG detector's smallest face, in pixels of the copy it searches
 _CONFIRM_SIDE = 80  # face width at which the CNN confirms a HOG proposal of find_all_faces
 _CONFIRM_MARGIN = 0.3  # picture around a proposal the CNN sees, as a fraction of its side
+_MAX_ZOOM = 4  # a small picture is searched at most 4 times enlarged (faces from 20 px)
 _MODELS = {
     "cnn": "mmod_human_face_detector.dat",
     "landmarks": "shape_predictor_5_face_landmarks.dat",
@@ -136,7 +137,8 @@ def find_all_faces(image: Image.Image, min_fraction: float = PAGE_MIN_FRACTION) 
     with _lock:
         scale, small = _scaled(image, BIG_FACE_SIDE)
         found = [_face(d.rect, d.confidence, scale) for d in models["cnn"](small, 0)]
-        scale, search = _resized(image, round(_HOG_WINDOW / min_fraction))
+        side = min(round(_HOG_WINDOW / min_fraction), _MAX_ZOOM * max(image.size))
+        scale, search = _resized(image, side)
         for rect in models["hog"](search, 0):
             proposal = _face(rect, 0.0, scale)
             if any(_same_place(proposal, face) for face in found):

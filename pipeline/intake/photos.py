@@ -111,6 +111,7 @@ class PhotoCrop:
     image: Image.Image
     original_size: tuple[int, int]  # (height, width) of the upright photo
     crop_box: tuple[int, int, int, int]  # (left, top, right, bottom) in the upright photo
+    descriptor: Optional[tuple[float, ...]] = None  # the face's identity (people only)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,8 @@ def _analyse(settings: Settings, path: Path, data: bytes, index: int, kind: str,
                         "so it may look soft; a closer or larger photo gives a sharper likeness")
     crop_image = image.crop(box).resize((settings.resolution, settings.resolution),
                                         Image.Resampling.LANCZOS, reducing_gap=3.0)
-    crop = PhotoCrop(index, source, path, fmt, crop_image, (height, width), box)
+    crop = PhotoCrop(index, source, path, fmt, crop_image, (height, width), box,
+                     None if descriptor is None else tuple(float(v) for v in descriptor))
     return _Candidate(crop, phash, descriptor, tuple(warnings))
 
 

@@ -19,7 +19,8 @@ from typing import Optional
 from PIL import Image
 
 from ..hardware import ZEROGPU_CALL_SECONDS, detect, gpu
-from ..models import load_pipeline, pipeline_lock, require_no_adapters
+from ..adapters import require_no_adapters
+from ..models import load_pipeline, pipeline_lock
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
 from ..store import (StoreError, atomic_write_bytes, atomic_write_json, inside, read_json,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..adapter_files import ADAPTER_WEIGHTS, KOHYA_WEIGHTS
-from ..models import require_no_adapters
+from ..adapters import require_no_adapters
 from .config import TrainConfig
 
 ADAPTER_NAME = "taleweaver"
