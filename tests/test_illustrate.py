@@ -394,7 +394,7 @@ def test_cli_illustrates_regenerates_chooses_and_resumes(settings, cast, monkeyp
     assert code == 0, err
     record = json.loads(out)
     book_id = record["id"]
-    assert f"book {book_id}: 4 of 4 pages" in err and "4/4" in err
+    assert f"book {book_id}: 4 pages to draw" in err and "4/4" in err
     assert record["style"] == "cartoon" and len(record["pages"][0]["candidates"]) == 2
 
     code, out, err = _cli(monkeypatch, capsys, settings, "illustrate-page", book_id, "2",
