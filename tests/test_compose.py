@@ -2,7 +2,6 @@
 one redraw per character with exactly its own adapter, nothing outside the redrawn squares
 changed, the layout's order, faces placed by position, and failures that keep what was drawn."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -13,26 +12,15 @@ from pipeline import cli, compose, illustrate, models
 from pipeline.actions.books import new_book, set_order
 from pipeline.adapters import AdapterRef
 from pipeline.book import BookStore
-from pipeline.characters import CharacterStore
 from pipeline.compose import CharacterPass, PassOptions, place_characters, plan_layout
 from pipeline.illustrate import IllustrateConfig, illustrate_book
 from pipeline.intake import faces
 from pipeline.render import RenderJob, render
-from pipeline.settings import Settings
 from pipeline.styles import get_style
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TWO = IllustrateConfig(width=64, height=64, steps=2, face_pass=True, redraw_tries=0)
 ONE_PASS = IllustrateConfig(width=64, height=64, steps=2, face_pass=False, redraw_tries=0)
-
-
-@pytest.fixture
-def cast(settings, two_trained_characters):
-    """User "alice" with the two trained characters: Mia (girl, "ohwx") and Rex (dog, "zwx")."""
-    trained = Settings(data_dir=two_trained_characters.data_dir)
-    store = CharacterStore(settings, "alice")
-    shutil.copytree(CharacterStore(trained, two_trained_characters.user).root, store.root)
-    return store
 
 
 def _pixels(image):

@@ -1,7 +1,8 @@
 """Story tab: a title and a story (or a draft from a premise), a style, the pages with their
 editable scenes, illustrating every page, redrawing one, choosing among its pictures.
 
-Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate.
+Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate;
+and changing the book once made (ui/page_editor.py).
 """
 import logging
 from typing import Optional
@@ -15,6 +16,7 @@ from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, book_choices, choices, escape_md, own_choice,
                        picture, progress_bar, public)
+from ui.page_editor import page_editor, wire_page_editor
 
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
@@ -413,6 +415,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         candidate = gr.Number(1, precision=0, visible=False, label="Picture")
         estimating = signed_in(settings, estimate_drawing)
         gr.api(estimating, **public(estimating, "estimate_drawing"))
+        editor = page_editor()
 
     def quiet(fn):
         return signed_in(settings, fn, quiet=True)
@@ -454,6 +457,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         **public(choosing, "choose_candidate")).success(show, [book, page], shown, **PRIVATE)
     pages.input(door(save_scenes), [book_id, pages], book, **PRIVATE).success(
         show, [book, page], shown, **PRIVATE)
+    wire_page_editor(settings, editor, book_id, book, pages, shown, show, page)
     page_pictures.select(quiet(pick_page), [drawn, book], [page, scene, page_choices, redraw],
                          **PRIVATE)
     opening = door(open_book)
