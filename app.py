@@ -1,11 +1,14 @@
 """Taleweaver's Gradio app: four tabs (Characters, Train, Story, Gallery), sign-in with Hugging
 Face on a Space, and a public API with the same functions (see the README for gradio_client).
 
-    python app.py                      # preloads the base model, then serves on :7860
+    python app.py                      # loads the base model, then serves on :7860
 
+Where the base model can't be loaded, `python app.py` still starts: in demo mode, on the tiny
+test model, with a banner that says so and a log line for whoever runs it.
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
 """
+import logging
 import os
 from typing import Optional
 
@@ -15,12 +18,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
 
-from pipeline.actions.system import machine, preload  # noqa: E402
+from pipeline.actions.system import Startup, machine, start  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from ui import characters, gallery, story, train  # noqa: E402
+from ui import characters, gallery, story, train, work  # noqa: E402
 from ui.auth import oauth_configured, show_login_button, sign_in_required, upload_gate  # noqa: E402
 from ui.common import PRIVATE, escape_md, named_input_errors  # noqa: E402
 
+log = logging.getLogger("taleweaver")
 THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="rose", neutral_hue="stone")
 CSS = """
 .tw-header h1 { margin-bottom: 0; }
@@ -56,29 +60,55 @@ def launch_options(settings: Settings) -> dict:
             "app_kwargs": {"middleware": [upload_gate(settings)]}}
 
 
-def build_ui(settings: Settings) -> gr.Blocks:
-    """The app's Blocks: building it loads no model and reads no user's data."""
+DEMO = ("**Demo mode.** The picture model (SDXL) could not be loaded on this server, so the "
+        "app runs on a tiny test model: it draws coloured noise, not pictures, but every step "
+        "works, in seconds, so you can try the whole app. For real pictures, run Taleweaver "
+        "with a GPU: as a Hugging Face Space on ZeroGPU or a GPU, with training on Hugging Face "
+        "Jobs, or on your own computer with an NVIDIA GPU, where the model can be downloaded. "
+        "(Whoever runs this server finds the reason in its log.)")
+TEST_MODEL = ("**Test model.** This server runs on a tiny test model: it draws coloured noise, "
+              "not pictures, so that every step can be tried in seconds.")
+NO_GPU = ("**No GPU on this machine.** Everything works on the CPU with {model}, but slowly: "
+          "each picture takes minutes, even drawn smaller and in fewer steps as it is here (the "
+          "Story tab's picture options show what is in force), and training a character takes "
+          "hours. For real speed use a GPU: a ZeroGPU or GPU Space, Hugging Face Jobs, or your "
+          "own GPU.")
+ZEROGPU = ("Running on ZeroGPU: training goes on in slices of GPU time, one after another, "
+           "without further clicks. The Train tab shows the GPU time a character needs before "
+           "it starts.")
 
-    def banner(profile: Optional[gr.OAuthProfile] = None) -> dict:
-        notes = []
-        if sign_in_required(settings) and not oauth_configured():
-            notes.append("This app keeps each visitor's photos and books apart, but has no "
-                         "*Sign in with Hugging Face* here: use its API with your own Hugging "
-                         "Face token (`Client(url, oauth_token=\"hf_...\")`).")
-        elif sign_in_required(settings) and profile is None:
-            notes.append("**Sign in with Hugging Face** (top right) to begin: your photos, "
-                         "characters and books are private to you, and your adapters go to "
-                         "private repos in your own account.")
-        here = machine(settings)
-        if not here.has_gpu:
-            notes.append(f"**No GPU on this machine.** Everything works, on the CPU, with the "
-                         f"model {escape_md(here.model)}; real SDXL training and "
-                         "pictures need a GPU (a ZeroGPU or GPU Space, or your own GPU).")
-        elif here.zerogpu:
-            notes.append("Running on ZeroGPU: training goes on in slices of GPU time, one "
-                         "after another, without further clicks. The Train tab shows the GPU "
-                         "time a character needs before it starts.")
-        return gr.update(value="\n\n".join(notes), visible=bool(notes))
+
+def banner(settings: Settings, startup: Optional[Startup] = None,
+           profile: Optional[gr.OAuthProfile] = None) -> str:
+    """The notice at the top of the page: sign-in, demo mode, and where the work runs."""
+    notes = []
+    if sign_in_required(settings) and not oauth_configured():
+        notes.append("This app keeps each visitor's photos and books apart, but has no "
+                     "*Sign in with Hugging Face* here: use its API with your own Hugging "
+                     "Face token (`Client(url, oauth_token=\"hf_...\")`).")
+    elif sign_in_required(settings) and profile is None:
+        notes.append("**Sign in with Hugging Face** (top right) to begin: your photos, "
+                     "characters and books are private to you, and your adapters go to "
+                     "private repos in your own account.")
+    here = machine(settings)
+    if startup is not None and startup.demo:
+        notes.append(DEMO)
+    elif here.test_model:
+        notes.append(TEST_MODEL)
+    elif not here.has_gpu:
+        notes.append(NO_GPU.format(model=escape_md(here.model)))
+    if here.zerogpu:
+        notes.append(ZEROGPU)
+    return "\n\n".join(notes)
+
+
+def build_ui(settings: Settings, startup: Optional[Startup] = None) -> gr.Blocks:
+    """The app's Blocks: building it loads no model and reads no user's data. `startup` says
+    how `start` went (demo mode), for the banner."""
+
+    def show_banner(profile: Optional[gr.OAuthProfile] = None) -> dict:
+        notes = banner(settings, startup, profile)
+        return gr.update(value=notes, visible=bool(notes))
 
     with gr.Blocks(title="Taleweaver", delete_cache=(1800, 3600)) as demo:
         with gr.Row(equal_height=True):
@@ -86,12 +116,13 @@ def build_ui(settings: Settings) -> gr.Blocks:
             if show_login_button(settings):
                 gr.LoginButton(scale=0, min_width=240)
         notice = gr.Markdown(visible=False, elem_classes="tw-notice")
+        work.build(settings, demo)
         with gr.Tabs():
             characters.build(settings, demo)
             train.build(settings, demo)
             story.build(settings, demo)
             gallery.build(settings, demo)
-        demo.load(banner, None, notice, **PRIVATE)
+        demo.load(show_banner, None, notice, **PRIVATE)
     named_input_errors(demo)
     return demo
 
@@ -100,6 +131,21 @@ SETTINGS = Settings.from_env()
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    for problem in preload(SETTINGS):  # before launch: on ZeroGPU, outside any GPU call
-        print(problem)
-    demo.launch(**launch_options(SETTINGS))
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    started = start(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
+    if started.demo:
+        log.warning("DEMO MODE: the base model could not be loaded (%s). The app runs on the "
+                    "tiny test model in %s instead, with %d px training crops; set "
+                    "TALEWEAVER_BASE_MODEL to a model this machine can load for real pictures.",
+                    started.demo_reason, started.settings.base_model,
+                    started.settings.resolution)
+        demo = build_ui(started.settings, started)
+    if started.no_drafts:
+        log.warning("Story drafting is unavailable (the app shows it disabled): %s",
+                    started.no_drafts)
+    if started.no_safety:
+        log.warning("The picture safety check is unavailable, so no picture can be drawn: %s",
+                    started.no_safety)
+    demo.launch(**launch_options(started.settings))

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Collection, Sequence
@@ -66,6 +66,14 @@ class Character:
     def token_phrase(self) -> str:
         """"<trigger> <kind>": how prompts refer to this character."""
         return f"{self.trigger} {self.kind}"
+
+    @property
+    def photos_key(self) -> str:
+        """The photos training learns from, as "<count>:<hash>": an adapter trained on another
+        set (photos added since) is out of date."""
+        crops = [[crop.file, list(crop.crop_box)] for crop in self.crops]
+        digest = hashlib.sha256(repr(crops).encode()).hexdigest()[:12]
+        return f"{len(self.crops)}:{digest}"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -177,24 +185,51 @@ class CharacterStore:
             if any(c.trigger == trigger for c in existing):
                 raise StoreError(f"trigger token {trigger!r} is already used by another character")
             slug = _free_slug(slugify(name), {c.slug for c in existing}, self.root)
-            saved = []
             with staged_dir(inside(self.root, slug)) as tmp:
-                for index, (image, crop) in enumerate(crops, start=1):
-                    relative = f"crops/{index:02d}.png"
-                    (tmp / "crops").mkdir(exist_ok=True)
-                    image.convert("RGB").save(tmp / relative, format="PNG")
-                    kept = ""
-                    if originals:
-                        source, suffix = originals[index - 1]
-                        kept = f"originals/{index:02d}{suffix}"
-                        (tmp / "originals").mkdir(exist_ok=True)
-                        shutil.copyfile(source, tmp / kept)
-                    saved.append(Crop(relative, crop.original_size, crop.crop_box, crop.source, kept))
+                saved = _save_crops(tmp, crops, originals, first=1)
                 character = Character(name=name, slug=slug, kind=kind, description=description,
                                       trigger=trigger, crops=tuple(saved),
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       warnings=tuple(warnings))
                 atomic_write_json(tmp / RECORD, character.to_json())
+        return character
+
+    def add_crops(self, name: str, crops: Sequence[tuple[Image.Image, Crop]],
+                  warnings: Sequence[str] = (), *,
+                  originals: Sequence[tuple[Path, str]] = ()) -> Character:
+        """Add crops (and kept originals) to a character. The new files are written first,
+        under names no record uses yet, then the record in one atomic write: an interruption
+        leaves the character as it was."""
+        if not crops:
+            raise StoreError(f"{name}: no accepted photos to add")
+        if originals and len(originals) != len(crops):
+            raise ValueError("originals must have one entry per crop")
+        with locked(self.root):
+            character = self.get(name)
+            folder = self.folder(character)
+            used = [int(m.group(1)) for crop in character.crops
+                    if (m := re.fullmatch(r"crops/(\d+)\.png", crop.file))]
+            on_disk = [int(p.stem) for p in (folder / "crops").glob("*.png") if p.stem.isdigit()]
+            saved = _save_crops(folder, crops, originals, first=max(used + on_disk, default=0) + 1)
+            character = replace(character, crops=character.crops + tuple(saved),
+                                warnings=character.warnings + tuple(warnings))
+            atomic_write_json(folder / RECORD, character.to_json())
+        return character
+
+    def update(self, name: str, *, kind: str | None = None,
+               description: str | None = None) -> Character:
+        """Change a character's kind or look (None keeps it); checked as when it was made."""
+        with locked(self.root):
+            character = self.get(name)
+            if kind is not None:
+                kind = " ".join(kind.split())
+                check_kind(kind)
+                character = replace(character, kind=kind)
+            if description is not None:
+                description = " ".join(description.split())
+                check_description(description)
+                character = replace(character, description=description)
+            atomic_write_json(self.folder(character) / RECORD, character.to_json())
         return character
 
     def delete(self, name: str) -> Character:
@@ -215,6 +250,24 @@ class CharacterStore:
                 raise CharacterNotFound(f"no damaged character named {name!r}")
             remove_tree(inside(self.root, folder))
         return folder
+
+
+def _save_crops(folder: Path, crops: Sequence[tuple[Image.Image, Crop]],
+                originals: Sequence[tuple[Path, str]], first: int) -> list[Crop]:
+    """Write crops/NN.png (and originals/NN.<ext> when given) from number `first` on."""
+    saved = []
+    for index, (image, crop) in enumerate(crops, start=first):
+        relative = f"crops/{index:02d}.png"
+        (folder / "crops").mkdir(exist_ok=True)
+        image.convert("RGB").save(folder / relative, format="PNG")
+        kept = ""
+        if originals:
+            source, suffix = originals[index - first]
+            kept = f"originals/{index:02d}{suffix}"
+            (folder / "originals").mkdir(exist_ok=True)
+            shutil.copyfile(source, folder / kept)
+        saved.append(Crop(relative, crop.original_size, crop.crop_box, crop.source, kept))
+    return saved
 
 
 def check_name(name: str) -> None:

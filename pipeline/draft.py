@@ -12,7 +12,10 @@ import json
 import re
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from huggingface_hub import constants, try_to_load_from_cache
 
 from .characters import Character
 from .hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu
@@ -32,6 +35,7 @@ _FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 _cache: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_failed: dict[str, str] = {}  # story model -> why it couldn't be loaded in this process
 _lock = threading.Lock()
 
 
@@ -133,13 +137,41 @@ def parse_draft(answer: str, pages: int, settings: Settings) -> Draft:
 
 
 def load_story_model(settings: Settings):
-    """(tokenizer, model) for TALEWEAVER_STORY_MODEL, loaded once per process."""
+    """(tokenizer, model) for TALEWEAVER_STORY_MODEL, loaded once per process; a failure is
+    remembered for `story_model_problem`."""
     hardware = detect(settings)
     key = (settings.story_model, hardware.device, hardware.dtype)
     with _lock:
         if key not in _cache:
-            _cache[key] = _load(settings.story_model, hardware)
+            try:
+                _cache[key] = _load(settings.story_model, hardware)
+            except ModelUnavailableError as err:
+                _failed[settings.story_model] = str(err)
+                raise
+            _failed.pop(settings.story_model, None)
         return _cache[key]
+
+
+def story_model_problem(settings: Settings) -> str:
+    """Why drafting can't work on this server, for its operator ("" when it can, or may: the
+    story model is a local folder or in the Hugging Face cache, or the Hub can be reached).
+    Cheap: nothing is loaded. A load that failed in this process is remembered."""
+    source = settings.story_model
+    if source in _failed:
+        return _failed[source]
+    local = Path(source).expanduser()
+    if source.startswith((".", "/", "~")) or local.exists():
+        if (local / "config.json").is_file():
+            return ""
+        return f"TALEWEAVER_STORY_MODEL={source}: no model folder there"
+    try:
+        cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+    except ValueError as err:  # not a valid Hub id
+        return f"TALEWEAVER_STORY_MODEL={source} is not a Hub model id ({err})"
+    if cached or not constants.is_offline_mode():
+        return ""
+    return (f"TALEWEAVER_STORY_MODEL={source} is not in the Hugging Face cache and the Hub is "
+            "switched off here (HF_HUB_OFFLINE=1): download it once while online")
 
 
 def _generate_seconds(settings: Settings, messages: list[dict], max_new_tokens: int,

@@ -23,6 +23,21 @@ Duration = Union[int, float, Callable[..., float]]
 ZEROGPU_CALL_SECONDS = 100
 
 
+# Without a GPU, pictures (pages, class images) are drawn smaller and in fewer steps unless
+# asked otherwise: on 2 CPU cores the tiny demo model draws a page at the styles' 1152x896 in
+# 30 steps in 95 to 150 s, and at 512x400 in 12 steps in a few seconds; SDXL itself takes
+# minutes a picture even so (the banner says so).
+CPU_PICTURE_SIDE = 512  # px, the long side; the style's shape is kept
+CPU_PICTURE_STEPS = 12
+
+
+def cpu_size(width: int, height: int) -> tuple[int, int]:
+    """A picture size for the CPU: (width, height) scaled so its long side is at most
+    CPU_PICTURE_SIDE, in multiples of 8 (what SDXL's VAE needs), at least 64."""
+    scale = min(1.0, CPU_PICTURE_SIDE / max(width, height))
+    return tuple(max(64, round(side * scale / 8) * 8) for side in (width, height))  # type: ignore
+
+
 @dataclass(frozen=True)
 class Hardware:
     """The place GPU work runs: kind is "zerogpu", "cuda" or "cpu"; dtype is a torch name."""

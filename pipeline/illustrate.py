@@ -7,7 +7,9 @@ interrupted book continues from the first page without a picture. With the secon
 its order, then each head is redrawn with only that character's adapter; off, a page is drawn
 as before, with its characters' adapters over the whole picture.
 
-Every picture of a page with characters is then scored (likeness.py) on the CPU, in a thread
+Every picture passes the picture safety check (safety.py) before it is saved: a flagged one
+is drawn again with another seed, and a page whose every picture stays flagged is not drawn
+but marked with why. Every picture of a page with characters is then scored (likeness.py) on the CPU, in a thread
 of its own while the next page is drawn (so on ZeroGPU it costs no GPU time): the best
 candidate becomes the page's picture unless a parent chose one, and a page whose weakest
 character is not found, below the redraw threshold or looks like another gets more seeds, up
@@ -41,6 +43,7 @@ from .intake.photos import is_person
 from .models import load_pipeline
 from .progress import Progress, ProgressFn
 from .render import RenderJob, render
+from .safety import SAFETY_TRIES, draw_safely
 from .settings import Settings
 from .story import scene_prompt
 from .styles import Style, get_style
@@ -48,6 +51,8 @@ from .training.config import TrainConfig
 from .training.estimate import image_seconds
 
 MAX_CANDIDATES = 4  # pictures per page in one go
+UNSAFE = ("it could not be drawn safely: the picture safety check flagged every picture, "
+          "{tries} tries each; change its scene and draw it again")
 MAX_SEED = 2**32 - 1
 MAX_REDRAW_TRIES = 8
 
@@ -203,6 +208,9 @@ def regenerate_page(settings: Settings, user: str, book_id: str, page_number: in
         raise AdapterUnavailableError(drawing.waiting[page_number])
     with drawing.adapters():
         files = drawing.draw(page_number, first=None if seed is None else check_seed(seed))
+        if not files:
+            raise IllustrateError(f"page {page_number}: "
+                                  + UNSAFE.format(tries=SAFETY_TRIES))
         drawing.score(page_number, files, best_of=files)
     return drawing.store.get(book_id)
 
@@ -258,18 +266,28 @@ class _Drawing:
 
         # Within a page: each denoising step and pass (not on ZeroGPU, whose worker can't call
         # back into this process).
-        drawn = render(self.settings, job, on_step=None if on_progress is None or on_zerogpu()
-                       else step)
+        on_step = None if on_progress is None or on_zerogpu() else step
+        drawn = draw_safely(self.settings, lambda now: render(
+            self.settings, dataclasses.replace(job, seeds=tuple(now)), on_step=on_step),
+            seeds, image=lambda picture: picture.image)
         if layout:
             self.store.set_layout(self.book.id, number, layout)
-        files = []
-        for picture in drawn:
+        flagged = sum(1 for d in drawn if d.image is None)
+        for picture in (d.image for d in drawn if d.image is not None):
             if picture.failed and on_progress is not None:
                 step(f"redrawing the faces failed ({picture.failed}); the picture keeps its "
                      "first pass")
-        for index, (seed, picture) in enumerate(zip(seeds, drawn)):
-            book = self.store.add_illustration(self.book.id, number, picture.image, seed=seed,
-                                               prompt=job.prompt, choose=index == 0)
+        if flagged == len(drawn):
+            self.store.mark_waiting(self.book.id, number, UNSAFE.format(tries=SAFETY_TRIES))
+            return []
+        if flagged and on_progress is not None:
+            step(f"{flagged} of its pictures was flagged by the safety check on every try and "
+                 "is left out")
+        files = []
+        for index, safe in enumerate(d for d in drawn if d.image is not None):
+            book = self.store.add_illustration(self.book.id, number, safe.image.image,
+                                               seed=safe.seed, prompt=job.prompt,
+                                               choose=index == 0)
             files.append(book.page(number).candidates[-1].file)
         return files
 
@@ -402,8 +420,7 @@ def _adapters(settings: Settings, user: str, numbers: Iterable[int], book: Book,
               token: Optional[str]) -> tuple[dict[str, AdapterRef], dict[int, str]]:
     """Each character's adapter on these pages (fetched from the user's Hub repo if it isn't
     local), and the pages that must wait, with why (a character never trained, deleted, or not
-    fetchable now). Names carry the weights file's timestamp, so a retrained adapter is never
-    mistaken for the one the pipeline may still hold."""
+    fetchable now)."""
     store = CharacterStore(settings, user)
     refs, missing = {}, {}
     for name in sorted({n for number in numbers for n in book.page(number).characters}):
@@ -417,13 +434,19 @@ def _adapters(settings: Settings, user: str, numbers: Iterable[int], book: Book,
         except AdapterUnavailableError as err:
             missing[name] = str(err)
             continue
-        stamp = (folder / ADAPTER_WEIGHTS).stat().st_mtime_ns
-        tag = hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:8]
-        refs[name] = AdapterRef(f"tw_{character.slug.replace('-', '_')}_{tag}", str(folder),
-                                weight)
+        refs[name] = adapter_ref(character, folder, weight)
     waiting = {number: "; ".join(missing[n] for n in book.page(number).characters if n in missing)
                for number in numbers if any(n in missing for n in book.page(number).characters)}
     return refs, waiting
+
+
+def adapter_ref(character: Character, folder, weight: float) -> AdapterRef:
+    """A character's adapter for a render call, named by its weights file's time, so that a
+    retrained adapter is never mistaken for the one a pipeline may still hold, and so that
+    every call drawing this character (a book's page, a try) shares the adapter cache."""
+    stamp = (folder / ADAPTER_WEIGHTS).stat().st_mtime_ns
+    tag = hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:8]
+    return AdapterRef(f"tw_{character.slug.replace('-', '_')}_{tag}", str(folder), weight)
 
 
 def _seeds(first: int, count: int) -> tuple[int, ...]:

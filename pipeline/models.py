@@ -18,6 +18,10 @@ from typing import Any
 
 from .hardware import Hardware, detect
 from .settings import Settings
+from .store import remove_tree, staged_dir
+
+DEMO_MODEL_DIR = "demo-model"
+DEMO_SAFETY_DIR = "safety-classifier"  # in a tiny model's folder: its safety classifier
 
 
 
@@ -94,6 +98,30 @@ def load_quantized_pipeline(settings: Settings, hardware: Hardware, bits: int):
     unet = _from_pretrained(UNet2DConditionModel, settings.base_model, "TALEWEAVER_BASE_MODEL",
                             hardware.torch_dtype, subfolder="unet", quantization_config=quantization)
     return _load(settings.base_model, vae_source(settings, hardware), hardware, unet=unet)
+
+
+def is_loaded(settings: Settings, hardware: Hardware | None = None) -> bool:
+    """Whether `load_pipeline` would answer at once (this process has loaded the pipeline)."""
+    hardware = hardware or detect(settings)
+    return (settings.base_model, vae_source(settings, hardware), hardware.device,
+            hardware.dtype) in _cache
+
+
+def demo_model(settings: Settings) -> Path:
+    """The tiny test model (pipeline/testing.py) for demo mode, built once into
+    <data_dir>/demo-model under a temporary name, so a half-built one is never used; its
+    DEMO_SAFETY_DIR folder holds a tiny picture safety classifier that passes every picture
+    (the tiny model draws noise)."""
+    from .testing import save_tiny_model, save_tiny_safety_model
+
+    folder = settings.data_dir / DEMO_MODEL_DIR
+    with _cache_lock:
+        if not (folder / "model_index.json").is_file() or not (folder / DEMO_SAFETY_DIR).is_dir():
+            remove_tree(folder)  # what an older, interrupted build left
+            with staged_dir(folder) as building:
+                save_tiny_model(building)
+                save_tiny_safety_model(building / DEMO_SAFETY_DIR)
+    return folder
 
 
 def encode_long_prompt(pipe, prompt: str, negative: str) -> dict:

@@ -10,10 +10,12 @@ and demo model, never a substitute for SDXL.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_LENGTH = 77
+VOCAB_SIZE = 2 * 256 + 2  # byte_level_vocab(): 256 characters, their end-of-word forms, BOS, EOS
 
 
 def byte_level_vocab() -> dict[str, int]:
@@ -96,6 +98,17 @@ def build_tiny_pipeline(seed: int = 0, channels: tuple[int, int] = (32, 64)):
         unet=unet,
         scheduler=scheduler,
     )
+
+
+def is_test_model(source: str | Path) -> bool:
+    """Whether a base model (a Hub id or a folder) is one of these random test models: a local
+    folder whose text encoder has the byte-level vocabulary built here (real CLIP has 49408)."""
+    config = Path(source).expanduser() / "text_encoder" / "config.json"
+    try:
+        vocab_size = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return vocab_size == VOCAB_SIZE
 
 
 def save_tiny_model(out_dir: str | Path, seed: int = 0,

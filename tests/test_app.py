@@ -146,7 +146,9 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
                                          "/estimate_drawing", "/set_page_order",
                                          "/train_on_jobs", "/cancel_job", "/job_status",
                                          "/jobs_hardware", "/edit_page_text", "/insert_page",
-                                         "/delete_page", "/move_page", "/edit_book"}
+                                         "/delete_page", "/move_page", "/edit_book",
+                                         "/add_photos", "/change_character", "/try_character",
+                                         "/current_work", "/cancel_work"}
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
@@ -161,6 +163,12 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
     assert ("\n• delete_hub_repo: also delete its private Hub repo; that goes first, and if it "
             "fails nothing is deleted\n") in endpoints["/delete_character"]["description"] + "\n"
     assert endpoints["/draft_story"]["parameters"][1]["python_type"]["type"] == "list[str]"
+    # The photo limits are the server's own numbers, as everywhere else.
+    assert endpoints["/add_character"]["description"].startswith(
+        "Make a character from 3 to 20 photos of one person or pet")
+    assert "(up to 20 photos in all)" in endpoints["/add_photos"]["description"]
+    names = [p["parameter_name"] for p in endpoints["/try_character"]["parameters"]]
+    assert names == ["name", "scene", "adapter_weight", "seed", "style"]
 
 
 def test_long_events_show_their_progress_bar_where_the_page_shows_it(served):
@@ -170,8 +178,9 @@ def test_long_events_show_their_progress_bar_where_the_page_shows_it(served):
 
     demo = app.build_ui(served[1])
     events = {d["api_name"]: d for d in demo.config["dependencies"]}
-    for name in ("add_character", "train_character", "train_on_jobs", "push_adapter",
-                 "draft_story", "new_book", "illustrate_book", "illustrate_page", "export_book"):
+    for name in ("add_character", "add_photos", "change_character", "train_character",
+                 "train_on_jobs", "push_adapter", "try_character", "draft_story", "new_book",
+                 "illustrate_book", "illustrate_page", "export_book"):
         shown = [demo.blocks[i] for i in events[name]["show_progress_on"] or []]
         shown = [block for block in shown if block.visible]
         assert shown, name  # not only on its own outputs, which are hidden
@@ -198,6 +207,7 @@ def test_the_whole_flow(alice_book, served, downloads):
     [mia] = api.predict(api_name="/list_characters")
     assert (mia["name"], mia["photos"], mia["trained"]) == ("Mia", 3, True)
 
+    assert alice_book["book"]["waiting"] == []  # Mia is trained: every page can be drawn
     book = alice_book["illustrated"]
     assert len(book["pages"]) == 3 and all(p["image"] for p in book["pages"])
     assert all(len(p["candidates"]) == 2 for p in book["pages"])
@@ -341,8 +351,10 @@ def test_no_file_of_the_data_folder_is_served(alice_book, served):
         assert httpx.get(f"{url.rstrip('/')}/gradio_api/file={path}").status_code == 403
 
 
-def test_uploaded_photos_leave_the_server_once_a_character_is_made_or_refused(
+def test_uploaded_photos_leave_the_server_once_a_character_is_made(
         served, downloads, face_photos, tmp_path):
+    """After a refusal they stay in gradio's cache (swept within the hour), so that the app can
+    send the same photos again once the parent has fixed the one problem."""
     from gradio.utils import get_upload_folder
 
     api = client(served, downloads, CAROL)
@@ -362,7 +374,7 @@ def test_uploaded_photos_leave_the_server_once_a_character_is_made_or_refused(
         api.predict("Bea", "girl", "", [handle_file(p) for p in (
             photos[0], tmp_path / f"{prefix}shopping.jpg", photos[0])], False,
             api_name="/add_character")
-    assert list(uploads.glob(f"*/{prefix}*")) == []
+    assert len(list(uploads.glob(f"*/{prefix}*"))) == 2  # kept for another try
     assert all(p.is_file() for p in photos)  # the caller's own files are theirs
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Ada"]
 
@@ -405,7 +417,7 @@ def test_deleting_a_book_and_a_character(alice_book, served, downloads):
 
     CharacterStore(settings, "alice").create("Rex", "dog", "", "zwx", make_crops(3, 64, seed=5))
     assert api.predict("rex", False, api_name="/delete_character") == {
-        "deleted": "Rex", "slug": "rex", "hub": None}
+        "deleted": "Rex", "slug": "rex", "hub": None, "books": []}
     assert [c["name"] for c in api.predict(api_name="/list_characters")] == ["Mia"]
     with pytest.raises(AppError) as kept:
         api.predict("Mia", True, api_name="/delete_character")
@@ -699,3 +711,63 @@ def test_a_book_is_changed_once_made_and_exported_to_print(alice_book, served, d
             bob.predict(*args, api_name=name)
     with pytest.raises(AppError, match="page 9 does not exist: this book has pages 1 to 3"):
         api.predict(book["id"], 9, 1, api_name="/move_page")
+
+
+def test_work_that_ended_unwatched_is_there_to_find(alice_book, served, downloads):
+    api = client(served, downloads, ALICE)
+    work = {job["kind"]: job for job in api.predict(api_name="/current_work")}
+    training, drawing = work["training"], work["illustration"]
+    assert (training["state"], training["title"], training["subject"]) == (
+        "done", "Training Mia", "Mia")
+    assert training["message"] == "Mia is trained (4 steps)" and training["result"]["done"]
+    assert drawing["title"] == "Illustrating “Mia at the Sea”" and drawing["state"] == "done"
+    assert drawing["message"] == "3 of 3 pages have a picture"
+    assert drawing["result"] == {"id": alice_book["book"]["id"], "title": "Mia at the Sea"}
+    with pytest.raises(AppError, match="Training Mia is not running any more"):
+        api.predict(training["id"], api_name="/cancel_work")
+    assert client(served, downloads, BOB).predict(api_name="/current_work") == []
+    with pytest.raises(AppError, match="no work with id"):
+        client(served, downloads, BOB).predict(training["id"], api_name="/cancel_work")
+
+
+def test_try_a_character_at_a_chosen_strength(alice_book):
+    picture, tried = alice_book["api"].predict("mia", "on a swing", 0.8, 5, "pastel",
+                                               api_name="/try_character")
+    assert tried["scene"] == "Mia on a swing" and tried["seed"] == 5
+    assert tried["adapter_weight"] == 0.8 and tried["likeness"] is None
+    assert (tried["width"], tried["height"], tried["steps"]) == (512, 512, 12)  # the CPU's
+    assert f"{tried['prompt']}".count("girl") == 1 and "on a swing" in tried["prompt"]
+    assert Path(picture).is_file()
+    with pytest.raises(AppError, match="greater than maximum value 2"):
+        alice_book["api"].predict("Mia", "", 3.0, 1, "pastel", api_name="/try_character")
+
+
+def test_a_character_grows_and_changes_through_the_api(alice_book, face_photos):
+    api = alice_book["api"]
+    grown = api.predict("Mia", [handle_file(face_photos[3])], False, api_name="/add_photos")
+    assert len(grown["character"]["crops"]) == 4
+    assert grown["out_of_date"] == "its photos changed since it was trained (3 then, 4 now)"
+    changed = api.predict("Mia", "", "curly red hair, green boots",
+                          api_name="/change_character")
+    assert changed["character"]["kind"] == "girl"
+    assert changed["character"]["description"] == "curly red hair, green boots"
+    [mia] = api.predict(api_name="/list_characters")
+    assert mia["photos"] == 4 and mia["out_of_date"] == grown["out_of_date"]
+
+
+def test_the_work_panel_shows_work_that_ended_unwatched_once(tmp_path):
+    from pipeline.work import recorded
+    from ui import work as panel
+    from ui.auth import Caller
+
+    caller = Caller(Settings(data_dir=tmp_path / "data"), "alice", None)
+    with recorded(caller.settings, "alice", "training", "Mia", "Training Mia") as job:
+        job.finish("Mia is trained (4 steps)")
+    box, text, row, chooser, shown, last = panel.follow(caller, [], "")
+    assert box["visible"] and not row["visible"] and text == last
+    assert text.startswith("- ✅ Training Mia: Mia is trained \\(4 steps\\): the **Train** tab")
+    assert panel.follow(caller, shown, last)[-2:] == (shown, last)  # seen now, still shown here
+    import gradio as gr
+
+    later = panel.follow(caller, [], "")  # a page opened later: the hidden panel stays so
+    assert later[:4] == (gr.skip(),) * 4 and later[4:] == ([], "")

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first; a module may import its own layer and those below it.
 LAYERS = [
     ["settings", "progress", "adapter_files", "checks"],
-    ["hardware", "store", "styles", "turns"],
+    ["hardware", "store", "styles", "turns", "work"],
     ["models", "adapters", "intake", "testing", "safety"],
     ["characters"],
     ["story", "hub"],

@@ -1,6 +1,9 @@
 """The app in a real browser: headless Chromium (Debian's package, driven by Playwright) clicks
-through the four tabs as a parent would: photos in, a few training steps, a three-page story
-illustrated at 64x64, the book read in the gallery and its PDF downloaded.
+through the four tabs as a parent would: photos in (a refusal first, which keeps the photos and
+shows every verdict), a long training left behind by reloading the page and found again (its
+character selected, its progress at the top) and cancelled, a few training steps, a three-page
+story illustrated at 64x64, the book read in the gallery and its PDF downloaded, and deleting
+a character and a book, each after a question.
 
 Screenshots of each tab are kept in test-artifacts/browser/. It needs Debian's chromium
 (.ci/run installs it); without it the test is skipped and says why. Marked slow.
@@ -85,24 +88,61 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     page.locator("input[type=file]").first.set_input_files(
         [str(face_photos[0]), str(tmp_path / "shopping.jpg"), str(face_photos[0])])
     page.get_by_role("button", name="Add character").click()
-    expect(page.get_by_text("only 1 of 3 photos can be used")).to_be_visible(timeout=SLOW)
-    shoot(page, "0-too-few-photos")
+    expect(page.get_by_text("only 1 of 3 photos can be used").first).to_be_visible(timeout=SLOW)
     page.get_by_test_id("toast-close").click()  # as a parent would, after reading it
     expect(page.get_by_test_id("toast-body")).to_have_count(0)
-    # The server deleted the uploads, so the photo box is empty again.
-    expect(page.get_by_role("row", name=re.compile("shopping.jpg"))).to_have_count(0)
+    # Nothing was saved, every photo's verdict shows, and the photos are still in their box
+    # (a row there and one in the verdicts) for another try.
+    expect(page.get_by_text("Nothing was saved")).to_be_visible()
+    expect(page.get_by_role("gridcell", name="accepted", exact=True)).to_have_count(1)
+    expect(page.get_by_role("gridcell", name=re.compile("same file as photo 1"))).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("shopping.jpg"))).to_have_count(2)
+    shoot(page, "0-too-few-photos")
+    # The parent fixes that: out go the shopping list and the second copy, in two more photos.
     page.get_by_label("Look (optional)").fill("curly red hair")
-    page.locator("input[type=file]").first.set_input_files([str(p) for p in face_photos[:3]])
-    expect(page.get_by_role("row", name=re.compile(re.escape(face_photos[2].name)))) \
-        .to_be_visible()
+    page.get_by_role("row", name=re.compile("shopping.jpg")).get_by_label("Remove this file") \
+        .click()
+    page.get_by_label("Remove this file").last.click()
+    expect(page.get_by_label("Remove this file")).to_have_count(0)  # one file: no such button
+    page.locator("input[type=file]").first.set_input_files([str(p) for p in face_photos[1:3]])
+    expect(page.get_by_label("Remove this file")).to_have_count(3)
     page.get_by_role("button", name="Add character").click()
     expect(page.get_by_text("Saved Mia (girl) with 3 of 3 photos")).to_be_visible(timeout=SLOW)
     expect(page.get_by_role("gridcell", name="accepted", exact=True)).to_have_count(3)
     expect(page.get_by_role("gridcell", name="curly red hair")).to_be_visible()
     shoot(page, "1-characters")
+    page.get_by_label("Name").fill("Rex")  # a pet: no face needed
+    page.get_by_label("Who is it?").first.fill("dog")
+    page.get_by_label("Look (optional)").fill("")
+    page.locator("input[type=file]").first.set_input_files([str(p) for p in face_photos[2:5]])
+    page.get_by_role("button", name="Add character").click()
+    expect(page.get_by_text("Saved Rex (dog) with 3 of 3 photos")).to_be_visible(timeout=SLOW)
 
-    # 2. Train: the estimate before starting, then a few steps with the validation image.
+    # 2. Train. A long run for Rex, left behind by reloading the page: the page that opens
+    # shows it at the top with its progress, Rex selected, and it can be cancelled there.
     open_tab(page, "2 · Train")
+    choose(page, "Rex")
+    expect(page.get_by_role("radio", name=re.compile("^Pet"))).to_be_checked()
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Training steps").fill("5000")
+    page.get_by_label("More training settings (JSON)").fill(
+        '{"prior_preservation": false, "validation_steps": 2}')
+    page.get_by_label("More training settings (JSON)").blur()
+    expect(page.get_by_text(re.compile(r"Estimated:.*5000 steps"))).to_be_visible()
+    page.get_by_role("button", name="Start or continue training").click()
+    expect(page.get_by_text(re.compile(r"step \d+/5000"))).to_be_visible(timeout=SLOW)
+    page.reload()
+    expect(page.get_by_text(re.compile(r"Training Rex: step \d+/5000"))).to_be_visible()
+    open_tab(page, "2 · Train")
+    expect(visible(page.get_by_label("Character", exact=True))).to_have_value(re.compile("^Rex"))
+    expect(page.get_by_text("Rex is training (started earlier)")).to_be_visible()
+    shoot(page, "2-train-found-again")
+    page.get_by_role("button", name="Cancel it").click()
+    expect(page.get_by_text("Training Rex: cancelled; press Start or continue training")) \
+        .to_be_visible(timeout=SLOW)
+
+    # Then Mia: the estimate before starting, a few steps, the validation image.
+    choose(page, "Mia")
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Training steps").fill("4")
     page.get_by_label("More training settings (JSON)").fill(
@@ -123,10 +163,13 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     page.get_by_label("Title").fill("Mia at the Sea")
     page.get_by_label("Story", exact=True).fill(STORY)
     page.get_by_text("Picture options").click()
-    for label, value in (("Width (0: the style's)", "64"), ("Height (0: the style's)", "64"),
-                         ("Steps (0: the style's)", "2")):
+    expect(page.get_by_text("Pages are drawn at 512x400 in 12 steps: without a GPU here")) \
+        .to_be_visible()
+    for label, value in (("Width (0: automatic)", "64"), ("Height (0: automatic)", "64"),
+                         ("Steps (0: automatic)", "2")):
         page.get_by_label(label).fill(value)
         page.get_by_label(label).blur()
+    expect(page.get_by_text("Pages are drawn at 64x64 in 2 steps.")).to_be_visible()
     page.get_by_role("button", name="Make the pages").click()
     expect(page.get_by_text("Mia at the Sea: 3 pages, ready to illustrate")).to_be_visible()
     expect(page.get_by_role("gridcell", name="Mia on the beach next to a big sandcastle with a "
@@ -181,6 +224,46 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     expect(page.get_by_text("Mia at the Sea: every page has a picture")).to_be_visible()
     expect(page.get_by_role("gridcell", name="That night Mia dreamed of boats.")).to_be_visible()
 
+    # 5. Deleting asks first, and says which books use the character.
+    open_tab(page, "1 · Characters")
+    page.get_by_text("Delete a character").click()
+    choose(page, "Mia")
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.get_by_text("Delete Mia? Its photos, crops and adapter on this server go. Mia "
+                            "is in 1 book: “Mia at the Sea” (pages 1, 2, 3)")).to_be_visible()
+    shoot(page, "6-delete-asks")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_text("Delete Mia?")).to_have_count(0)
+    choose(page, "Rex")
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.get_by_text("No book uses Rex.")).to_be_visible()
+    page.get_by_role("button", name="Yes, delete it").click()
+    expect(page.get_by_text("Deleted Rex with its photos")).to_be_visible()
+    expect(page.get_by_role("gridcell", name="Rex", exact=True)).to_have_count(0)
+    open_tab(page, "4 · Gallery")
+    page.get_by_role("img", name=re.compile(r"^Mia at the Sea\s+Likeness: Mia")).click()
+    page.get_by_role("button", name="Delete this book…").click()
+    expect(page.get_by_text("Delete “Mia at the Sea”? Its 3 pages and every picture")) \
+        .to_be_visible()
+    page.get_by_role("button", name="Yes, delete it").click()
+    expect(page.get_by_text("Deleted “Mia at the Sea”.")).to_be_visible()
+    expect(page.get_by_text("No books yet")).to_be_visible()
+
+
+def visible(locator):
+    """The one of these elements that shows (each tab has its own "Character")."""
+    return locator.filter(visible=True)
+
+
+def choose(page, name: str) -> None:
+    """Pick a character in the "Character" dropdown that shows, as a parent would."""
+    from playwright.sync_api import expect
+
+    box = visible(page.get_by_label("Character", exact=True))
+    expect(box).to_have_value(re.compile(r"\w"))  # the tab has listed the characters
+    box.click()
+    page.get_by_role("option", name=re.compile(f"^{name}")).click()
+    expect(box).to_have_value(re.compile(f"^{name}"))
 
 # --- Reading aloud, the spreads and the page editor (a second app with a finished book) ------
 

@@ -143,10 +143,10 @@ def test_long_unicode_names_and_duplicates(one_photo, face_photos):
 
 def test_photo_count_limits(settings):
     for too_few in ([], ["/a.jpg", "/b.jpg"]):
-        with pytest.raises(ValueError, match="choose between 3 and 40 photos"):
+        with pytest.raises(ValueError, match="choose 3 to 20 photos"):
             add_character(settings, "local", "Mia", "girl", "", too_few)
-    with pytest.raises(ValueError, match="you gave 41 photos$"):
-        add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"] * 41)
+    with pytest.raises(ValueError, match="you gave 21 photos$"):
+        add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"] * 21)
     with pytest.raises(ValueError, match="you gave 1 photo$"):
         add_character(settings, "local", "Mia", "girl", "", ["/x.jpg"])
 
@@ -281,3 +281,110 @@ def test_a_damaged_character_is_listed_apart_and_can_still_be_deleted(settings):
         store.delete_damaged("Mia")  # not damaged: the ordinary delete is for it
     assert store.delete_damaged("Zoë") == "zoe"
     assert store.damaged() == [] and [c.name for c in store.list()] == ["Mia"]
+
+
+# --- characters grow: more photos, a new kind or look; out-of-date adapters ----------------
+
+def _trained_on_it_as_it_is(settings, character):
+    """An adapter folder whose record says it learnt this character as it is now."""
+    from pipeline.adapter_files import ADAPTER_WEIGHTS, TRAIN_CONFIG
+    from pipeline.training.config import TrainingRecord, preset_config
+    from pipeline.training.data import instance_prompt
+
+    folder = CharacterStore(settings, "local").adapter_dir(character)
+    folder.mkdir(parents=True)
+    (folder / ADAPTER_WEIGHTS).write_bytes(b"weights")
+    record = TrainingRecord(base_model=settings.base_model, resolution=settings.resolution,
+                            trigger=character.trigger,
+                            instance_prompt=instance_prompt(character, False),
+                            validation_prompt="x", config=preset_config("person", 4),
+                            photos=character.photos_key)
+    (folder / TRAIN_CONFIG).write_text(json.dumps(record.to_dict()))
+
+
+def test_photos_added_to_a_character_and_its_adapter_out_of_date(one_photo, face_photos,
+                                                                  tmp_path):
+    from pipeline.actions.characters import add_photos, list_characters
+
+    added = add_character(one_photo, "local", "Mia", "girl", "", face_photos[:1])
+    _trained_on_it_as_it_is(one_photo, added.character)
+    assert list_characters(one_photo, "local")[0].out_of_date == ""
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(NotEnoughPhotos, match="^Mia: only 0 of 1 photo can be used"):
+        add_photos(one_photo, "local", "mia", [tmp_path / "notes.jpg"])
+    assert CharacterStore(one_photo, "local").get("Mia") == added.character  # unchanged
+
+    grown = add_photos(one_photo, "local", "mia", [face_photos[1]], keep_originals=True)
+    files = [crop.file for crop in grown.character.crops]
+    assert files == ["crops/01.png", "crops/02.png"]
+    assert grown.character.crops[1].original == "originals/02.png"
+    assert grown.character.crops[0] == added.character.crops[0]
+    assert grown.out_of_date == "its photos changed since it was trained (1 then, 2 now)"
+    [row] = list_characters(one_photo, "local")
+    assert row.photos == 2 and row.trained and row.out_of_date == grown.out_of_date
+    assert grown.to_json()["out_of_date"] == grown.out_of_date
+
+
+def test_photo_limits_for_a_growing_character(settings):
+    from pipeline.actions.characters import add_photos
+
+    store = CharacterStore(settings, "local")
+    store.create("Mia", "girl", "", "ohwx", [(Image.new("RGB", (64, 64)), characters.Crop(
+        "", (64, 64), (0, 0, 64, 64)))] * 19)
+    with pytest.raises(ValueError, match="^Mia has 19 photos and a character uses at most 20, "
+                                         "so it can take 1 more photo; you gave 2 photos$"):
+        add_photos(settings, "local", "Mia", ["/a.jpg", "/b.jpg"])
+    with pytest.raises(ValueError, match="you gave 0 photos"):
+        add_photos(settings, "local", "Mia", [])
+
+
+def test_a_new_kind_makes_the_adapter_out_of_date_and_a_new_look_does_not(settings, character):
+    from pipeline.actions.characters import change_character
+
+    _trained_on_it_as_it_is(settings, character)
+    looked = change_character(settings, "local", "mia", description=" short   brown hair ")
+    assert looked.character.description == "short brown hair" and looked.out_of_date == ""
+    older = change_character(settings, "local", "Mia", kind="big  girl")
+    assert older.character.kind == "big girl" and older.character.description == \
+        "short brown hair"
+    assert older.out_of_date == "its kind (or the look its training used) changed since it " \
+                                "was trained"
+    with pytest.raises(StoreError, match="kind has no letters"):
+        change_character(settings, "local", "Mia", kind="42")
+    with pytest.raises(StoreError, match="description contains line breaks"):
+        change_character(settings, "local", "Mia", description="a\x00b")
+    assert CharacterStore(settings, "local").get("Mia").kind == "big girl"
+
+
+def test_deleting_a_character_names_the_books_that_use_it(settings, character):
+    from pipeline.actions.books import book_json, new_book
+    from pipeline.actions.characters import books_using, delete_character
+
+    sea = new_book(settings, "local", "Sea", "Mia swims.\n\nThe sea.\n\nMia sleeps.", seed=1)
+    new_book(settings, "local", "Moon", "The moon.", seed=2)
+    [use] = books_using(settings, "local", "MIA")
+    assert (use.id, use.title, use.pages) == (sea.id, "Sea", (1, 3))
+    assert book_json(settings, "local", sea)["waiting"] == [
+        "Mia isn't trained yet, so pages 1, 3 can't be drawn: train Mia first"]
+    deleted = delete_character(settings, "local", "Mia", None, with_repo=False)
+    assert json.loads(json.dumps(deleted.to_json()))["books"] == [
+        {"id": sea.id, "title": "Sea", "pages": [1, 3]}]
+    assert book_json(settings, "local", sea)["waiting"] == [
+        "Mia is no longer one of your characters (deleted?), so pages 1, 3 can't be drawn: "
+        "add Mia again, or edit the scene"]
+
+
+def test_cli_grows_and_changes_a_character(one_photo, face_photos, capsys, cli_env):
+    cli_env.setenv("TALEWEAVER_MIN_PHOTOS", "1")
+    data = ["--data-dir", str(one_photo.data_dir)]
+    assert main([*data, "add-character", "--name", "Ann", "--kind", "woman",
+                 str(face_photos[0])]) == 0
+    capsys.readouterr()
+    assert main([*data, "add-photos", "ann", str(face_photos[1])]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"ok  photo 1 ({face_photos[1].name}): accepted"
+    assert out[1].startswith("Added 1 of 1 photos to Ann, who now has 2 photos.")
+    assert main([*data, "change-character", "Ann", "--kind", "grandma"]) == 0
+    assert capsys.readouterr().out.strip() == "Ann is a grandma."
+    assert main([*data, "change-character", "Ann"]) == 1
+    assert "say what to change" in capsys.readouterr().err

@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from pipeline.store import user_dir
+from pipeline.training.config import TrainConfig
 from pipeline.training.class_images import (class_image_dir, class_image_paths,
                                             generate_class_images, load_class_images)
 
@@ -49,3 +50,29 @@ def test_loaded_at_the_training_resolution(settings):
     Image.new("RGB", (96, 96), "red").save(folder / "000.png")
     images = load_class_images(settings, "alice", "girl", 4)
     assert len(images) == 1 and images[0].size == (64, 64)
+
+
+def test_drawn_smaller_and_faster_on_the_cpu_and_redrawn_for_another_model(settings, tmp_path):
+    import dataclasses
+    import json
+
+    from pipeline.hardware import detect
+    from pipeline.training.estimate import class_image_plan, image_seconds
+
+    large = dataclasses.replace(settings, resolution=640)
+    side, steps = class_image_plan(large, detect(large))
+    assert (side, steps) == (512, 12)  # the CPU's size and steps, not 640 px in 25 steps
+    assert image_seconds(large, detect(large), TrainConfig(), steps, side) is None
+    progress = []
+    generate_class_images(large, "alice", "girl", 2, on_progress=progress.append)
+    folder = class_image_dir(large, "alice", "girl")
+    with Image.open(folder / "000.png") as image:
+        assert image.size == (512, 512)
+    assert json.loads((folder / "made_with.json").read_text()) == {
+        "base_model": settings.base_model, "size": 512, "steps": 12}
+    assert progress[0].seconds_left > 0 and progress[-1].seconds_left == 0
+    assert image_seconds(large, detect(large), TrainConfig(), steps, side) > 0  # timed
+    assert len(class_image_paths(large, "alice", "girl", 2)) == 2
+    elsewhere = dataclasses.replace(large, base_model=str(tmp_path / "another-model"))
+    assert class_image_paths(elsewhere, "alice", "girl", 2) == []  # another model's set
+    assert len(class_image_paths(settings, "alice", "girl", 2)) == 0  # another size

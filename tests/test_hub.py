@@ -320,7 +320,7 @@ def test_deleting_can_be_skipped_or_fail(settings, mia, fake, waits, online):
 def test_deleting_a_character_without_its_repo_never_asks_the_hub(settings, mia):
     deleted = delete_character(settings, "alice", "mia", ALICE, with_repo=False, api=NoHub())
 
-    assert deleted.to_json() == {"deleted": "Mia", "slug": "mia", "hub": None}
+    assert deleted.to_json() == {"deleted": "Mia", "slug": "mia", "hub": None, "books": []}
     assert CharacterStore(settings, "alice").list() == []
 
 
@@ -377,15 +377,15 @@ def test_cli_push_uses_hf_token(settings, mia, fake, online, monkeypatch, capsys
                                  "HF_TOKEN=hf_... python -m pipeline push Mia")
 
 
-def test_cli_push_without_token_says_it_skipped(settings, mia):
+def test_cli_push_without_token_says_it_skipped_and_fails(settings, mia):
     env = {k: v for k, v in __import__("os").environ.items() if k != "HF_TOKEN"}
     done = subprocess.run([sys.executable, "-m", "pipeline", "--data-dir", str(settings.data_dir),
                            "--user", "alice", "push", "Mia"], capture_output=True, text=True,
                           env=env, cwd=Path(__file__).parents[1], timeout=120)
 
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Upload skipped: no Hugging Face token. Mia's adapter is safe")
-    assert "To do it, run: HF_TOKEN=hf_... python -m pipeline push Mia" in done.stdout
+    assert done.returncode == 1 and done.stdout == ""  # nothing was pushed
+    assert done.stderr.startswith("Upload skipped: no Hugging Face token. Mia's adapter is safe")
+    assert "To do it, run: HF_TOKEN=hf_... python -m pipeline push Mia" in done.stderr
 
 
 @pytest.mark.parametrize("reason, advice", [

@@ -169,7 +169,8 @@ def test_a_job_starts_in_the_users_account_with_the_token_only_as_a_secret(on_sp
     assert job.spec["secrets"] == {"HF_TOKEN": ALICE} and job.owner == "alice"
     assert job.spec["image"] == IMAGE and job.spec["flavor"] == "l4x1"
     assert job.spec["env"] == {"TALEWEAVER_BASE_MODEL": on_space.base_model,
-                               "TALEWEAVER_VAE": "", "TALEWEAVER_RESOLUTION": "64"}
+                               "TALEWEAVER_VAE": "", "TALEWEAVER_RESOLUTION": "64",
+                               "TALEWEAVER_SAFETY_MODEL": on_space.safety_model}
     assert job.spec["timeout"] == flavors.MIN_TIMEOUT_SECONDS
     assert ALICE not in json.dumps([job.spec[k] for k in ("command", "labels", "env", "image",
                                                           "name")])

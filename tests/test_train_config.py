@@ -100,6 +100,12 @@ RECORD = TrainingRecord(base_model="stabilityai/stable-diffusion-xl-base-1.0", r
                         config=preset_config("person", 6))
 
 
+def test_training_records_from_before_photos_were_kept_still_load():
+    values = RECORD.to_dict()
+    del values["photos"]
+    assert TrainingRecord.from_dict(values).photos == ""
+
+
 def test_training_record_is_one_flat_table_that_round_trips():
     values = json.loads(json.dumps(RECORD.to_dict()))
     assert list(values)[:len(RECORDED)] == list(RECORDED)  # what it trained on comes first

@@ -61,8 +61,7 @@ def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False,
     inputs = [p for p in params if p not in progress]
     outer = signature.replace(parameters=inputs + _SIGNED_IN + progress)
 
-    @functools.wraps(fn)
-    def handler(*args, **kwargs):
+    def call(args, kwargs):
         values = outer.bind(*args, **kwargs)
         values.apply_defaults()
         arguments = dict(values.arguments)
@@ -70,6 +69,15 @@ def signed_in(settings: Settings, fn: Callable, *, quiet: bool = False,
         caller = (identify_quietly(settings, profile, token) if quiet
                   else identify(settings, profile, token, fresh=fresh))
         return fn(caller, **arguments)
+
+    if inspect.isgeneratorfunction(fn):  # it shows something, then may fail
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            yield from call(args, kwargs)
+    else:
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return call(args, kwargs)
 
     handler.__signature__ = outer  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in outer.parameters.values()

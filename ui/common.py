@@ -5,6 +5,7 @@ content: a handler returns PIL images, or files written to a private scratch fol
 path inside the data folder (which is not in `allowed_paths`), so nobody can fetch another
 user's pictures or books by guessing a URL.
 """
+import contextlib
 import errno
 import functools
 import html
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 import gradio as gr
 from gradio.context import LocalContext
@@ -53,19 +54,35 @@ def user_errors(fn: F) -> F:
     The engine's own errors keep their message. A cancelled job, a full disk or a missing
     model get one of ours; anything else (a library's error, whose text may hold server paths,
     settings or other users' names) is logged with a reference and the caller gets only that
-    reference: never gradio's generic error, never a server detail.
+    reference: never gradio's generic error, never a server detail. A generator function (a
+    handler that shows something before it fails) stays one.
     """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            with as_messages():
+                yield from fn(*args, **kwargs)
+
+        return generator  # type: ignore[return-value]
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with as_messages():
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as err:  # noqa: BLE001 - every failure gets a message
-            raise gr.Error(html.escape(caller_message(err), quote=False),
-                           duration=ERROR_SECONDS, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def as_messages() -> Iterator[None]:
+    """The engine's errors raised in the block, as gr.Error (see `user_errors`)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as err:  # noqa: BLE001 - every failure gets a message
+        raise gr.Error(html.escape(caller_message(err), quote=False),
+                       duration=ERROR_SECONDS, print_exception=False) from None
 
 
 def caller_message(err: Exception) -> str:
@@ -110,10 +127,14 @@ def event_cancelled() -> bool:
     return event is None or not getattr(event, "alive", True)
 
 
-def public(fn: Callable, api_name: str) -> dict:
+def public(fn: Callable, api_name: str, **fill: str) -> dict:
     """An event's (or gr.api's) API name and its description on the API page: the docstring's
-    summary, then one line per entry of its Args (gradio itself shows only the summary)."""
-    return {"api_name": api_name, "api_description": _api_doc(fn)}
+    summary, then one line per entry of its Args (gradio itself shows only the summary).
+    `fill` gives the values of {placeholders} in the docstring (this server's limits)."""
+    description = _api_doc(fn)
+    for key, value in fill.items():
+        description = description.replace("{" + key + "}", value)
+    return {"api_name": api_name, "api_description": description}
 
 
 def _api_doc(fn: Callable) -> str:
@@ -143,6 +164,17 @@ def own_choice(label: str, example: str, **kwargs) -> gr.Dropdown:
     box.api_info = lambda: {"type": "array", "items": text} if box.multiselect else text
     box.example_payload = box.example_value = lambda: [example] if box.multiselect else example
     return box
+
+
+def confirmation(yes: str) -> tuple[gr.Row, gr.Markdown, gr.Button, gr.Button]:
+    """A hidden row asking a question before something that can't be undone: (row, question,
+    yes button, cancel button). Show the row with the question; "yes" does it."""
+    with gr.Row(visible=False, equal_height=True, elem_classes="tw-notice") as row:
+        with gr.Column(scale=4):
+            question = gr.Markdown()
+        yes_button = gr.Button(yes, variant="stop", scale=1, min_width=160)
+        cancel = gr.Button("Cancel", scale=0, min_width=100)
+    return row, question, yes_button, cancel
 
 
 def progress_bar(progress: gr.Progress) -> ProgressFn:
@@ -230,9 +262,11 @@ def named_input_errors(demo: gr.Blocks) -> None:
     """Make every event's inputs refuse a wrong-typed value (a string for a number, a list
     for a name, a number for a book id, NaN or infinity) with gr.Error naming the API
     parameter, before gradio's own conversion fails with its generic error or quietly turns
-    a list into text."""
+    a list into text. An input is named as the API names it (a public event's parameter) where
+    one does, else by the first event that takes it."""
     names: dict[int, str] = {}
-    for block_fn in demo.fns.values():
+    public_first = sorted(demo.fns.values(), key=lambda f: f.api_visibility != "public")
+    for block_fn in public_first:
         if block_fn.fn is None:
             continue
         params = [p.name for p in inspect.signature(block_fn.fn).parameters.values()]

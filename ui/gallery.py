@@ -1,6 +1,6 @@
 """Gallery tab: the user's books as covers; open one to read it page by page (or have it read
 aloud), see the whole book as spreads, download it as a PDF to print or for a screen (or one HTML
-file), delete it.
+file), delete it (after a confirmation).
 
 Public API: /export_book, /delete_book (events) and /list_books, /get_book (gr.api).
 """
@@ -15,8 +15,8 @@ from PIL import Image
 from pipeline.actions import books, likeness
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
-from ui.common import (LIGHT, PRIVATE, book_choices, choices, own_choice, picture, progress_bar,
-                       public, scratch_folder)
+from ui.common import (LIGHT, PRIVATE, book_choices, choices, confirmation, escape_md,
+                       own_choice, picture, progress_bar, public, scratch_folder)
 
 FORMATS = [("PDF", "pdf"), ("HTML, to read in a browser (it can read itself aloud)", "html")]
 TRIM_CHOICES = [(f"Print: {trim.label}" if trim.print_grade else "Screen: a small file, pictures "
@@ -206,6 +206,21 @@ def no_download():
     return gr.update(value=None, visible=False)
 
 
+def ask_delete(caller: Optional[Caller], book_id: Optional[str]):
+    """The question before deleting a book: its title, and what goes with it."""
+    if caller is None or not book_id:
+        return gr.update(visible=False), ""
+    try:
+        book = books.get_book(caller.settings, caller.user, book_id)
+    except ValueError as err:
+        return gr.update(visible=False), html.escape(str(err))
+    drawn = sum(page.illustrated for page in book.pages)
+    return gr.update(visible=True), (
+        f"**Delete “{escape_md(book.title)}”?** Its {len(book.pages)} pages and every picture "
+        f"drawn for them ({drawn} pages illustrated) go for good; a PDF you downloaded stays "
+        "yours.")
+
+
 def show_deleted(result: dict) -> str:
     return f"Deleted “{html.escape(result['title'])}”." if result else ""
 
@@ -241,7 +256,8 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 draft = gr.Checkbox(label="Pages without a picture as text only", scale=2)
                 export_button = gr.Button("Make the download", variant="primary", scale=1)
             download = gr.File(label="Your book", interactive=False, visible=False)
-            delete_button = gr.Button("Delete this book", variant="stop", size="sm")
+            delete_button = gr.Button("Delete this book…", variant="stop", size="sm")
+            asking, question, confirm_button, cancel_button = confirmation("Yes, delete it")
             deleted = gr.JSON(visible=False)
         cover_page = gr.State(0)
         listing_api, reading_api = signed_in(settings, list_books), signed_in(settings, get_book)
@@ -271,7 +287,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     export_button.click(exporting, [book_id, format_choice, draft, trim, bleed], download,
                         show_progress_on=text, **public(exporting, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)
-    delete_button.click(deleting, book_id, deleted, **public(deleting, "delete_book")).success(
+    delete_button.click(signed_in(settings, ask_delete, quiet=True), book_id,
+                        [asking, question], **PRIVATE)
+    cancel_button.click(lambda: gr.update(visible=False), None, asking, **PRIVATE)
+    confirm_button.click(lambda: gr.update(visible=False), None, asking, **PRIVATE).then(
+        deleting, book_id, deleted, **public(deleting, "delete_book")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         quiet_refresh, book_id, listing, **PRIVATE).then(quiet_read, [book_id, cover_page],
                                                          reading, **PRIVATE).then(

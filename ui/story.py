@@ -10,7 +10,7 @@ from typing import Optional
 import gradio as gr
 
 from pipeline.actions import books, characters, likeness
-from pipeline.actions.system import ModelUnavailableError
+from pipeline.actions.system import ModelUnavailableError, drafting_problem, machine
 from pipeline.progress import counted
 from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
@@ -21,6 +21,7 @@ from ui.page_editor import page_editor, wire_page_editor
 log = logging.getLogger(__name__)
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
+log = logging.getLogger(__name__)
 PAGE_HEADERS = ["Page", "Text", "Scene (click to edit)", "Characters", "Likeness"]
 INTRO = """\
 Write your story with your characters' names. **A blank line starts a new page.** A page may end
@@ -52,11 +53,18 @@ def draft_story(caller: Caller, premise: str, characters: Optional[list[str]] = 
     return drafted.to_json()
 
 
+def draft_availability(caller: Optional[Caller]):
+    """The Draft button, disabled with one sentence where the story model can't load here."""
+    problem = drafting_problem(caller.settings) if caller else ""
+    return gr.update(interactive=not problem), gr.update(visible=bool(problem))
+
+
 def new_book(caller: Caller, title: str, story: str, style: str = books.DEFAULT_STYLE,
              seed: int = -1) -> dict:
     """Split a story into pages with your characters and save it as a new book (no pictures
     yet). Each page keeps its scene in your words; the prompt with the characters' trigger
-    words is made when the page is drawn (each page's "prompt" shows it).
+    words is made when the page is drawn (each page's "prompt" shows it). "waiting" says
+    which characters aren't trained yet (or were deleted), and so which pages can't be drawn.
 
     Args:
         title: the book's title
@@ -67,7 +75,10 @@ def new_book(caller: Caller, title: str, story: str, style: str = books.DEFAULT_
     book = books.new_book(caller.settings, caller.user, title or "", story or "",
                           style or books.DEFAULT_STYLE,
                           None if seed is None or seed < 0 else int(seed))
-    return books.book_json(caller.settings, caller.user, book)
+    made = books.book_json(caller.settings, caller.user, book)
+    for waiting in made["waiting"]:  # "waiting" in the result says it to API callers
+        gr.Warning(waiting + ".", duration=20)
+    return made
 
 
 def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
@@ -81,9 +92,9 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
     Args:
         book_id: the book's id (from /new_book or /list_books)
         candidates: pictures per page to choose from (1 to 4)
-        width: picture width in pixels (0: the style's SDXL size)
-        height: picture height in pixels (0: the style's SDXL size)
-        steps: denoising steps (0: the style's)
+        width: picture width in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
+        height: picture height in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
+        steps: denoising steps (0: the style's on a GPU, fewer on a CPU)
         face_pass: redraw each character's head with only its own adapter (null: the app's
             setting)
         redraw_below: draw a page again when its weakest likeness is under this, 0-100 (-1:
@@ -171,9 +182,9 @@ def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", se
         scene: a new scene in your words ("" keeps the page's); names are the characters
         seed: seed of the first new picture (-1: a fresh one)
         candidates: how many new pictures (1 to 4)
-        width: picture width in pixels (0: the style's SDXL size)
-        height: picture height in pixels (0: the style's SDXL size)
-        steps: denoising steps (0: the style's)
+        width: picture width in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
+        height: picture height in pixels (0: the style's SDXL size on a GPU, smaller on a CPU)
+        steps: denoising steps (0: the style's on a GPU, fewer on a CPU)
         face_pass: redraw each character's head with only its own adapter (null: the app's
             setting)
     """
@@ -207,6 +218,29 @@ def save_scenes(caller: Caller, book_id: str, rows: list) -> dict:
         if scene and scene != book.page(number).scene:
             book = books.edit_scene(caller.settings, caller.user, book.id, number, scene)
     return book.to_json()
+
+
+def show_in_force(caller: Optional[Caller], style: str, width: float, height: float,
+                  steps: float) -> str:
+    """The size and steps pages are drawn with here, and why when 0 means less than the
+    style's (no GPU)."""
+    if caller is None:
+        return ""
+    style = style or books.DEFAULT_STYLE
+    try:
+        used = books.drawing_in_force(caller.settings, style,
+                                      books.drawing_options(1, width, height, steps))
+        chosen = books.styles()[style]
+    except (ValueError, KeyError) as err:
+        return f"**Can't draw so:** {escape_md(str(err))}"
+    text = f"Pages are drawn at **{used.width}x{used.height}** in **{used.steps} steps**"
+    automatic = not (width and height and steps)
+    if automatic and (used.width, used.height, used.steps) != \
+            (chosen.width, chosen.height, chosen.steps) and not machine(caller.settings).has_gpu:
+        text += (f": without a GPU here, 0 means smaller and fewer than the style's "
+                 f"{chosen.width}x{chosen.height} in {chosen.steps} steps, so that a page takes "
+                 "seconds rather than minutes")
+    return text + "."
 
 
 def open_book(caller: Caller, book_id: str) -> dict:
@@ -320,6 +354,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                 allow_custom_value=True)  # the engine names the styles
         story = gr.Textbox(label="Story", lines=9, placeholder=EXAMPLE)
         with gr.Accordion("Draft it for me", open=False):
+            no_drafts = gr.Markdown(NO_DRAFTS, visible=False)
             premise = gr.Textbox(label="What is the story about?",
                                  placeholder="Mia and Rex find a message in a bottle")
             with gr.Row():
@@ -334,9 +369,10 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                                        label="Pictures per page to choose from")
                 seed = gr.Number(-1, precision=0, minimum=-1, label="Book seed (-1: random)")
             with gr.Row():
-                width = gr.Number(0, precision=0, minimum=0, label="Width (0: the style's)")
-                height = gr.Number(0, precision=0, minimum=0, label="Height (0: the style's)")
-                steps = gr.Number(0, precision=0, minimum=0, label="Steps (0: the style's)")
+                width = gr.Number(0, precision=0, minimum=0, label="Width (0: automatic)")
+                height = gr.Number(0, precision=0, minimum=0, label="Height (0: automatic)")
+                steps = gr.Number(0, precision=0, minimum=0, label="Steps (0: automatic)")
+            in_force = gr.Markdown()
             with gr.Row():
                 face_pass = gr.Checkbox(defaults["face_pass"], label="Redraw each face with "
                                         "only its own character (keeps a family apart)")
@@ -428,6 +464,11 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     opening = door(open_book)
     book_id.input(opening, book_id, book, **PRIVATE).success(show, [book, page], shown,
                                                              **PRIVATE)
+    demo.load(quiet(draft_availability), None, [draft_button, no_drafts], **PRIVATE)
+    sizing = [style, width, height, steps]
+    for control in sizing:
+        control.change(quiet(show_in_force), sizing, in_force, **PRIVATE)
+    demo.load(quiet(show_in_force), sizing, in_force, **PRIVATE)
     for opened in (tab.select, demo.load):  # the book the dropdown shows, with its pages
         opened(quiet(refresh), book_id, [book_id, cast], **PRIVATE).then(
             opening, book_id, book, **PRIVATE).success(show, [book, page], shown, **PRIVATE)

@@ -1,17 +1,19 @@
 """Train tab: a character and a goal, where to train (here, or Hugging Face Jobs on hardware of
 the parent's choice), the GPU time and cost it will take, training with a progress bar (step,
 loss, time left; a job is followed with the same bar), cancelling a job, the validation image
-and where the adapter went on the Hub.
+and where the adapter went on the Hub; then "try it": one quick picture of the character in a
+scene, at an adapter strength, with its likeness. Reopened while a character trains here (or
+after it finished unwatched), it shows that character.
 
-Public API: /train_character, /train_on_jobs, /cancel_job, /push_adapter (events) and
-/estimate_training, /job_status, /jobs_hardware (gr.api).
+Public API: /train_character, /train_on_jobs, /cancel_job, /push_adapter, /try_character
+(events) and /estimate_training, /job_status, /jobs_hardware (gr.api).
 """
 import contextlib
 from typing import Optional
 
 import gradio as gr
 
-from pipeline.actions import characters, training
+from pipeline.actions import books, characters, training, work
 from pipeline.progress import counted
 from pipeline.settings import Settings
 from ui.auth import Caller, hub_advice, signed_in
@@ -157,10 +159,62 @@ def push_adapter(caller: Caller, name: str, with_validation_image: bool = False)
                          with_validation_image=bool(with_validation_image)).to_json()
 
 
+def try_character(caller: Caller, name: str, scene: str = "", adapter_weight: float = 1.0,
+                  seed: int = -1, style: str = books.DEFAULT_STYLE, progress=gr.Progress()):
+    """Draw one quick picture of a trained character in a scene, with its adapter alone.
+
+    Returns the picture and how it was drawn (scene, prompt, seed, size, steps), with its
+    likeness to the character's photos (0-100; null for a pet or when no face was found).
+
+    Args:
+        name: the character's name
+        scene: what it does, e.g. "on a swing in the park" (the name is added in front)
+        adapter_weight: the adapter's strength, above 0 to 2 (1: as trained; lower follows
+            the scene more, higher the photos more)
+        seed: the picture's seed (-1: a new one; the result says which)
+        style: art style: watercolor, pastel, cartoon, pencil, 3d or papercut
+    """
+    new_seed = seed is None or (isinstance(seed, (int, float)) and seed < 0)
+    tried = training.try_character(caller.settings, caller.user, name or "", scene or "",
+                                   adapter_weight=1.0 if adapter_weight is None else adapter_weight,
+                                   style=style or books.DEFAULT_STYLE,
+                                   seed=None if new_seed else seed, token=caller.token,
+                                   on_progress=progress_bar(progress))
+    return tried.image, tried.to_json()
+
+
+def show_tried(result: dict) -> str:
+    if not result:
+        return ""
+    return (f"{escape_md(result['scene'])}, at strength {result['adapter_weight']:g} "
+            f"({result['width']}x{result['height']}, {counted(result['steps'], 'step')}, seed "
+            f"{result['seed']}: the same seed draws it again). "
+            f"{escape_md(result['likeness_note'])}")
+
+
+def resume(caller: Optional[Caller]):
+    """On opening the page: the character of training that runs, or that ended while nobody
+    watched, is selected, with where it stands (the panel at the top follows it)."""
+    job = work.latest_work(caller.settings, caller.user, "training") if caller else None
+    if job is None or not (job.running or not job.seen):
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if job.running:
+        status = (f"**{escape_md(job.subject)} is training** (started earlier): its progress "
+                  "shows at the top of the page, where you can also cancel it.")
+        return job.subject, status, gr.skip(), gr.skip()
+    if job.state == "done" and job.result:
+        shown = show_result(caller, job.result)
+        return (job.subject, "While you were away: " + shown[0]) + tuple(shown[1:])
+    return (job.subject, f"**{escape_md(job.title)}** {escape_md(job.message or job.state)}. "
+            "Press the button to go on from its last checkpoint.", gr.skip(), gr.skip())
+
+
 def refresh(caller: Optional[Caller], current: Optional[str]):
     """The character dropdown (untrained ones marked), or a hint when there is none."""
     rows = characters.list_characters(caller.settings, caller.user) if caller else []
-    names = [(r.name + ("" if r.trained else " (not trained yet)"), r.name) for r in rows]
+    names = [(r.name + (" (not trained yet)" if not r.trained else
+                        " (out of date: train again)" if r.out_of_date else ""), r.name)
+             for r in rows]
     return choices(names, current), gr.update(visible=not rows)
 
 
@@ -305,6 +359,21 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                 with_image = gr.Checkbox(label="Also upload the validation image (it shows "
                                                "the character)")
                 pushed = gr.JSON(visible=False)
+        with gr.Accordion("Try it: the character in a scene of your own", open=False):
+            with gr.Row(equal_height=True):
+                scene = gr.Textbox(label="Scene", placeholder="on a swing in the park", scale=3)
+                strength = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Adapter strength",
+                                     info="lower follows the scene more, higher the photos more",
+                                     scale=2)
+                try_seed = gr.Number(-1, precision=0, label="Seed (-1: a new one)", scale=1)
+                try_style = gr.Dropdown([(s.label, n) for n, s in books.styles().items()],
+                                        value=books.DEFAULT_STYLE, label="Style", scale=1,
+                                        allow_custom_value=True)
+            try_button = gr.Button("Draw it", size="sm")
+            tried_image = gr.Image(label="Your character", interactive=False, height=320,
+                                   buttons=["download", "fullscreen"])
+            tried = gr.JSON(visible=False)
+            tried_note = gr.Markdown(min_height=STATUS_HEIGHT)
         for handler, api_name in ((estimate_training, "estimate_training"),
                                   (job_status, "job_status"), (jobs_hardware, "jobs_hardware")):
             wrapped = signed_in(settings, handler)
@@ -343,6 +412,12 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     push_button.click(pushing, [name, with_image], pushed, show_progress_on=hub_note,
                       **public(pushing, "push_adapter")).success(
         signed_in(settings, hub_line, quiet=True), pushed, hub_note, **PRIVATE)
+    trying = signed_in(settings, try_character)
+    try_button.click(trying, [name, scene, strength, try_seed, try_style], [tried_image, tried],
+                     show_progress_on=tried_note, **public(trying, "try_character"),
+                     **GPU).success(show_tried, tried, tried_note, **PRIVATE)
     tab.select(quiet_refresh, name, [name, no_characters], **PRIVATE).then(
         quiet_job, name, [job_note, cancel_button], **PRIVATE)
-    demo.load(quiet_refresh, name, [name, no_characters], **PRIVATE)
+    demo.load(quiet_refresh, name, [name, no_characters], **PRIVATE).then(
+        signed_in(settings, resume, quiet=True), None, [name, status, validation, hub_note],
+        **PRIVATE)

@@ -1,12 +1,15 @@
 """Books: draft a story, make a book of it, edit a page's scene, illustrate it, redraw a page,
 choose a picture; edit the book once made (a page's words, insert, delete and move pages, the
-dedication, closing line and language); list, preview, read, delete and export books.
+dedication, closing line and language); list, preview, read, delete and export books; the
+picture sizes in force on this machine, and the characters a book names that can't be drawn
+yet.
 
 A page is drawn with seeds from its own key (book.record), not its place: a page that was moved
 or inserted keeps the seeds it would have had where it was made.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,8 @@ from ..export import BookSide as BookSide
 from ..export import book_sides as book_sides  # the pages of the finished book, in order
 from ..export import read_aloud_script as read_aloud_script  # "Read to me", for the gallery
 from ..export import Exported, export_book, file_name, named, spreads
+from ..hardware import CPU_PICTURE_STEPS, cpu_size, detect
+from ..hub.repos import hub_record
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
 from ..illustrate import (MAX_SEED, IllustrateConfig, IllustrateError, check_seed,
                           illustrate_book, page_seconds, redraw_rule, regenerate_page)
@@ -33,6 +38,7 @@ from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
 from ..story import find_characters, parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
+from ..work import recorded
 from .gpu import gpu_job, turns_between_reports, waiting
 
 MAX_TITLE_CHARS = 200
@@ -99,9 +105,10 @@ def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps:
                     face_strength: Optional[float] = None, face_margin: Optional[float] = None,
                     redraw_below: Optional[int] = None,
                     redraw_tries: Optional[int] = None) -> IllustrateConfig:
-    """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
-    None keeps the settings' second pass and redraw rule. Each is checked by name (a string,
-    NaN or a huge number is refused; IllustrateConfig checks the rest)."""
+    """How to draw pages, from plain numbers: 0 (or None) leaves the size and steps to the
+    machine (`drawing_in_force`); None keeps the settings' second pass and redraw rule. Each is
+    checked by name (a string, NaN or a huge number is refused; IllustrateConfig checks the
+    rest)."""
     def size(field: str, value) -> Optional[int]:
         return whole(field, 0 if value is None else value, 0, 2048) or None
 
@@ -155,6 +162,7 @@ def estimate_drawing(settings: Settings, user: str, book_id: str,
     """The GPU time the book's missing pages will cost, shown before drawing them."""
     book = BookStore(settings, user).get(text("book_id", book_id))
     style = get_style(book.style)
+    options = drawing_in_force(settings, book.style, options)
     _, tries = redraw_rule(settings, options)
     each = [page_seconds(settings, options, style, len(book.page(n).characters))
             for n in book.missing]
@@ -162,6 +170,38 @@ def estimate_drawing(settings: Settings, user: str, book_id: str,
         return DrawingEstimate(len(each), None, None, tries)
     with_faces = sum(s for n, s in zip(book.missing, each) if book.page(n).characters)
     return DrawingEstimate(len(each), sum(each), sum(each) + tries * with_faces, tries)
+
+
+def drawing_in_force(settings: Settings, style: str,
+                     options: IllustrateConfig = IllustrateConfig()) -> IllustrateConfig:
+    """The options with the size and steps left open filled in as this machine draws them: the
+    style's own on a GPU; without one, the style's shape at most CPU_PICTURE_SIDE px, in
+    CPU_PICTURE_STEPS steps (a page in seconds on the demo model, not minutes)."""
+    chosen = get_style(style)
+    width, height, steps = chosen.width, chosen.height, chosen.steps
+    if not detect(settings).has_gpu:
+        (width, height), steps = cpu_size(width, height), min(steps, CPU_PICTURE_STEPS)
+    return dataclasses.replace(options, width=options.width or width,
+                               height=options.height or height, steps=options.steps or steps)
+
+
+def waiting_characters(settings: Settings, user: str, book: Book) -> list[str]:
+    """What stops pages from being drawn: characters a page names that aren't trained yet (no
+    adapter here or on the Hub), or that are no longer the user's characters."""
+    store = CharacterStore(settings, user)
+    cast = {character.name.casefold(): character for character in store.list()}
+    notes = []
+    for name in book.characters:
+        pages = [n for n, page in enumerate(book.pages, start=1) if name in page.characters]
+        where = ("page " if len(pages) == 1 else "pages ") + ", ".join(map(str, pages))
+        character = cast.get(name.casefold())
+        if character is None:
+            notes.append(f"{name} is no longer one of your characters (deleted?), so {where} "
+                         f"can't be drawn: add {name} again, or edit the scene")
+        elif not store.has_adapter(character) and hub_record(settings, user, character) is None:
+            notes.append(f"{name} isn't trained yet, so {where} can't be drawn: train {name} "
+                         "first")
+    return notes
 
 
 def draft(settings: Settings, user: str, premise: str, names: Sequence[str], pages: int, *,
@@ -227,7 +267,8 @@ def get_book(settings: Settings, user: str, book_id: str) -> Book:
 def book_json(settings: Settings, user: str, book: Book) -> dict:
     """A book as the API and `--json` give it: the record, with each page's prompt as it would
     be drawn now (its scene with the characters' trigger words, look and the style), each
-    picture's likeness score (without face descriptors), and the book's likeness summary."""
+    picture's likeness score (without face descriptors), the book's likeness summary, and
+    "waiting": why some pages can't be drawn yet (`waiting_characters`)."""
     record = book.to_json()
     style = get_style(book.style)
     cast = CharacterStore(settings, user).list()
@@ -237,6 +278,7 @@ def book_json(settings: Settings, user: str, book: Book) -> dict:
             shown["score"] = public_score(candidate.score)
         entry["likeness"] = page_lines(page.chosen.score) if page.chosen else []
     record["likeness"] = book_summary(book)
+    record["waiting"] = waiting_characters(settings, user, book)
     return record
 
 
@@ -262,15 +304,25 @@ def illustrate(settings: Settings, user: str, book_id: str,
                options: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw every page that has no picture yet, saving each as it is drawn (calling it again
-    after an interruption goes on where it stopped). Pages can't be reordered meanwhile. Each
-    page waits for its turn on the GPU, so other users' pages are drawn in between; Cancelled
-    from `on_progress` stops the book at its next report, with its adapters let go."""
-    book_id = text("book_id", book_id)
-    with gpu_job(settings, user, "this book"), BookStore(settings, user).drawing(book_id), \
-            turns.adapters_held(waiting(on_progress, 0, 1, "page")), \
-            turns_between_reports(user, on_progress) as report:
-        return illustrate_book(settings, user, book_id, options, token=token,
+    after an interruption goes on where it stopped), at the size and steps in force here.
+    Pages can't be reordered meanwhile. Each page waits for its turn on the GPU, so other
+    users' pages are drawn in between. Recorded in the user's work (actions.work) with its
+    progress; a cancel (there, or Cancelled from `on_progress`) stops the book at its next
+    report, with its adapters let go."""
+    store = BookStore(settings, user)
+    book = store.get(text("book_id", book_id))
+    with gpu_job(settings, user, "this book"), store.drawing(book.id), \
+            recorded(settings, user, "illustration", book.id, f"Illustrating “{book.title}”",
+                     on_progress) as job, \
+            turns.adapters_held(waiting(job.report, 0, 1, "page")), \
+            turns_between_reports(user, job.report) as report:
+        book = illustrate_book(settings, user, book.id,
+                               drawing_in_force(settings, book.style, options), token=token,
                                on_progress=report)
+        drawn = len(book.pages) - len(book.missing)
+        job.finish(f"{drawn} of {counted(len(book.pages), 'page')} have a picture",
+                   {"id": book.id, "title": book.title})
+    return book
 
 
 def redraw_page(settings: Settings, user: str, book_id: str, page: int,
@@ -288,11 +340,13 @@ def redraw_page(settings: Settings, user: str, book_id: str, page: int,
     with store.drawing(book_id):
         if scene is not None:
             edit_scene(settings, user, book_id, page, scene)
+        style = store.get(book_id).style
         with gpu_job(settings, user, "this page"), turns.adapters_held(wait), \
                 turns.turn(user, on_wait=wait):
             if on_progress is not None:
                 on_progress(Progress(0, 1, "page", f"drawing page {page}"))
-            return regenerate_page(settings, user, book_id, page, options, seed=seed,
+            return regenerate_page(settings, user, book_id, page,
+                                   drawing_in_force(settings, style, options), seed=seed,
                                    token=token)
 
 def edit_text(settings: Settings, user: str, book_id: str, page: int, text: str) -> Edited:

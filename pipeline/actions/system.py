@@ -1,15 +1,25 @@
-"""The machine the doors run on: where GPU work goes, loading the models at start, and the tiny
-test model for CPU demos."""
+"""The machine the doors run on: where GPU work goes, starting up (the models, or demo mode on
+the tiny model where the base model can't load), whether drafting works, and the tiny test
+model for CPU demos."""
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..checks import shown as shown  # how messages repeat a refused value, for the doors
+from ..draft import load_story_model, story_model_problem
 from ..hardware import detect, on_zerogpu
 from ..models import ModelUnavailableError as ModelUnavailableError  # for the doors
+from ..models import DEMO_SAFETY_DIR, demo_model, load_pipeline
+from ..safety import load_safety_model
 from ..settings import Settings
+from ..testing import is_test_model
+from ..training.estimate import record_phase_time
+
+DEMO_RESOLUTION = 128  # px: training crops in demo mode (a character trains in minutes on a CPU)
 
 
 @dataclass(frozen=True)
@@ -19,34 +29,92 @@ class Machine:
     has_gpu: bool
     zerogpu: bool
     model: str  # the base model: a Hub id, or a local folder by its name only
+    test_model: bool  # the tiny random test model, which draws noise
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How the app starts: the settings it runs with, and for the operator's log why it runs in
+    demo mode ("": it doesn't), why drafting stories is unavailable and why the picture safety
+    check is ("": they aren't)."""
+
+    settings: Settings
+    demo_reason: str = ""
+    no_drafts: str = ""
+    no_safety: str = ""  # why the picture safety check is unavailable: no picture can be drawn
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.demo_reason)
 
 
 def machine(settings: Settings) -> Machine:
     """Where GPU work runs here, and which base model draws (never a server path)."""
     model = settings.base_model
+    test_model = is_test_model(model)
     model = Path(model).name if Path(model).is_dir() else model
-    return Machine(detect(settings).has_gpu, on_zerogpu(), model)
+    return Machine(detect(settings).has_gpu, on_zerogpu(), model, test_model)
 
 
-def preload(settings: Settings) -> list[str]:
+def start(settings: Settings) -> Startup:
     """Load the base model and the picture safety classifier now (on ZeroGPU the base model
     must load outside any GPU call), and there the story model too, since a GPU call's worker
-    forgets what it loads. Returns what is unavailable and why, for the server's log."""
-    from ..draft import load_story_model
-    from ..models import load_pipeline
-    from ..safety import load_safety_model
+    forgets what it loads.
 
-    load_pipeline(settings)
-    problems = []
-    loaders = [("Checking pictures", load_safety_model)]
-    if on_zerogpu():
-        loaders.append(("Story drafting", load_story_model))
-    for what, load in loaders:
-        try:
-            load(settings)
-        except ModelUnavailableError as err:
-            problems.append(f"{what} is unavailable: {err}")
-    return problems
+    Where the base model can't be loaded (not downloaded and the Hub unreachable, no such
+    folder, too little memory), the app runs in demo mode instead: on the tiny test model,
+    built once into <data_dir>/demo-model, with 128 px training crops and the tiny safety
+    classifier kept beside it (the tiny model draws noise). The tiny model on a
+    CPU runs on one torch thread: its kernels are too small to share out, and on 2 busy cores
+    a person trained in 96 s so against 22 min on two threads (bench/first_hour.py).
+    """
+    try:
+        _load_timed(settings)
+        started = Startup(settings, "", _drafting(settings), _checking(settings))
+    except (ModelUnavailableError, MemoryError) as err:
+        folder = demo_model(settings)
+        demo = dataclasses.replace(settings, base_model=str(folder), vae="",
+                                   safety_model=str(folder / DEMO_SAFETY_DIR),
+                                   resolution=min(settings.resolution, DEMO_RESOLUTION))
+        _load_timed(demo)
+        started = Startup(demo, str(err) or type(err).__name__, _drafting(demo),
+                          _checking(demo))
+    if is_test_model(started.settings.base_model) and not detect(started.settings).has_gpu:
+        import torch
+
+        torch.set_num_threads(1)
+    return started
+
+
+def drafting_problem(settings: Settings) -> str:
+    """Why drafting stories is unavailable here, for the operator's log ("" when it works or
+    may work); nothing is loaded to find out."""
+    return story_model_problem(settings)
+
+
+def _load_timed(settings: Settings) -> None:
+    hardware = detect(settings)
+    started = time.perf_counter()
+    load_pipeline(settings, hardware)
+    record_phase_time(settings, hardware, "load", time.perf_counter() - started)
+
+
+def _drafting(settings: Settings) -> str:
+    if not on_zerogpu():
+        return story_model_problem(settings)
+    try:
+        load_story_model(settings)
+    except ModelUnavailableError as err:
+        return str(err)
+    return ""
+
+
+def _checking(settings: Settings) -> str:
+    try:
+        load_safety_model(settings)
+    except ModelUnavailableError as err:
+        return str(err)
+    return ""
 
 
 def make_tiny_model(out_dir: Path, *, seed: int = 0,
@@ -57,7 +125,7 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0,
     from ..testing import save_tiny_model, save_tiny_safety_model
 
     out = save_tiny_model(out_dir, seed=seed, channels=channels)
-    return out, save_tiny_safety_model(out / "safety-classifier")
+    return out, save_tiny_safety_model(out / DEMO_SAFETY_DIR)
 
 
 def own_token() -> Optional[str]:

@@ -1,5 +1,6 @@
 """Training: the config for a run from a goal and options, its GPU-time estimate, training then
-publishing the adapter to the user's private Hub repo, and pushing or pulling it on its own.
+publishing the adapter to the user's private Hub repo, pushing or pulling it on its own, and
+trying it: one quick picture of the character in a scene (`try_character`).
 
 Training runs "here" (this machine's GPU, ZeroGPU or the CPU: `train`) or on Hugging Face Jobs
 in the user's own account (`train_on_jobs`, then `job_status`, `follow_job`, `cancel_job`;
@@ -8,29 +9,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from PIL import Image
+
 from ..adapter_files import VALIDATION_IMAGE
 from ..characters import Character, CharacterStore
-from ..checks import ArgumentError, choice, flag, shown, text
+from .. import turns
+from ..checks import ArgumentError, choice, flag, number, shown, text
 from ..hub.repos import HubResult, ensure_local_adapter, hub_record, install_adapter, push_adapter
 from ..hub.tokens import TokenError, user_for_token
+from ..illustrate import IllustrateConfig, adapter_ref, check_seed
 from ..jobs import launch, remote
 from ..jobs.bucket import bucket_id_for
 from ..jobs.flavors import Flavor, JobPlan, find_flavor, plan_job
 from ..jobs.launch import JobsUnavailable as JobsUnavailable  # for the doors
 from ..jobs.record import JobRecord, load_record
 from ..jobs.worker import Emit, run_job_training
+from ..likeness import character_identity, score_page
+from ..render import RenderJob, render
+from ..story import Page, find_characters, scene_prompt, set_scene
+from ..safety import draw_safely, screen_text
+from ..styles import DEFAULT_STYLE, get_style, load_styles
 from ..progress import ProgressFn, counted
 from ..settings import Settings
 from ..training.config import PRESETS as PRESETS  # the goals, for the doors' forms
 from ..training.config import TrainConfig, preset_config, preset_for_kind
 from ..training.estimate import Estimate
 from ..training.trainer import TrainResult, estimate_character, train_character
-from .gpu import gpu_job
-
+from ..work import recorded
+from .books import drawing_in_force
+from .gpu import gpu_job, waiting
 
 MAX_OPTIONS_CHARS = 10_000  # every setting, written out, fits in a tenth of this
 
@@ -81,6 +93,26 @@ class Pulled:
 
     def to_json(self) -> dict:
         return {"character": self.character, "path": str(self.path), "source": self.source}
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One quick picture of a character, drawn with its adapter alone, and how to draw it again."""
+
+    character: str
+    scene: str  # as drawn: the character's name, then the scene
+    prompt: str
+    seed: int
+    adapter_weight: float
+    width: int
+    height: int
+    steps: int
+    image: Image.Image
+    likeness: Optional[int]  # 0 to 100 against its photos; None: a pet, or no face found
+    likeness_note: str  # in words: "Mia: a close likeness (84/100)", "not found", ...
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "image"}
 
 
 def parse_options(written: str) -> dict[str, Any]:
@@ -231,26 +263,34 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
     repo with their own token: a freshly trained adapter is uploaded; one that was already
     trained and pushed is reported, not uploaded again. Without a token the upload is skipped
     (the result says so) and the adapter stays on this machine. Refused while the character
-    trains on Hugging Face Jobs."""
+    trains on Hugging Face Jobs. The run is recorded in the user's work (actions.work) with its
+    progress and result; cancelling it there stops it at its next progress report
+    (work.JobCancelled)."""
     character, config = training_config(settings, user, name, preset, options)
     running = load_record(settings, user, character)
     if running is not None and running.active:
         raise ValueError(f"{character.name} is training on Hugging Face Jobs ({running.job_id}): "
                          "follow that job or cancel it before training here")
-    with gpu_job(settings, user, f"training {character.name}"):
+    with gpu_job(settings, user, f"training {character.name}"), \
+            recorded(settings, user, "training", character.name, f"Training {character.name}",
+                     on_progress) as job:
         result = train_character(settings, user, character.name, config,
                                  chunk_steps=chunk_steps, max_chunks=max_chunks,
-                                 on_progress=on_progress)
-    published = None
-    if publish and result.done:
-        record = hub_record(settings, user, character)
-        if record is not None and result.chunks == 0:
-            published = HubResult("pushed", record.repo_id, record.url,
-                                  f"{character.name}'s adapter is in your private repo "
-                                  f"{record.repo_id}: {record.url}", revision=record.revision)
-        else:
-            published = push_adapter(settings, user, character, token)
-    return Trained(result, config, published)
+                                 on_progress=job.report)
+        published = None
+        if publish and result.done:
+            record = hub_record(settings, user, character)
+            if record is not None and result.chunks == 0:
+                published = HubResult("pushed", record.repo_id, record.url,
+                                      f"{character.name}'s adapter is in your private repo "
+                                      f"{record.repo_id}: {record.url}", revision=record.revision)
+            else:
+                published = push_adapter(settings, user, character, token)
+        trained = Trained(result, config, published)
+        job.finish(f"{character.name} is trained ({counted(result.step, 'step')})" if result.done
+                   else f"step {result.step} of {result.total}; training again goes on from "
+                        "there", trained.to_json())
+    return trained
 
 
 def push(settings: Settings, user: str, name: str, token: Optional[str], *,
@@ -280,3 +320,47 @@ def validation_image(settings: Settings, user: str, name: str) -> Optional[Path]
     store = CharacterStore(settings, user)
     path = store.adapter_dir(store.get(text("name", name))) / VALIDATION_IMAGE
     return path if path.is_file() else None
+
+
+def try_character(settings: Settings, user: str, name: str, scene: str = "", *,
+                  adapter_weight: float = 1.0, style: str = DEFAULT_STYLE,
+                  seed: Optional[int] = None, token: Optional[str] = None,
+                  on_progress: Optional[ProgressFn] = None) -> Tried:
+    """Draw one quick picture of a trained character in a scene ("on a swing"; the name is put
+    in front when the scene doesn't say it), with only its adapter, at `adapter_weight`
+    (0 to 2: lower follows the scene more, higher the photos more), in a style, at the size
+    and steps this machine draws pages (no second pass), check it for safety and score its
+    likeness to the character's photos. A seed of None picks one, which the result gives. It
+    waits for its turn on the GPU, reporting the wait to `on_progress`."""
+    character = CharacterStore(settings, user).get(text("name", name))
+    scene = " ".join(text("scene", scene or "").split()) or \
+        "smiling in a sunny garden"
+    if not find_characters(scene, [character]):
+        scene = f"{character.name} {scene}"
+    screen_text(scene, "the scene")
+    scene = set_scene(Page("", ""), scene, [character], settings, label="the scene").scene
+    chosen = get_style(choice("style", style, tuple(load_styles())))
+    options = drawing_in_force(settings, chosen.name, IllustrateConfig(
+        adapter_weight=number("adapter_weight", adapter_weight, 0, 2, low_open=True)))
+    seed = secrets.randbelow(2**31) if seed is None else check_seed(seed)
+    folder = ensure_local_adapter(settings, user, character, token)
+    job = RenderJob(prompt=chosen.prompt(scene_prompt(scene, [character])),
+                    negative=chosen.negative, seeds=(seed,), width=options.width,
+                    height=options.height, steps=options.steps, guidance=chosen.guidance,
+                    adapters=(adapter_ref(character, folder, options.adapter_weight),))
+    wait = waiting(on_progress, 0, 1, "picture")
+    with gpu_job(settings, user, f"trying {character.name}"), turns.adapters_held(wait), \
+            turns.turn(user, on_wait=wait):
+        [drawn] = draw_safely(settings, lambda seeds: render(
+            settings, dataclasses.replace(job, seeds=tuple(seeds))), [seed],
+            image=lambda picture: picture.image)
+    if drawn.image is None:
+        raise ValueError(f"{character.name} could not be drawn safely in this scene: the "
+                         f"picture safety check flagged {counted(drawn.tries, 'try', 'tries')}; "
+                         "change the scene and try again")
+    image = drawn.image.image
+    [score] = score_page(image, [(character.name, character_identity(
+        CharacterStore(settings, user), character))]).characters
+    return Tried(character.name, scene, job.prompt, drawn.seed, options.adapter_weight,
+                 job.width, job.height, job.steps, image,
+                 score.likeness if score.found else None, score.describe())

@@ -233,6 +233,15 @@ class BookStore:
             replace(page, waiting=waiting.get(number, "")) for number, page in
             enumerate(book.pages, start=1))))
 
+    def mark_waiting(self, book_id: str, page_number: int, reason: str) -> Book:
+        """Why one page could not be drawn (cleared when it gets a picture)."""
+        def mark(book: Book) -> Book:
+            pages = list(book.pages)
+            pages[page_number - 1] = replace(book.page(page_number), waiting=reason)
+            return replace(book, pages=tuple(pages))
+
+        return self.update(book_id, mark)
+
     def set_cover(self, book_id: str, file: str) -> Book:
         """Put one of the book's illustrations on the cover; "" goes back to the first page's."""
         def cover(book: Book) -> Book:

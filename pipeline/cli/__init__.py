@@ -1,9 +1,11 @@
 """`python -m pipeline ...`: the command-line front door onto the same functions the app uses.
 
-Every subcommand returns a `Result`: plain data for `--json` and text for people. Every error
-prints one line (never a traceback) and exits with 1; a full disk says so; wrong arguments
-exit with 2, as argparse does; Ctrl-C stops long work at its next step or page, keeping what
-is done, and exits with 130. The commands live in one module per area.
+Every subcommand returns a `Result`: plain data for `--json` and text for people, and whether
+it did what was asked (a `push` that was skipped prints its result and exits with 1). Every
+error prints one line (never a traceback) and exits with 1; a full disk says so; wrong
+arguments exit with 2, as argparse does; Ctrl-C stops long work at its next step or page,
+keeping what is done, and exits with 130. Library warnings meant for developers stay off the
+terminal unless `--verbose`. The commands live in one module per area.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Sequence
 from ..progress import Cancelled
 from ..settings import Settings
 from . import books, characters, hub, story, train
-from .core import common_options, is_main_process
+from .core import common_options, is_main_process, quiet_libraries
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = dataclasses.replace(settings, data_dir=args.data_dir)
         if args.user is None:
             args.user = settings.local_user
-        result = args.handler(args, settings)
+        with quiet_libraries(args.verbose):
+            result = args.handler(args, settings)
     except (Cancelled, KeyboardInterrupt) as err:
         print(f"stopped{f': {err}' if str(err) else ''}; what was done is kept",
               file=sys.stderr)
@@ -60,5 +63,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result.data, indent=2, ensure_ascii=False, default=str))
     else:
-        print(result.text)
-    return 0
+        print(result.text, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,17 +19,19 @@ from ..settings import Settings
 
 @dataclass
 class Result:
-    """What a subcommand produced: `data` for --json, `text` for a terminal."""
+    """What a subcommand produced: `data` for --json, `text` for a terminal, and `ok`: whether
+    it did what was asked (False exits with 1; the text then goes to stderr)."""
 
     data: Any
     text: str
+    ok: bool = True
 
 
 Handler = Callable[[argparse.Namespace, Settings], Result]
 
 
 def common_options(suppress: bool) -> argparse.ArgumentParser:
-    """--data-dir, --user and --json, accepted before or after the subcommand."""
+    """--data-dir, --user, --json and --verbose, accepted before or after the subcommand."""
     default = argparse.SUPPRESS if suppress else None
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--data-dir", type=Path, default=default,
@@ -37,6 +41,9 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="print machine-readable JSON instead of text")
+    parser.add_argument("--verbose", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="also show the libraries' own warnings and loading bars")
     return parser
 
 
@@ -45,6 +52,41 @@ def command(sub, name: str, handler: Handler, help: str) -> argparse.ArgumentPar
                             parents=[common_options(suppress=True)])
     parser.set_defaults(handler=handler)
     return parser
+
+
+# What the libraries print for their developers (torchvision notices, "No LoRA keys associated
+# to CLIPTextModel...", loading bars): read from the environment when they are imported.
+LIBRARY_QUIET = {"TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
+                 "TQDM_DISABLE": "1"}
+LIBRARIES = (r"(torch|torchvision|diffusers|transformers|peft|accelerate|bitsandbytes"
+             r"|huggingface_hub)")
+
+
+@contextlib.contextmanager
+def quiet_libraries(verbose: bool) -> Iterator[None]:
+    """Keep the libraries' warnings and bars meant for developers off the terminal (our own
+    progress bar and messages stay); `--verbose` shows them. Set before they are imported:
+    the commands import them lazily. The environment and filters are restored afterwards."""
+    if verbose:
+        yield
+        return
+    saved = {key: os.environ.get(key) for key in LIBRARY_QUIET}
+    bnb = logging.getLogger("bitsandbytes")  # "Failed to load CPU gemm_4bit_forward ..."
+    level = bnb.level
+    for key, value in LIBRARY_QUIET.items():
+        os.environ.setdefault(key, value)
+    bnb.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=LIBRARIES + r"(\.|$)")
+            yield
+    finally:
+        bnb.setLevel(level)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def is_main_process() -> bool:
@@ -70,8 +112,9 @@ def progress_bar(description: str) -> Iterator[Callable[[Any], None]]:
         if bar is None or bar.unit != progress.unit:
             if bar is not None:
                 bar.close()
+            # disable=False: TQDM_DISABLE (quiet_libraries) is for the libraries' bars only
             bar = tqdm(total=progress.total, initial=progress.done, unit=progress.unit,
-                       desc=description, file=sys.stderr)
+                       desc=description, file=sys.stderr, disable=False)
         bar.n = progress.done
         loss = [] if progress.loss is None else [f"loss {progress.loss:.4f}"]
         bar.set_postfix_str(" · ".join(loss + ([progress.message] if progress.message else [])))

@@ -40,10 +40,8 @@ def _push(args: argparse.Namespace, settings: Settings) -> Result:
     name = get_character(settings, args.user, args.name).name
     result = push(settings, args.user, name, own_token(),
                   with_validation_image=args.with_validation_image)
-    text = hub_text(result, f"push {shlex.quote(name)}")
-    if result.status == "failed":
-        raise RuntimeError(text)
-    return Result(result.to_json(), text)
+    return Result(result.to_json(), hub_text(result, f"push {shlex.quote(name)}"),
+                  ok=result.status == "pushed")
 
 
 def _pull(args: argparse.Namespace, settings: Settings) -> Result:

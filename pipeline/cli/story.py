@@ -30,7 +30,7 @@ def _options(args: argparse.Namespace):
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
     from ..actions.books import (DEFAULT_STYLE, book_json, estimate_drawing, get_book, illustrate,
-                                 new_book)
+                                 new_book, waiting_characters)
     from ..actions.system import own_token
 
     options = _options(args)
@@ -46,6 +46,8 @@ def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
                  else Path(args.story).read_text(encoding="utf-8"))
         book = new_book(settings, args.user, args.title, story, args.style or DEFAULT_STYLE,
                         args.seed)
+    for waiting in waiting_characters(settings, args.user, book):
+        print(f"warning: {waiting}", file=sys.stderr)
     print(f"book {book.id}: {estimate_drawing(settings, args.user, book.id, options).describe()}"
           f". If interrupted, continue with: python -m pipeline illustrate --book {book.id}",
           file=sys.stderr)
@@ -152,10 +154,11 @@ def register(sub) -> None:
         parser.add_argument("--adapter-weight", type=float, default=1.0,
                             help="strength of each character's adapter (default 1.0)")
         parser.add_argument("--size", type=_size, default=None,
-                            help="WIDTHxHEIGHT instead of the style's SDXL size (e.g. 64x64 "
-                                 "with the tiny test model)")
+                            help="WIDTHxHEIGHT (default: the style's SDXL size on a GPU; on a "
+                                 "CPU its shape at most 512 px)")
         parser.add_argument("--steps", type=int, default=None,
-                            help="denoising steps instead of the style's")
+                            help="denoising steps (default: the style's on a GPU, 12 at most "
+                                 "on a CPU)")
         parser.add_argument("--face-pass", action=argparse.BooleanOptionalAction, default=None,
                             help="redraw each character's head with only its own adapter "
                                  "(default: TALEWEAVER_FACE_PASS, on)")

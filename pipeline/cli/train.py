@@ -1,6 +1,7 @@
 """CLI commands for training: train (here, or on Hugging Face Jobs with --on hf-jobs), the
 job's state and cancelling it (job-status, job-cancel), the Jobs hardware (job-flavors), what
-runs inside a job (job-train), and tiny-model (the tiny test model)."""
+runs inside a job (job-train), try-character (one quick picture), and tiny-model (the tiny
+test model)."""
 from __future__ import annotations
 
 import argparse
@@ -67,6 +68,19 @@ def _train(args: argparse.Namespace, settings: Settings) -> Result:
     return Result(trained.to_json(), "\n".join(lines))
 
 
+def _try_character(args: argparse.Namespace, settings: Settings) -> Result:
+    from ..actions.system import own_token
+    from ..actions.training import try_character
+
+    tried = try_character(settings, args.user, args.name, args.scene,
+                          adapter_weight=args.adapter_weight, style=args.style, seed=args.seed,
+                          token=own_token())
+    out = args.out or Path(f"try-{tried.seed}.png")
+    tried.image.save(out)
+    return Result({**tried.to_json(), "path": str(out)},
+                  f"Saved {out}: {tried.scene} (strength {tried.adapter_weight:g}, "
+                  f"{tried.width}x{tried.height}, {counted(tried.steps, 'step')}, seed "
+                  f"{tried.seed})")
 def _train_on_jobs(args: argparse.Namespace, settings: Settings, options: dict) -> Result:
     from ..actions.system import own_token
     from ..actions.training import plan_training, train_on_jobs
@@ -197,6 +211,19 @@ def register(sub) -> None:
     parser.add_argument("--channels", type=int, nargs=2, default=(32, 64), metavar=("C1", "C2"),
                         help="UNet block widths (default 32 64); wider makes a larger random "
                              "model for timing, e.g. 320 640")
+    parser = command(sub, "try-character", _try_character,
+                     "draw one quick picture of a trained character in a scene, with its "
+                     "adapter alone")
+    parser.add_argument("name", help="the character's name")
+    parser.add_argument("--scene", default="",
+                        help="what it does, e.g. 'on a swing' (the name is added in front)")
+    parser.add_argument("--adapter-weight", type=float, default=1.0,
+                        help="the adapter's strength, above 0 to 2 (default 1.0)")
+    parser.add_argument("--style", default="watercolor", help="art style (default watercolor)")
+    parser.add_argument("--seed", type=int, default=None, help="the picture's seed (default: "
+                        "a new one, printed)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="PNG file to write (default: try-SEED.png here)")
     parser = command(sub, "train", _train, "train (or go on training) a character's LoRA adapter "
                      "on the base model; run it again to continue an unfinished run")
     parser.add_argument("name", help="the character's name")

@@ -75,9 +75,11 @@ def job_command(bucket_id: str, plan: JobPlan) -> list[str]:
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
-    """The settings the adapter is recorded with, so it counts as trained here."""
+    """The settings the adapter is recorded with, so it counts as trained here, and the
+    classifier its validation image must pass."""
     return {"TALEWEAVER_BASE_MODEL": settings.base_model, "TALEWEAVER_VAE": settings.vae,
-            "TALEWEAVER_RESOLUTION": str(settings.resolution)}
+            "TALEWEAVER_RESOLUTION": str(settings.resolution),
+            "TALEWEAVER_SAFETY_MODEL": settings.safety_model}
 
 
 def start(settings: Settings, user: str, character: Character, config: TrainConfig,

@@ -166,11 +166,13 @@ class TrainingRecord:
     instance_prompt: str  # the prompt of the character's own crops
     validation_prompt: str  # the prompt of the validation image
     config: TrainConfig
+    photos: str = ""  # Character.photos_key of the crops it learnt; "" in older records
 
     def __post_init__(self) -> None:
         for name in ("base_model", "trigger", "instance_prompt", "validation_prompt"):
             value = getattr(self, name)
             _require(isinstance(value, str) and bool(value.strip()), name, value, "a non-empty text")
+        _require(isinstance(self.photos, str), "photos", self.photos, "a text")
         _require(isinstance(self.resolution, int) and not isinstance(self.resolution, bool)
                  and self.resolution >= 64, "resolution", self.resolution,
                  "a whole number, at least 64")
@@ -185,14 +187,15 @@ class TrainingRecord:
         """A record from what to_dict wrote; a missing or unknown key is an error."""
         if not isinstance(values, Mapping):
             raise ValueError(f"a training record is a JSON object, not {type(values).__name__}")
-        missing = [name for name in RECORDED if name not in values]
+        missing = [name for name in RECORDED if name not in values and name not in OPTIONAL]
         if missing:
             raise ValueError(f"training record without {', '.join(missing)}")
         config = TrainConfig.from_dict({k: v for k, v in values.items() if k not in RECORDED})
-        return cls(config=config, **{name: values[name] for name in RECORDED})
+        return cls(config=config, **{name: values[name] for name in RECORDED if name in values})
 
 
 RECORDED = tuple(f.name for f in dataclasses.fields(TrainingRecord) if f.name != "config")
+OPTIONAL = ("photos",)  # fields added later: records written before them still load
 
 
 def preset_config(preset: str, photo_count: int, **overrides: Any) -> TrainConfig:

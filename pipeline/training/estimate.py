@@ -1,17 +1,20 @@
-"""How much GPU time training will take, shown before it starts (ZeroGPU users have minutes a day).
+"""How long training will take, shown before it starts (ZeroGPU users have minutes a day).
 
-Every chunk records its measured seconds per step in <data_dir>/step_times.json, per hardware,
-base model and the options that change the cost (checkpointing, quantization, text encoders),
-as seconds per sample per megapixel; estimates scale that by resolution and batch. Until this
-hardware has measured anything, KNOWN_STEP_SECONDS gives rough per-GPU figures.
+A run has phases: loading the base model (once per process), drawing the class images for prior
+preservation (once per user and kind), caching (latents, text embeddings, LoRA layers), the
+training steps, then the validation image and saving. Each is timed on this hardware when it
+runs and kept in <data_dir>/step_times.json (per hardware, dtype and base model; a step also per
+the options that change its cost), scaled by pixels and steps; an estimate uses those
+measurements, and until a phase has been timed here, rough figures on a GPU (KNOWN_STEP_SECONDS
+and the constants below) or, on the CPU, says it is not timed yet rather than guess.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
-from ..hardware import Hardware, detect
+from ..hardware import CPU_PICTURE_SIDE, CPU_PICTURE_STEPS, Hardware, detect
 from ..progress import counted, format_seconds
 from ..settings import Settings
 from ..store import StoreError, atomic_write_json, read_json
@@ -21,6 +24,15 @@ STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024
 SAFETY = 1.2  # margin on ZeroGPU call durations: a call that runs over loses its chunk
 CALL_OVERHEAD_SECONDS = 10  # per GPU call: caching latents, the first slow step, saving
+# Rough GPU figures for the phases around the steps, until measured here: loading SDXL from the
+# local cache, caching a run's latents and text embeddings (with the first, slow step), saving.
+# Saving (writing two weight files and a record) is taken as a few seconds on a CPU too.
+ROUGH_GPU_SECONDS = {"load": 30.0, "setup": CALL_OVERHEAD_SECONDS, "save": 5.0}
+ROUGH_CPU_SECONDS = {"save": 5.0}
+PHASES = ("load", "class images", "setup", "steps", "finish")
+PHASE_WORDS = {"load": "loading the model", "class images": "the class images",
+               "setup": "preparing the photos", "steps": "the training steps",
+               "finish": "the validation image and saving"}
 # An inference forward pass (one half of a guided step) as a share of a training step's time per
 # sample. diffusers' tutorials/fast_diffusion.md draws SDXL at 1024 px in 30 steps in 3.31 s on
 # an A100 (bf16, SDPA, text encoding and decoding included): 0.11 s a guided step, so about 0.14
@@ -57,32 +69,38 @@ TEXT_ENCODER_COST = 1.1
 
 @dataclass(frozen=True)
 class Estimate:
-    """GPU time still needed for a run, and where the figure comes from."""
+    """Time still needed for a run, phase by phase, and where the figures come from."""
 
-    seconds: Optional[float]  # None: nothing known yet for this hardware
+    seconds: Optional[float]  # None: some phase has not been timed on this hardware yet
     steps_left: int
     seconds_per_step: Optional[float]
     class_images_to_make: int
-    source: str  # "measured" on this hardware, "table" (rough published figure) or "unknown"
+    source: str  # "measured" on this hardware, "table" (rough published figures) or "unknown"
     hardware: str
     free_days: Optional[int] = None  # on ZeroGPU: days of a free account's GPU time it needs
+    phases: dict = field(default_factory=dict)  # PHASES -> seconds (None: not timed yet here)
 
     def describe(self) -> str:
-        """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100)" and the like; on
-        ZeroGPU it also says plainly when that is more than a free account gets in a day."""
+        """"about 4 min of GPU time for 560 steps (measured on NVIDIA H100): ..." and the like;
+        on ZeroGPU it also says plainly when that is more than a free account gets in a day."""
         if not self.steps_left and not self.class_images_to_make:
             return "nothing left to train"
         work = counted(self.steps_left, "step")
         if self.class_images_to_make:
             work += f" and {counted(self.class_images_to_make, 'class image')}"
+        unknown = [PHASE_WORDS[p] for p, seconds in self.phases.items() if seconds is None]
+        known = {p: seconds for p, seconds in self.phases.items() if seconds}
+        parts = ", ".join(f"{PHASE_WORDS[p]} {format_seconds(s)}" for p, s in known.items())
         if self.seconds is None:
-            return (f"{work}; no time estimate yet on {self.hardware}: "
-                    "it is measured during the first steps")
+            text = f"{work}; not timed on {self.hardware} yet: {_and(unknown)} (timed as they run)"
+            if known:
+                text += f"; the rest about {format_seconds(sum(known.values()))} ({parts})"
+            return text
         where = {"measured": f"measured on {self.hardware}",
-                 "table": f"rough figure for {self.hardware}, refined after the first chunk"}
+                 "table": f"rough figure for {self.hardware}, refined as it runs"}
         processor = "CPU" if self.hardware == "CPU" else "GPU"
         text = (f"about {format_seconds(self.seconds)} of {processor} time for {work} "
-                f"({where[self.source]})")
+                f"({where[self.source]}: {parts})")
         if self.free_days and self.free_days > 1:
             text += (f". That is more than the {format_seconds(ZEROGPU_FREE_DAILY_SECONDS)} a day "
                      f"a free Hugging Face account gets on ZeroGPU, so with one it takes at least "
@@ -90,6 +108,10 @@ class Estimate:
                      "stops at its last checkpoint; start it again the next day and it goes on "
                      "from there (PRO accounts get several times more GPU time a day)")
         return text
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def samples_per_step(config: TrainConfig) -> int:
@@ -100,11 +122,20 @@ def samples_per_step(config: TrainConfig) -> int:
 def record_step_time(settings: Settings, hardware: Hardware, config: TrainConfig,
                      seconds_per_step: float) -> None:
     """Remember a measured step time for later estimates and ZeroGPU call durations."""
-    path = settings.data_dir / STEP_TIMES_FILE
-    times = _read_times(settings)
     megapixel_samples = samples_per_step(config) * settings.resolution ** 2 / 1e6
-    times[_key(settings, hardware, config)] = seconds_per_step / megapixel_samples
-    atomic_write_json(path, times)
+    _record(settings, _key(settings, hardware, config), seconds_per_step / megapixel_samples)
+
+
+def record_phase_time(settings: Settings, hardware: Hardware, phase: str, seconds: float) -> None:
+    """Remember how long a phase around the steps took here: "load", "setup" or "save"."""
+    _record(settings, _machine_key(settings, hardware, phase), seconds)
+
+
+def record_image_time(settings: Settings, hardware: Hardware, seconds: float, steps: int,
+                      width: int, height: int) -> None:
+    """Remember a measured picture (guided inference of `steps` steps at width x height)."""
+    _record(settings, _machine_key(settings, hardware, "image step"),
+            seconds / (steps * width * height / 1e6))
 
 
 def step_seconds(settings: Settings, hardware: Hardware,
@@ -124,39 +155,110 @@ def step_seconds(settings: Settings, hardware: Hardware,
 
 
 def image_seconds(settings: Settings, hardware: Hardware, config: TrainConfig,
-                  inference_steps: int) -> Optional[float]:
-    """Seconds to draw one image with classifier-free guidance (two forward passes a step),
-    from the step time of this config: a forward pass takes FORWARD_SHARE of a step per sample."""
+                  inference_steps: int, side: Optional[int] = None) -> Optional[float]:
+    """Seconds to draw one side x side image (the training resolution by default) with
+    classifier-free guidance: as measured here, or on a GPU from the training step's figure
+    (a forward pass takes FORWARD_SHARE of a step per sample); None on a CPU before any
+    picture was timed (that ratio holds for SDXL on a GPU, not for a CPU)."""
+    side = side or settings.resolution
+    measured = _read_times(settings).get(_machine_key(settings, hardware, "image step"))
+    if isinstance(measured, (int, float)) and measured > 0:
+        return measured * inference_steps * side * side / 1e6
     per_step, _ = step_seconds(settings, hardware, config)
-    if per_step is None:
+    if per_step is None or not hardware.has_gpu:
         return None
-    return inference_steps * 2 * FORWARD_SHARE * per_step / samples_per_step(config)
+    pixels = side * side / settings.resolution ** 2
+    return inference_steps * 2 * FORWARD_SHARE * per_step * pixels / samples_per_step(config)
+
+
+def class_image_plan(settings: Settings, hardware: Hardware) -> tuple[int, int]:
+    """(side, steps) of the class images drawn here: the training resolution in
+    CLASS_IMAGE_STEPS on a GPU; on the CPU at most CPU_PICTURE_SIDE in CPU_PICTURE_STEPS."""
+    if hardware.has_gpu:
+        return settings.resolution, CLASS_IMAGE_STEPS
+    return min(settings.resolution, CPU_PICTURE_SIDE), CPU_PICTURE_STEPS
+
+
+def phase_seconds(settings: Settings, hardware: Hardware, phase: str) -> Optional[float]:
+    """How long "load", "setup" or "save" takes here: measured, or a rough figure (any on a
+    GPU; saving on a CPU), or None on a CPU that hasn't timed it yet."""
+    return _phase(settings, hardware, phase)[0]
 
 
 def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: int = 0,
-                      class_images_missing: int = 0,
+                      class_images_missing: int = 0, model_loaded: bool = False,
                       hardware: Optional[Hardware] = None) -> Estimate:
-    """GPU seconds for the steps left, the class images still to draw and the validation image."""
+    """The time each phase still needs: loading the model (unless `model_loaded`), the class
+    images still to draw, preparing the photos, the steps left, the validation image and
+    saving (the last three only while steps are left)."""
     hardware = hardware or detect(settings)
     steps_left = max(0, config.steps - steps_done)
-    per_step, source = step_seconds(settings, hardware, config)
-    per_image = image_seconds(settings, hardware, config, 1)
-    seconds = None
-    if per_step is not None and per_image is not None:
-        images = class_images_missing * CLASS_IMAGE_STEPS + config.validation_steps
-        seconds = steps_left * per_step + per_image * images
+    per_step, step_source = step_seconds(settings, hardware, config)
+    timed: dict[str, tuple[Optional[float], str]] = {}  # phase -> (seconds, source)
+    if steps_left or class_images_missing:
+        timed["load"] = (0.0, "measured") if model_loaded else _phase(settings, hardware, "load")
+    if class_images_missing:
+        side, steps = class_image_plan(settings, hardware)
+        per_image, source = _image(settings, hardware, config, steps, side)
+        timed["class images"] = (_times(class_images_missing, per_image), source)
+    if steps_left:
+        timed["setup"] = _phase(settings, hardware, "setup")
+        timed["steps"] = (_times(steps_left, per_step), step_source)
+        validation = _image(settings, hardware, config, config.validation_steps)
+        save = _phase(settings, hardware, "save")
+        timed["finish"] = (None if validation[0] is None or save[0] is None
+                           else validation[0] + save[0], _worst(validation[1], save[1]))
+    phases = {phase: seconds for phase, (seconds, _) in timed.items()}
+    source = _worst(*(source for _, source in timed.values()))
+    seconds = None if source == "unknown" else sum(phases.values())  # type: ignore[arg-type]
     free_days = None
     if hardware.kind == "zerogpu" and seconds is not None:
         free_days = math.ceil(seconds / ZEROGPU_FREE_DAILY_SECONDS)
     return Estimate(seconds=seconds, steps_left=steps_left, seconds_per_step=per_step,
                     class_images_to_make=class_images_missing, source=source,
-                    hardware=hardware.name, free_days=free_days)
+                    hardware=hardware.name, free_days=free_days, phases=phases)
+
+
+def _phase(settings: Settings, hardware: Hardware, phase: str) -> tuple[Optional[float], str]:
+    measured = _read_times(settings).get(_machine_key(settings, hardware, phase))
+    if isinstance(measured, (int, float)) and measured >= 0:
+        return float(measured), "measured"
+    rough = (ROUGH_GPU_SECONDS if hardware.has_gpu else ROUGH_CPU_SECONDS).get(phase)
+    return (None, "unknown") if rough is None else (rough, "table")
+
+
+def _image(settings: Settings, hardware: Hardware, config: TrainConfig, steps: int,
+           side: Optional[int] = None) -> tuple[Optional[float], str]:
+    seconds = image_seconds(settings, hardware, config, steps, side)
+    if seconds is None:
+        return None, "unknown"
+    measured = _machine_key(settings, hardware, "image step") in _read_times(settings)
+    return seconds, "measured" if measured else "table"
+
+
+def _times(count: int, each: Optional[float]) -> Optional[float]:
+    return None if each is None else count * each
+
+
+def _worst(*sources: str) -> str:
+    """The least certain of some figures' sources (all measured, some rough, some unknown)."""
+    return next((s for s in ("unknown", "table") if s in sources), "measured")
+
+
+def _record(settings: Settings, key: str, value: float) -> None:
+    times = _read_times(settings)
+    times[key] = value
+    atomic_write_json(settings.data_dir / STEP_TIMES_FILE, times)
 
 
 def _key(settings: Settings, hardware: Hardware, config: TrainConfig) -> str:
     return " | ".join([hardware.name, hardware.dtype, settings.base_model,
                        f"checkpointing={config.gradient_checkpointing}",
                        f"quantize={config.quantize}", f"text_encoder={config.train_text_encoder}"])
+
+
+def _machine_key(settings: Settings, hardware: Hardware, phase: str) -> str:
+    return " | ".join([hardware.name, hardware.dtype, settings.base_model, phase])
 
 
 def _read_times(settings: Settings) -> dict:

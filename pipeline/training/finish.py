@@ -5,7 +5,8 @@
     <character>/adapter/validation.png      the character drawn by the adapter, if it passed
                                             the picture safety check (safety.py)
 
-`finished` says whether a folder holds the result of exactly this config, model and trigger.
+`finished` says whether a folder holds the result of exactly this config, model and character
+as it is now; `adapter_out_of_date` says what changed since.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -21,12 +23,14 @@ from PIL import Image
 
 from ..adapter_files import TRAIN_CONFIG, VALIDATION_IMAGE
 from ..characters import Character, CharacterStore
+from ..hardware import Hardware
 from ..models import ModelUnavailableError
 from ..safety import draw_safely
 from ..settings import Settings
 from ..store import atomic_write_json, read_json
 from .config import TrainConfig, TrainingRecord
 from .data import instance_prompt
+from .estimate import record_image_time, record_phase_time
 from .lora_files import save_adapter
 from .run import TrainingRun
 
@@ -47,15 +51,18 @@ def validation_image(pipe, character: Character, config: TrainConfig, resolution
 
 
 def write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
-                   settings: Settings, config: TrainConfig) -> str:
+                  settings: Settings, hardware: Hardware, config: TrainConfig) -> str:
     """Write the adapter folder under a temporary name, then swap it in whole. The validation
     image is kept only if it passes the picture safety check (redrawn with other seeds if
-    not); returns a warning when there is none."""
+    not); returns a warning when there is none. The times of the drawing and the saving go to
+    the estimates."""
     for module in run.modules.values():
         module.eval()
     warning = ""
+    started = time.perf_counter()
     with replaced_dir(store.adapter_dir(character)) as folder:
         save_adapter(folder, run.modules, config)
+        drawing = time.perf_counter()
         try:
             [drawn] = draw_safely(settings, lambda seeds: [
                 validation_image(run.pipe, character, config, settings.resolution, seed)
@@ -63,12 +70,16 @@ def write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
         except ModelUnavailableError as err:
             log.error("no validation image: %s", err)
             drawn = None
+        seconds = time.perf_counter() - drawing
         if drawn is not None and drawn.image is not None:
             drawn.image.save(folder / VALIDATION_IMAGE)
+            record_image_time(settings, hardware, seconds / drawn.tries, config.validation_steps,
+                              settings.resolution, settings.resolution)
         else:
             warning = ("no validation image: the picture safety check "
                        + ("isn't available" if drawn is None else "flagged every try"))
         atomic_write_json(folder / TRAIN_CONFIG, record(settings, character, config).to_dict())
+    record_phase_time(settings, hardware, "save", time.perf_counter() - started - seconds)
     return warning
 
 
@@ -77,20 +88,49 @@ def record(settings: Settings, character: Character, config: TrainConfig) -> Tra
                           trigger=character.trigger,
                           instance_prompt=instance_prompt(character, config.describe),
                           validation_prompt=VALIDATION_PROMPT.format(token=character.token_phrase),
-                          config=config)
+                          config=config, photos=character.photos_key)
 
 
 def finished(settings: Settings, store: CharacterStore, character: Character,
-              config: TrainConfig) -> bool:
+             config: TrainConfig) -> bool:
     """True when the adapter folder holds the result of exactly this config, on this base model
-    at this resolution, for this trigger: any change (TALEWEAVER_BASE_MODEL, say) trains anew."""
+    at this resolution, for this character as it is now: any change (TALEWEAVER_BASE_MODEL,
+    added photos, a new kind) trains anew."""
+    saved = _saved_record(store, character)
+    return saved is not None and saved.config == config and \
+        not _changes(saved, record(settings, character, config))
+
+
+def adapter_out_of_date(settings: Settings, user: str, name: str) -> str:
+    """Why a character's trained adapter no longer matches it ("" when it does, or when there
+    is no adapter): photos added, its kind (or, when the prompt carries it, its look) changed,
+    another base model or resolution. Training again makes a new one."""
+    store = CharacterStore(settings, user)
+    character = store.get(name)
+    saved = _saved_record(store, character)
+    if saved is None:
+        return ""
+    return "; ".join(_changes(saved, record(settings, character, saved.config)))
+
+
+def _saved_record(store: CharacterStore, character: Character) -> Optional[TrainingRecord]:
     try:
-        saved = TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
+        return TrainingRecord.from_dict(read_json(store.adapter_dir(character) / TRAIN_CONFIG))
     except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
-        return False
-    wanted = record(settings, character, config)
-    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
-        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
+        return None
+
+
+def _changes(saved: TrainingRecord, wanted: TrainingRecord) -> list[str]:
+    """What differs between how an adapter was trained and how it would be trained now."""
+    changes = []
+    if saved.photos and saved.photos != wanted.photos:  # "": a record from before it was kept
+        before, now = saved.photos.split(":")[0], wanted.photos.split(":")[0]
+        changes.append(f"its photos changed since it was trained ({before} then, {now} now)")
+    if (saved.trigger, saved.instance_prompt) != (wanted.trigger, wanted.instance_prompt):
+        changes.append("its kind (or the look its training used) changed since it was trained")
+    if (saved.base_model, saved.resolution) != (wanted.base_model, wanted.resolution):
+        changes.append("it was trained for another base model or resolution")
+    return changes
 
 
 @contextlib.contextmanager

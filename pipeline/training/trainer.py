@@ -34,7 +34,7 @@ from .. import turns
 from ..adapter_files import CHECKPOINT_DIR, VALIDATION_IMAGE
 from ..characters import Character, CharacterStore, Crop
 from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
-from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
+from ..models import is_loaded, load_pipeline, load_quantized_pipeline, pipeline_lock
 from ..progress import Cancelled, Progress, ProgressFn
 from ..settings import Settings
 from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
@@ -44,7 +44,8 @@ from .class_images import (class_image_paths, generate_class_images, images_per_
 from .config import TrainConfig
 from .data import class_prompt, instance_prompt
 from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
-                       record_step_time, step_seconds)
+                       phase_seconds, record_phase_time, record_step_time,
+                       step_seconds)
 from .finish import finished, write_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
@@ -90,11 +91,13 @@ def estimate_character(settings: Settings, user: str, name: str, config: TrainCo
     if config.prior_preservation:
         have = class_image_paths(settings, user, character.kind, config.class_images)
         missing = config.class_images - len(have)
+    hardware = detect(settings)
     done = saved_progress(store.path(character, CHECKPOINT_DIR),
-                          _run_key(settings, detect(settings), character, config))
+                          _run_key(settings, hardware, character, config))
     if finished(settings, store, character, config):
         done = config.steps
-    return estimate_training(settings, config, steps_done=done, class_images_missing=missing)
+    return estimate_training(settings, config, steps_done=done, class_images_missing=missing,
+                             model_loaded=is_loaded(settings, hardware), hardware=hardware)
 
 
 def train_character(settings: Settings, user: str, name: str, config: TrainConfig, *,
@@ -192,14 +195,19 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     if on_zerogpu():
         deadline = (started + chunk_duration(settings, user, name, config, max_steps)
                     - _finish_seconds(settings, hardware, config))
+    main = accelerator.is_main_process
+    _load_timed(settings, hardware, config, record=main)
     class_images = _class_images(settings, user, character.kind, config, accelerator, on_progress)
     folder = store.path(character, CHECKPOINT_DIR)
     key = _run_key(settings, hardware, character, config)
+    preparing = time.perf_counter()
     with _training_pipeline(settings, hardware, config) as pipe, \
             _explain_out_of_memory(config, settings), \
             open_run(pipe, accelerator, hardware, config, crops, class_images,
                      _prompts(character, config), settings.resolution) as run:
         start, warning = _resume(run, folder, key, config)
+        if main and config.quantize == "none":  # a quantized UNet loads here too: not setup
+            record_phase_time(settings, hardware, "setup", time.perf_counter() - preparing)
         if seconds is not None:
             deadline = min(deadline or math.inf, time.monotonic() + seconds)
         step, losses, times, stopped = _train_steps(
@@ -207,12 +215,12 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
         if accelerator.is_main_process:
             if step > start:
                 save_checkpoint(folder, run.state(step, key), config.steps)
-            if len(times) > 1:
-                record_step_time(settings, hardware, config, _per_step(times))
+            if len(times) > 1:  # the mean: what the clock sees, slow steps included
+                record_step_time(settings, hardware, config, statistics.fmean(times[1:]))
             if step >= config.steps:
                 if on_progress is not None and not stopped:
                     on_progress(_finishing(step, losses, settings, hardware, config))
-                unsafe = write_adapter(store, character, run, settings, config)
+                unsafe = write_adapter(store, character, run, settings, hardware, config)
                 warning = "; ".join(filter(None, [warning, unsafe]))
         accelerator.wait_for_everyone()
     if stopped and step < config.steps:
@@ -252,6 +260,17 @@ def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore
         raise TrainingError(f"{character.name} has no photos to train on; "
                             "add photos to the character first")
     return store, character
+
+
+def _load_timed(settings: Settings, hardware: Hardware, config: TrainConfig,
+                record: bool) -> None:
+    """Load the shared pipeline now unless it is loaded, timing it for later estimates."""
+    if config.quantize != "none" or is_loaded(settings, hardware):
+        return  # a quantized UNet comes with a pipeline of its own, loaded in the chunk
+    started = time.perf_counter()
+    load_pipeline(settings, hardware)
+    if record:
+        record_phase_time(settings, hardware, "load", time.perf_counter() - started)
 
 
 def _load_crops(store: CharacterStore, character: Character) -> list[tuple[Image.Image, Crop]]:
@@ -324,7 +343,8 @@ def _run_key(settings: Settings, hardware: Hardware, character: Character,
     config_key = {**config.training_key(), "optimizer": optimizer_name(config, hardware)}
     return {"config": config_key, "base_model": settings.base_model,
             "resolution": settings.resolution, "character": character.slug,
-            "created": character.created}
+            "created": character.created, "photos": character.photos_key,
+            "prompts": _prompts(character, config)}
 
 
 def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
@@ -370,7 +390,8 @@ def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
     """Time to keep for saving and the validation image at the end of a run."""
-    return 5 + (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
+    return (phase_seconds(settings, hardware, "save") or 5.0) + \
+        (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
 
 
 def _progress(step: int, total: int, loss: Optional[float],
