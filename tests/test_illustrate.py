@@ -462,3 +462,43 @@ def test_on_zerogpu_each_page_loads_its_adapters_in_its_own_call(settings, cast,
 def test_drawing_options_refuse_wrong_types_nan_and_huge_values(field, value, message):
     with pytest.raises(IllustrateError, match=re.escape(message)):
         IllustrateConfig(**{field: value})
+
+
+def test_every_picture_passes_the_safety_check_and_a_flagged_one_is_drawn_again(
+        settings, cast, monkeypatch, tmp_path):
+    import dataclasses
+
+    from pipeline import safety
+    from pipeline.testing import save_tiny_safety_model
+
+    checked = []
+    real = safety.check_pictures
+
+    def first_one_flagged(settings_, images):
+        verdicts = real(settings_, images)
+        checked.append(len(images))
+        if len(checked) == 1:  # page 1's first candidate, the first time
+            verdicts[0] = safety.Verdict(True, "nsfw", 0.9)
+        return verdicts
+
+    monkeypatch.setattr(safety, "check_pictures", first_one_flagged)
+    book = new_book(settings, "alice", "Sea", "Mia swims.\n\nRex digs.", seed=5)
+    book = illustrate_book(settings, "alice", book.id, dataclasses.replace(TINY, candidates=2))
+    first = page_seed(book.seed, book.page(1).key)
+    redrawn = safety.safety_seed(first, 1)
+    assert checked == [2, 1, 2]  # page 1, its flagged picture again, page 2
+    assert [c.seed for c in book.page(1).candidates] == [redrawn, first + 1]
+    assert not book.missing and book.page(1).waiting == ""
+    kept = _page_pixels(settings, book, 1)
+    again = regenerate_page(settings, "alice", book.id, 1, TINY, seed=redrawn)
+    assert np.array_equal(_page_pixels(settings, again, 1), kept)  # its seed draws it again
+
+    monkeypatch.setattr(safety, "check_pictures", real)
+    flagging = dataclasses.replace(settings, safety_model=str(
+        save_tiny_safety_model(tmp_path / "flags", flags_everything=True)))
+    night = new_book(flagging, "alice", "Night", "Mia sleeps.\n\nThe moon.", seed=2)
+    night = illustrate_book(flagging, "alice", night.id, TINY)
+    assert night.missing == (1, 2) and not night.page(1).candidates
+    assert night.page(1).waiting == illustrate.UNSAFE.format(tries=safety.SAFETY_TRIES)
+    with pytest.raises(IllustrateError, match="page 1: it could not be drawn safely"):
+        regenerate_page(flagging, "alice", night.id, 1, TINY)
