@@ -6,10 +6,11 @@ import pytest
 from pipeline.hardware import Hardware
 from pipeline.settings import Settings
 from pipeline.training.config import TrainConfig, preset_config
-from pipeline.training.estimate import (FORWARD_SHARE, KNOWN_STEP_SECONDS, STEP_TIMES_FILE,
-                                        ZEROGPU_FREE_DAILY_SECONDS, estimate_training,
-                                        image_seconds, record_step_time, samples_per_step,
-                                        step_seconds)
+from pipeline.training.estimate import (FORWARD_SHARE, IMAGE_STEP, KNOWN_STEP_SECONDS,
+                                        STEP_TIMES_FILE, ZEROGPU_FREE_DAILY_SECONDS,
+                                        estimate_training, image_seconds, measured,
+                                        record_measured, record_step_time, samples_per_step,
+                                        step_seconds, validation_image_steps)
 
 CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 H100 = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA H100 80GB HBM3")
@@ -55,7 +56,8 @@ def test_measured_time_wins_and_scales_with_pixels_and_batch(big):
 
 
 def test_estimate_adds_steps_class_images_and_validation(big):
-    config = TrainConfig(steps=600, prior_preservation=True, validation_steps=25)
+    config = TrainConfig(steps=600, prior_preservation=True, validation_steps=25,
+                         validation_size=1024)
     record_step_time(big, H100, config, 0.6)
     per_step = 0.6
     per_image_step = 2 * FORWARD_SHARE * per_step / samples_per_step(config)
@@ -66,6 +68,38 @@ def test_estimate_adds_steps_class_images_and_validation(big):
     assert estimate.source == "measured"
     text = estimate.describe()
     assert "500 steps and 4 class images" in text and "measured on NVIDIA H100" in text
+    smaller = dataclasses.replace(config, validation_size=512)  # a quarter of the pixels
+    assert estimate_training(big, smaller, steps_done=100, hardware=H100).seconds == \
+        pytest.approx(500 * per_step + per_image_step * 25 / 4)
+    off = dataclasses.replace(config, validation="off")
+    assert estimate_training(big, off, steps_done=100, hardware=H100).seconds == \
+        pytest.approx(500 * per_step)
+
+
+def test_the_validation_image_is_drawn_on_a_gpu_and_not_on_the_cpu_unless_asked(big):
+    config = TrainConfig(validation_steps=16)  # "auto", 768 px at most
+    assert validation_image_steps(big, H100, config) == pytest.approx(16 * 0.75 ** 2)
+    assert validation_image_steps(big, ZEROGPU, config) == pytest.approx(9)
+    assert validation_image_steps(big, CPU, config) == 0
+    asked = dataclasses.replace(config, validation="on")
+    assert validation_image_steps(dataclasses.replace(big, resolution=512), CPU, asked) == 16
+    assert validation_image_steps(big, H100, dataclasses.replace(config, validation="off")) == 0
+
+
+def test_measured_image_steps_and_phases_win_over_the_share_of_a_training_step(big):
+    config = TrainConfig(prior_preservation=False)
+    record_step_time(big, H100, config, 0.6)
+    assert measured(big, H100, IMAGE_STEP) is None
+    record_measured(big, H100, IMAGE_STEP, 0.05)  # seconds a guided step per megapixel
+    record_measured(big, H100, "pipeline load", 12.5)
+    record_measured(big, H100, "page watercolor", 7.25)
+    assert image_seconds(big, H100, config, 30) == pytest.approx(30 * 0.05 * 1.048576)
+    assert measured(big, H100, "pipeline load") == 12.5
+    assert measured(big, H100, "page watercolor") == 7.25
+    assert measured(big, L4, "pipeline load") is None  # per GPU
+    assert step_seconds(big, H100, config) == (pytest.approx(0.6), "measured")  # untouched
+    with pytest.raises(ValueError, match="unknown measurement 'coffee'"):
+        record_measured(big, H100, "coffee", 1.0)
 
 
 def test_image_seconds_need_a_step_time(big):

@@ -3,7 +3,9 @@
 Every chunk records its measured seconds per step in <data_dir>/step_times.json, per hardware,
 base model and the options that change the cost (checkpointing, quantization, text encoders),
 as seconds per sample per megapixel; estimates scale that by resolution and batch. Until this
-hardware has measured anything, KNOWN_STEP_SECONDS gives rough per-GPU figures.
+hardware has measured anything, KNOWN_STEP_SECONDS gives rough per-GPU figures. The same file
+keeps what bench/gpu_budget.py measured (`record_measured`): a guided inference step, which
+`image_seconds` then uses instead of deriving it from the training step, and the other phases.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from ..hardware import Hardware, detect
 from ..progress import counted, format_seconds
 from ..settings import Settings
 from ..store import StoreError, atomic_write_json, read_json
-from .config import CLASS_IMAGE_STEPS, TrainConfig
+from .config import CLASS_IMAGE_STEPS, TrainConfig, draws_validation, validation_side
 
 STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024
@@ -31,6 +33,13 @@ FORWARD_SHARE = 1 / 6
 # spaces-zerogpu, "Usage Tiers") said 3.5 min (PRO 25 min); the 2026 page gives PRO 8 times a
 # free account's quota and PRO users report 40 min, which makes about 5 min (shared/DESIGN.md).
 ZEROGPU_FREE_DAILY_SECONDS = 5 * 60
+# What bench/gpu_budget.py measures besides step times (record_measured, measured): seconds of
+# one guided inference step per megapixel, of loading the base pipeline, of loading one
+# character's adapter and of switching to adapters already loaded, of a validation image, and
+# of one picture of a page in each style (PAGE + the style's name).
+IMAGE_STEP = "image step per megapixel"
+MEASURED = (IMAGE_STEP, "pipeline load", "adapter load", "adapter switch", "validation image")
+PAGE = "page "
 
 # ROUGH ESTIMATES, NOT MEASUREMENTS: seconds per sample of an SDXL LoRA training step at
 # 1024x1024, bf16, no gradient checkpointing, used only until this hardware has measured its own
@@ -124,13 +133,26 @@ def step_seconds(settings: Settings, hardware: Hardware,
 
 
 def image_seconds(settings: Settings, hardware: Hardware, config: TrainConfig,
-                  inference_steps: int) -> Optional[float]:
-    """Seconds to draw one image with classifier-free guidance (two forward passes a step),
-    from the step time of this config: a forward pass takes FORWARD_SHARE of a step per sample."""
+                  inference_steps: float) -> Optional[float]:
+    """Seconds to draw one image at the training resolution with classifier-free guidance: from
+    the guided step time bench/gpu_budget.py measured here, else from the training step time of
+    this config (a forward pass takes FORWARD_SHARE of a step per sample)."""
+    per_megapixel = measured(settings, hardware, IMAGE_STEP)
+    if per_megapixel is not None:
+        return inference_steps * per_megapixel * settings.resolution ** 2 / 1e6
     per_step, _ = step_seconds(settings, hardware, config)
     if per_step is None:
         return None
     return inference_steps * 2 * FORWARD_SHARE * per_step / samples_per_step(config)
+
+
+def validation_image_steps(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
+    """The validation image as inference steps at the training resolution (its steps scaled by
+    its smaller area); 0 where none is drawn (config.validation)."""
+    if not draws_validation(config, hardware.has_gpu):
+        return 0.0
+    side = validation_side(config, settings.resolution)
+    return config.validation_steps * (side / settings.resolution) ** 2
 
 
 def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: int = 0,
@@ -143,7 +165,8 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     per_image = image_seconds(settings, hardware, config, 1)
     seconds = None
     if per_step is not None and per_image is not None:
-        images = class_images_missing * CLASS_IMAGE_STEPS + config.validation_steps
+        images = (class_images_missing * CLASS_IMAGE_STEPS
+                  + validation_image_steps(settings, hardware, config))
         seconds = steps_left * per_step + per_image * images
     free_days = None
     if hardware.kind == "zerogpu" and seconds is not None:
@@ -151,6 +174,26 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     return Estimate(seconds=seconds, steps_left=steps_left, seconds_per_step=per_step,
                     class_images_to_make=class_images_missing, source=source,
                     hardware=hardware.name, free_days=free_days)
+
+
+def record_measured(settings: Settings, hardware: Hardware, what: str, seconds: float) -> None:
+    """Remember a figure measured on this hardware with this base model (MEASURED says which:
+    bench/gpu_budget.py writes them all), beside the step times."""
+    if what not in MEASURED and not what.startswith(PAGE):
+        raise ValueError(f"unknown measurement {what!r}; known: {', '.join(MEASURED)}, {PAGE}STYLE")
+    times = _read_times(settings)
+    times[_measured_key(settings, hardware, what)] = seconds
+    atomic_write_json(settings.data_dir / STEP_TIMES_FILE, times)
+
+
+def measured(settings: Settings, hardware: Hardware, what: str) -> Optional[float]:
+    """A figure record_measured kept for this hardware and base model, or None."""
+    value = _read_times(settings).get(_measured_key(settings, hardware, what))
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _measured_key(settings: Settings, hardware: Hardware, what: str) -> str:
+    return " | ".join([what, hardware.name, hardware.dtype, settings.base_model])
 
 
 def _key(settings: Settings, hardware: Hardware, config: TrainConfig) -> str:

@@ -38,20 +38,20 @@ from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
 from ..models import load_pipeline, load_quantized_pipeline, pipeline_lock
 from ..progress import Progress, ProgressFn
 from ..settings import Settings
-from ..store import atomic_write_json, read_json
-from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
-                         set_aside)
+from ..store import atomic_write_json, atomic_writer, read_json
+from .checkpoint import (CorruptCheckpoint, clear_checkpoint, load_checkpoint, save_checkpoint,
+                         saved_progress, set_aside)
 from .class_images import (class_image_paths, generate_class_images, images_per_call,
                            load_class_images)
-from .config import TrainConfig, TrainingRecord
+from .config import TrainConfig, TrainingRecord, draws_validation, validation_side
 from .data import class_prompt, instance_prompt
 from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
-                       record_step_time, step_seconds)
+                       record_step_time, step_seconds, validation_image_steps)
 from .lora_files import save_adapter
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)
-VALIDATION_PROMPT = "{token} reading a book in a garden"
+VALIDATION_PROMPT = "a close-up portrait of {token} reading a book in a garden"  # a big face to score
 LOSS_WINDOW = 20  # steps averaged for the loss shown in progress
 
 
@@ -156,11 +156,14 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
                 on_progress: Optional[ProgressFn] = None) -> ChunkResult:
     """Train at most `max_steps` more steps (less if ZeroGPU's time runs out), then checkpoint.
 
-    Draws missing class images first. The chunk that reaches `config.steps` also writes the
-    adapter folder: diffusers and kohya weights, train_config.json (a TrainingRecord: the config
-    and the base model, resolution and trigger it trained on), and a validation image. On the
-    shared pipeline it holds models.pipeline_lock() throughout (illustration in another thread
-    waits for it), and refuses to start (models.PipelineInUseError) while a book holds adapters.
+    Draws missing class images first. The chunk that reaches `config.steps` writes the adapter
+    folder instead of a checkpoint: diffusers and kohya weights and train_config.json (a
+    TrainingRecord: the config and the base model, resolution and trigger it trained on), swapped
+    in whole; then it removes the checkpoint and, where asked (config.validation), draws the
+    validation image with the layers still in place, after the adapter is saved and usable. On
+    the shared pipeline it holds models.pipeline_lock() throughout (illustration in another
+    thread waits for it), and refuses to start (models.PipelineInUseError) while a book holds
+    adapters.
     """
     started = time.monotonic()
     store, character = _character(settings, user, name)
@@ -183,15 +186,19 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
         start, warning = _resume(run, folder, key, config)
         step, losses, times = _train_steps(run, start, min(config.steps, start + max_steps),
                                            deadline, on_progress)
+        finished = step >= config.steps
         if accelerator.is_main_process:
-            if step > start:
+            if step > start and not finished:
                 save_checkpoint(folder, run.state(step, key), config.steps)
             if len(times) > 1:
                 record_step_time(settings, hardware, config, _per_step(times))
-            if step >= config.steps:
+            if finished:
                 if on_progress is not None:
                     on_progress(_finishing(step, losses, settings, hardware, config))
                 _write_adapter(store, character, run, settings, config)
+                clear_checkpoint(folder)
+                if draws_validation(config, hardware.has_gpu):
+                    _write_validation_image(store, character, run, settings, config)
         accelerator.wait_for_everyone()
     return ChunkResult(step=step, total=config.steps, loss=_mean_loss(losses),
                        seconds_per_step=_per_step(times), done=step >= config.steps,
@@ -214,12 +221,14 @@ def _train_steps(run: TrainingRun, start: int, end: int, deadline: Optional[floa
 
 
 def validation_image(pipe, character: Character, config: TrainConfig, resolution: int) -> Image.Image:
-    """The character drawn by the pipeline as it stands (with the trained layers), fixed seed."""
+    """The character drawn by the pipeline as it stands (with the trained layers), fixed seed,
+    at the config's validation size (at most the training `resolution`) and steps."""
     import torch
 
     prompt = VALIDATION_PROMPT.format(token=character.token_phrase)
-    return pipe(prompt, num_inference_steps=config.validation_steps, height=resolution,
-                width=resolution, generator=torch.Generator().manual_seed(config.seed)).images[0]
+    side = validation_side(config, resolution)
+    return pipe(prompt, num_inference_steps=config.validation_steps, height=side, width=side,
+                generator=torch.Generator().manual_seed(config.seed)).images[0]
 
 
 def _character(settings: Settings, user: str, name: str) -> tuple[CharacterStore, Character]:
@@ -325,14 +334,22 @@ def _resume(run: TrainingRun, folder: Path, key: dict[str, Any],
 
 def _write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
                    settings: Settings, config: TrainConfig) -> None:
-    """Write the adapter folder under a temporary name, then swap it in whole."""
+    """Write the adapter folder under a temporary name, then swap it in whole (a previous
+    adapter's validation image goes with it)."""
     for module in run.modules.values():
         module.eval()
     with _replaced_dir(store.adapter_dir(character)) as folder:
         save_adapter(folder, run.modules, config)
-        validation_image(run.pipe, character, config, settings.resolution).save(
-            folder / VALIDATION_IMAGE)
         atomic_write_json(folder / TRAIN_CONFIG, _record(settings, character, config).to_dict())
+
+
+def _write_validation_image(store: CharacterStore, character: Character, run: TrainingRun,
+                            settings: Settings, config: TrainConfig) -> None:
+    """Draw the validation image with the trained layers still in place (no adapter to load)
+    and put it beside the saved adapter."""
+    image = validation_image(run.pipe, character, config, settings.resolution)
+    with atomic_writer(store.adapter_dir(character) / VALIDATION_IMAGE) as handle:
+        image.save(handle, format="PNG")
 
 
 def _record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
@@ -352,8 +369,9 @@ def _finished(settings: Settings, store: CharacterStore, character: Character,
     except ValueError:  # no record, an unreadable one (StoreError), or one of another shape
         return False
     wanted = _record(settings, character, config)
-    return (saved.config, saved.base_model, saved.resolution, saved.trigger) == \
-        (wanted.config, wanted.base_model, wanted.resolution, wanted.trigger)
+    return saved.config.same_adapter(wanted.config) and \
+        (saved.base_model, saved.resolution, saved.trigger) == \
+        (wanted.base_model, wanted.resolution, wanted.trigger)
 
 
 @contextlib.contextmanager
@@ -394,8 +412,16 @@ def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 
 def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
-    """Time to keep for saving and the validation image at the end of a run."""
-    return 5 + (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
+    """Time to keep for saving, and the validation image where one is drawn, at the end of a run."""
+    if not draws_validation(config, hardware.has_gpu):
+        return 5
+    return 5 + (_validation_seconds(settings, hardware, config) or 10.0)
+
+
+def _validation_seconds(settings: Settings, hardware: Hardware,
+                        config: TrainConfig) -> Optional[float]:
+    return image_seconds(settings, hardware, config,
+                         validation_image_steps(settings, hardware, config))
 
 
 def _progress(step: int, total: int, loss: Optional[float],
@@ -406,10 +432,13 @@ def _progress(step: int, total: int, loss: Optional[float],
 
 def _finishing(step: int, losses: list[float], settings: Settings, hardware: Hardware,
                config: TrainConfig) -> Progress:
-    """The last report of a run: every step is done, the adapter and its image are on their way."""
+    """The last report of a run: every step is done, the adapter (and its image) on their way."""
+    if not draws_validation(config, hardware.has_gpu):
+        return Progress(step, config.steps, "step", loss=_mean_loss(losses),
+                        message="saving the adapter", seconds_left=0)
     return Progress(step, config.steps, "step", loss=_mean_loss(losses),
-                    message="saving the adapter and drawing its validation image",
-                    seconds_left=image_seconds(settings, hardware, config, config.validation_steps))
+                    message="saving the adapter, then drawing its validation image",
+                    seconds_left=_validation_seconds(settings, hardware, config))
 
 
 def _mean_loss(losses: list[float]) -> Optional[float]:
