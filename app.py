@@ -1,7 +1,7 @@
 """Taleweaver's Gradio app: four tabs (Characters, Train, Story, Gallery), sign-in with Hugging
 Face on a Space, and a public API with the same functions (see the README for gradio_client).
 
-    python app.py                      # preloads the base model, then serves on :7860
+    python app.py                      # loads the base model while building the UI, then serves on :7860
 
 Importing this module builds the UI and loads no model, so tests can launch it in-process.
 UI wiring only: the engine is the `pipeline` package; the tabs are in `ui/`.
@@ -10,7 +10,7 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline.actions.system import machine, preload
+from pipeline.actions.system import use_cpu_threads, machine, preload_in_background
 from pipeline.settings import Settings
 from ui import characters, gallery, story, train
 from ui.auth import oauth_configured, show_login_button, sign_in_required
@@ -83,10 +83,13 @@ def build_ui(settings: Settings) -> gr.Blocks:
 
 
 SETTINGS = Settings.from_env()
+if __name__ == "__main__":  # the base model loads while the UI is built
+    use_cpu_threads(SETTINGS)
+    PRELOADING = preload_in_background(SETTINGS)
 demo = build_ui(SETTINGS)
 
 if __name__ == "__main__":
-    no_drafts = preload(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
+    no_drafts = PRELOADING.result()  # before launch: on ZeroGPU, outside any GPU call
     if no_drafts:
         print(f"Story drafting is unavailable: {no_drafts}")
     demo.launch(**launch_options())

@@ -2,11 +2,13 @@
 test model for CPU demos."""
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..hardware import detect, on_zerogpu
+from ..hardware import detect, on_zerogpu, prepare_zerogpu
+from ..hardware import use_cpu_threads as use_cpu_threads  # for the doors, at a process's start
 from ..models import ModelUnavailableError as ModelUnavailableError  # for the doors
 from ..settings import Settings
 
@@ -41,6 +43,17 @@ def preload(settings: Settings) -> Optional[str]:
         except ModelUnavailableError as err:
             return str(err)
     return None
+
+
+def preload_in_background(settings: Settings) -> Future:
+    """Start `preload` in a thread of its own, so that the model loads (reading gigabytes of
+    weights, mostly waiting on the disk) while the app builds its UI; `.result()` waits for it
+    (before launching: ZeroGPU packs the model's weights at launch) and raises its error."""
+    prepare_zerogpu()  # before any model can move to "cuda" in that thread
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taleweaver-preload")
+    loading = pool.submit(preload, settings)
+    pool.shutdown(wait=False)
+    return loading
 
 
 def make_tiny_model(out_dir: Path, *, seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Path:
