@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.train_speed import synthetic_crops  # noqa: E402
 from pipeline import models  # noqa: E402
 from pipeline.adapters import AdapterRef, activate, adapters_held  # noqa: E402
+from pipeline.characters import Character  # noqa: E402
 from pipeline.hardware import detect, use_cpu_threads  # noqa: E402
 from pipeline.render import RenderJob, render  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -146,7 +147,8 @@ def main() -> None:
     big = lambda: pipe(SCENE, num_inference_steps=IMAGE_STEPS, width=1024, height=1024,  # noqa: E731
                        generator=torch.Generator().manual_seed(0))
     figures[IMAGE_STEP] = median_seconds(big, args.repeats, sync) / IMAGE_STEPS / 1.048576
-    character = type("Character", (), {"token_phrase": "ohwx girl"})()
+    character = Character(name="Mia", slug="mia", kind="girl", description="", trigger="ohwx",
+                          crops=(), created="")
     figures["validation image"] = median_seconds(
         lambda: validation_image(pipe, character, person, settings.resolution), args.repeats, sync)
     with tempfile.TemporaryDirectory() as tmp:

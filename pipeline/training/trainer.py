@@ -420,6 +420,7 @@ def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 def _validation_seconds(settings: Settings, hardware: Hardware,
                         config: TrainConfig) -> Optional[float]:
+    """Seconds of the validation image (its steps, at its smaller size), when known."""
     return image_seconds(settings, hardware, config,
                          validation_image_steps(settings, hardware, config))
 
