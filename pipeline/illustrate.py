@@ -229,8 +229,8 @@ class _Drawing:
         """Render a page's candidates and save them (the first shown until scored); returns
         their files. Seeds continue after the page's earlier pictures unless `first` is given."""
         page = self.store.get(self.book.id).page(number)
-        if first is None:
-            first = page_seed(self.book.seed, number) + len(page.candidates)
+        if first is None:  # from the page's own key: a moved page keeps its seeds
+            first = page_seed(self.book.seed, page.key) + len(page.candidates)
         seeds = _seeds(first, self.config.candidates)
         job, layout = self._job(page, seeds)
         def step(message: str) -> None:

@@ -39,6 +39,8 @@ class Settings:
     max_pages: int = 40  # pages per book
     max_page_chars: int = 1000  # characters of story text per page
     story_model: str = "Qwen/Qwen2.5-1.5B-Instruct"  # instruct LM that drafts stories
+    # Swin2SR model that enlarges pictures for print on a GPU; "lanczos": always a plain resize
+    upscaler: str = "caidas/swin2SR-classical-sr-x4-64"
     require_login: str = "auto"  # auto (required on a Hugging Face Space), always, never
     local_user: str = "local"  # the one user when nobody signs in
     adapter_cache: int = 8  # characters' adapters kept loaded between pictures (0: none)
@@ -72,6 +74,8 @@ class Settings:
                f"a number no larger than TALEWEAVER_MAX_PHOTOS ({self.max_photos})")
         _check(bool(self.story_model.strip()), "STORY_MODEL", self.story_model,
                "a Hub model id or a local folder")
+        _check(bool(self.upscaler.strip()), "UPSCALER", self.upscaler,
+               "a Hub model id or a local folder of a Swin2SR model, or lanczos")
         _check(bool(self.local_user.strip()), "LOCAL_USER", self.local_user,
                "a non-empty user name")
         _check(0 <= self.adapter_cache <= 64, "ADAPTER_CACHE", self.adapter_cache,

@@ -104,3 +104,18 @@ def save_tiny_model(out_dir: str | Path, seed: int = 0,
     out = Path(out_dir)
     build_tiny_pipeline(seed, channels).save_pretrained(out)
     return out
+
+
+def save_tiny_upscaler(out_dir: str | Path, seed: int = 0, scale: int = 2) -> Path:
+    """A tiny random Swin2SR super-resolution model (x`scale`), saved as a folder that
+    TALEWEAVER_UPSCALER loads: it enlarges pictures (into noise), for tests and benchmarks."""
+    import torch
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
+
+    out = Path(out_dir)
+    config = Swin2SRConfig(embed_dim=12, depths=[1], num_heads=[2], window_size=4,
+                           mlp_ratio=1.0, upscale=scale, drop_path_rate=0.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        Swin2SRForImageSuperResolution(config).save_pretrained(out)
+    return out

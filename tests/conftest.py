@@ -144,6 +144,20 @@ def two_trained_characters(tiny_model_dir, tmp_path_factory):
     return SimpleNamespace(data_dir=data_dir, user="local", names=("Mia", "Rex"))
 
 
+@pytest.fixture
+def cast(settings, two_trained_characters):
+    """User "alice" with copies of the two trained characters: Mia (girl, "ohwx") and Rex
+    (dog, "zwx"), their adapters included."""
+    import shutil
+
+    from pipeline.characters import CharacterStore
+
+    trained = Settings(data_dir=two_trained_characters.data_dir)
+    store = CharacterStore(settings, "alice")
+    shutil.copytree(CharacterStore(trained, two_trained_characters.user).root, store.root)
+    return store
+
+
 @pytest.fixture(scope="session")
 def face_photos(tmp_path_factory):
     """Five acceptable photos of one person (scikit-image's astronaut: as is, mirrored, tilted,

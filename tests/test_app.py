@@ -140,7 +140,8 @@ def test_the_api_page_lists_the_endpoints_with_descriptions(served, downloads):
                                          "/choose_candidate", "/get_book", "/rescore_book",
                                          "/estimate_drawing", "/set_page_order",
                                          "/train_on_jobs", "/cancel_job", "/job_status",
-                                         "/jobs_hardware"}
+                                         "/jobs_hardware", "/edit_page_text", "/insert_page",
+                                         "/delete_page", "/move_page", "/edit_book"}
     for name, endpoint in endpoints.items():
         assert endpoint["description"], name
         assert endpoint["oauth_token"] == "optional", name
@@ -219,7 +220,7 @@ def test_the_whole_flow(alice_book, served, downloads):
 
     pdf = Path(api.predict(book["id"], "pdf", False, api_name="/export_book"))
     assert pdf.name == "mia-at-the-sea.pdf" and pdf.is_relative_to(downloads)
-    assert len(PdfReader(pdf).pages) == 4  # the cover and three pages
+    assert len(PdfReader(pdf).pages) == 5  # the cover, three pages and the back cover
     html = Path(api.predict(book["id"], "html", False, api_name="/export_book"))
     assert "Mia at the Sea" in html.read_text(encoding="utf-8")
     [listed] = api.predict(api_name="/list_books")
@@ -434,3 +435,54 @@ def test_the_sign_in_button_appears_only_where_sign_in_works(monkeypatch, tmp_pa
                         ("OPENID_PROVIDER_URL", "https://huggingface.co")):
         monkeypatch.setattr(gradio.oauth, name, value)
     assert app.build_ui(settings).expects_oauth
+
+
+def test_a_book_is_changed_once_made_and_exported_to_print(alice_book, served, downloads):
+    api = alice_book["api"]
+    book = api.predict("Edits", "Mia woke up.\n\nThe sea was calm.\n\nMia swam.", "pastel", 3,
+                       api_name="/new_book")
+    book, _ = call(api, book["id"], 1, *TINY, api_name="/illustrate_book")
+    first = book["pages"][0]["image"]
+
+    edited = api.predict(book["id"], 1, "The sun came up.", api_name="/edit_page_text")
+    assert edited["book"]["pages"][0]["image"] == first
+    assert edited["message"] == ("Page 1 now shows nobody (before: Mia): redraw it so that its "
+                                 "picture matches.")
+    edited = api.predict(book["id"], 1, "Mia ran to the water.", api_name="/insert_page")
+    assert edited["message"] == "Page 2 is new (Mia on it) and has no picture yet."
+    edited = api.predict(book["id"], 4, 1, api_name="/move_page")
+    assert [p["text"] for p in edited["book"]["pages"]] == [
+        "Mia swam.", "The sun came up.", "Mia ran to the water.", "The sea was calm."]
+    assert edited["book"]["pages"][1]["image"] == first and edited["message"] == \
+        "Page 4 is now page 1."
+    edited = api.predict(book["id"], 3, api_name="/delete_page")
+    assert edited["message"] == "Deleted page 3." and len(edited["book"]["pages"]) == 3
+    edited = api.predict(book["id"], "For Mia, on her fourth birthday - love, Grandma",
+                         "The end.", "en", api_name="/edit_book")
+    assert (edited["book"]["dedication"], edited["book"]["closing"],
+            edited["book"]["language"]) == ("For Mia, on her fourth birthday - love, Grandma",
+                                            "The end.", "en")
+    kept = api.predict(book["id"], None, "", None, api_name="/edit_book")["book"]
+    assert (kept["dedication"], kept["closing"], kept["language"]) == (
+        "For Mia, on her fourth birthday - love, Grandma", "", "en")
+
+    pdf = Path(api.predict(book["id"], "pdf", False, "8x10", True, api_name="/export_book"))
+    assert pdf.name == "edits-8x10-bleed.pdf"
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 6  # cover, dedication, three pages, back cover
+    assert [float(v) for v in reader.pages[2].trimbox] == [9, 9, 585, 729]
+    assert [float(v) for v in reader.pages[2].mediabox] == [0, 0, 594, 738]
+    assert reader.metadata["/Pictures"].startswith("300 dpi at printed size: Lanczos resize")
+    html = Path(api.predict(book["id"], "html", False, "8x10", True, api_name="/export_book"))
+    text = html.read_text(encoding="utf-8")
+    assert '<html lang="en">' in text and "For Mia, on her fourth birthday" in text
+
+    bob = client(served, downloads, BOB)
+    for name, args in {"/edit_page_text": (book["id"], 1, "Mine now."),
+                       "/insert_page": (book["id"], 0, "Mine."), "/delete_page": (book["id"], 1),
+                       "/move_page": (book["id"], 1, 2),
+                       "/edit_book": (book["id"], "For Bob", "", "")}.items():
+        with pytest.raises(AppError, match=f"no book with id '{book['id']}'"):
+            bob.predict(*args, api_name=name)
+    with pytest.raises(AppError, match="page 9 does not exist: this book has pages 1 to 3"):
+        api.predict(book["id"], 9, 1, api_name="/move_page")

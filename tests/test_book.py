@@ -18,7 +18,8 @@ def _pages(count: int) -> list[Page]:
 def test_record_round_trips_through_disk(illustrated_book):
     store, book = illustrated_book
     record = json.loads((store.folder(book.id) / "book.json").read_text(encoding="utf-8"))
-    assert record["version"] == 2 and record["title"] == "Mia & Grandma’s Cookie Night"
+    assert record["version"] == 3 and record["title"] == "Mia & Grandma’s Cookie Night"
+    assert [p["key"] for p in record["pages"]] == [1, 2, 3]
     assert [p["text"] for p in record["pages"]] == list(BOOK_TEXTS)
     again = store.get(book.id)
     assert again == book == Book.from_json(book.to_json())
@@ -49,7 +50,7 @@ def test_a_book_saved_with_prompts_reads_back_as_the_parents_scenes(book_setting
     assert store.get(book.id).page(1).scene == "Mia's kite in the wind"
     store.set_title(book.id, "Old, saved again")  # any change saves the new format
     saved = json.loads((store.folder(book.id) / "book.json").read_text(encoding="utf-8"))
-    assert saved["version"] == 2 and saved["pages"][0]["scene"] == "Mia's kite in the wind"
+    assert saved["version"] == 3 and saved["pages"][0]["scene"] == "Mia's kite in the wind"
 
 
 def _crop():
@@ -235,7 +236,7 @@ def test_cli_books_and_delete_book(illustrated_book, book_settings, capsys):
     assert [(b["id"], b["title"], b["illustrated"]) for b in listed] == [
         (book.id, book.title, 3)]
     assert set(listed[0]) == {"id", "title", "pages", "illustrated", "created", "updated",
-                              "likeness"}
+                              "likeness", "layouts"}
 
     assert cli.main(["delete-book", book.id, *common]) == 0
     assert book.id in capsys.readouterr().out
@@ -250,3 +251,37 @@ def test_gallery_survives_a_lost_cover_picture(illustrated_book):
     assert store.thumbnail(book) is not None
     store.image_path(book, book.cover_image).unlink()
     assert [(c.id, c.thumbnail) for c in store.gallery()] == [(book.id, None)]
+
+
+def test_a_book_saved_before_page_keys_keeps_its_seeds_and_file_names(illustrated_book):
+    store, book = illustrated_book
+    record = book.to_json()
+    record["version"] = 2  # as format 2 stored it: no keys, no dedication, closing, language
+    for page in record["pages"]:
+        del page["key"]
+    for name in ("dedication", "closing", "language"):
+        del record[name]
+    (store.folder(book.id) / "book.json").write_text(json.dumps(record), encoding="utf-8")
+    old = store.get(book.id)
+    assert old == book and [p.key for p in old.pages] == [1, 2, 3]
+    assert (old.dedication, old.closing, old.language) == ("", "", "")
+    again = store.add_illustration(book.id, 3, make_picture(16, 16, 1), seed=77, prompt="p")
+    assert again.page(3).image == "images/p03-77.png"  # named as before keys existed
+
+
+def test_damaged_page_keys_are_refused(illustrated_book):
+    store, book = illustrated_book
+    record = book.to_json()
+    record["pages"][1]["key"] = 1
+    (store.folder(book.id) / "book.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(StoreError, match=r"damaged: its pages' keys \[1, 1, 3\]"):
+        store.get(book.id)
+
+
+def test_thumbnails_of_any_picture(illustrated_book):
+    store, book = illustrated_book
+    thumb = store.thumbnail(book, book.page(2).image)
+    assert thumb.name == "p02-1236.png" and thumb.parent.name == "thumbs"
+    with Image.open(thumb) as image:
+        assert max(image.size) == 256
+    assert store.thumbnail(book, "") is None

@@ -172,7 +172,7 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.name == "mia-at-the-sea.pdf"
-    assert len(PdfReader(saved).pages) == 4
+    assert len(PdfReader(saved).pages) == 5  # the cover, three pages and the back cover
     shoot(page, "5-download")
 
     # Back the next day: the Story tab opens on the book, its pages shown.
@@ -180,3 +180,168 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     open_tab(page, "3 · Story")
     expect(page.get_by_text("Mia at the Sea: every page has a picture")).to_be_visible()
     expect(page.get_by_role("gridcell", name="That night Mia dreamed of boats.")).to_be_visible()
+
+
+# --- Reading aloud, the spreads and the page editor (a second app with a finished book) ------
+
+SPEECH_STUB = """(() => {
+  // Headless Chromium may have no voice: a stand-in records what would be said, and when.
+  window.__spoken = [];
+  const voices = [{name: "Fake English", lang: "en-US"}, {name: "Fake French", lang: "fr-FR"}];
+  window.SpeechSynthesisUtterance = class {
+    constructor(text) { this.text = text; this.lang = ""; this.voice = null; }
+  };
+  const synth = {
+    current: null,
+    getVoices: () => voices,
+    addEventListener() {},
+    speak(utterance) {
+      window.__spoken.push({
+        text: utterance.text, lang: utterance.lang,
+        voice: utterance.voice ? utterance.voice.name : null,
+        highlighted: Array.from(document.querySelectorAll(".tw-reading"))
+          .map((el) => el.dataset.place || el.className)});
+      this.current = utterance;
+      setTimeout(() => utterance.onstart && utterance.onstart(), 5);
+      utterance.timer = setTimeout(() => utterance.onend && utterance.onend(),
+                                   window.__speakMs || 300);
+    },
+    cancel() {
+      if (this.current) {
+        clearTimeout(this.current.timer);
+        if (this.current.onerror) this.current.onerror({error: "canceled"});
+      }
+    },
+  };
+  Object.defineProperty(window, "speechSynthesis", {value: synth, configurable: true});
+})();"""
+PAGES = ("Mia woke up early.", "Mia built a sandcastle.", "Mia dreamed of boats.")
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model_dir, tmp_path_factory):
+    """(url, settings, book): an app without sign-in whose one user has a finished book in
+    French, with a dedication and a closing line (pictures made without a model)."""
+    from conftest import make_picture
+
+    from pipeline.book import BookStore
+    from pipeline.story import Page
+
+    settings = Settings(base_model=str(tiny_model_dir), vae="", device="cpu", resolution=64,
+                        data_dir=tmp_path_factory.mktemp("reading") / "data",
+                        require_login="never")
+    store = BookStore(settings, settings.local_user)
+    book = store.create("Le château de Mia", "pastel", 1, [Page(t, t) for t in PAGES])
+    for number in (1, 2, 3):
+        book = store.add_illustration(book.id, number, make_picture(96, 96, number),
+                                      seed=number, prompt="p")
+    book = store.set_words(book.id, dedication="Pour Mia, de Mamie", closing="Fin.",
+                           language="fr")
+    with served_app(settings) as address:
+        yield address, settings, book
+
+
+def _spoken(tab, count: int) -> list:
+    """What the page has said, once it has said `count` things (polled from here: the HTML
+    book's policy allows no script evaluated from a string, Playwright's waits included)."""
+    for _ in range(300):
+        spoken = tab.evaluate("window.__spoken")
+        if len(spoken) >= count:
+            return spoken
+        tab.wait_for_timeout(100)
+    raise AssertionError(f"said only {tab.evaluate('window.__spoken')}")
+
+
+def test_the_html_book_reads_itself_aloud(page, finished, tmp_path):
+    from playwright.sync_api import expect
+
+    from pipeline.book import BookStore
+    from pipeline.export import export_html
+
+    _, settings, book = finished
+    out = export_html(BookStore(settings, settings.local_user), book, tmp_path / "book.html").path
+    real = page.context.browser.new_page()  # the browser's own speech synthesis, as it is
+    real.goto(out.as_uri())
+    expect(real.get_by_role("button", name="Read to me")).to_be_visible()
+    assert real.evaluate("typeof window.speechSynthesis.speak === 'function'")
+    real.close()
+
+    context = page.context.browser.new_context()
+    context.add_init_script(SPEECH_STUB)
+    tab = context.new_page()
+    tab.goto(out.as_uri())
+    tab.get_by_role("button", name="Read to me").click()
+    expect(tab.get_by_role("button", name="Stop reading")).to_be_visible()
+    spoken = _spoken(tab, 6)
+    assert [s["text"] for s in spoken] == ["Le château de Mia", "Pour Mia, de Mamie", *PAGES,
+                                           "Fin."]
+    assert {(s["lang"], s["voice"]) for s in spoken} == {("fr", "Fake French")}
+    kinds = ["cover", "dedication", "story", "story", "story", "closing"]
+    for said, kind in zip(spoken, kinds):  # the page being read is the one highlighted
+        assert said["highlighted"] == [f"page {kind} tw-reading"], said
+    expect(tab.get_by_role("button", name="Read to me")).to_be_visible()
+    expect(tab.locator(".tw-reading")).to_have_count(0)
+
+    tab.evaluate("window.__spoken = []; window.__speakMs = 3000")  # a slow reading, stopped
+    tab.get_by_role("button", name="Read to me").click()
+    _spoken(tab, 2)
+    tab.get_by_role("button", name="Stop reading").click()
+    said = len(tab.evaluate("window.__spoken"))
+    tab.wait_for_timeout(1000)
+    assert len(tab.evaluate("window.__spoken")) == said < 6
+    expect(tab.locator(".tw-reading")).to_have_count(0)
+    context.close()
+
+
+def test_the_gallery_reads_the_book_aloud_and_shows_it_as_spreads(page, finished):
+    from playwright.sync_api import expect
+
+    url, _, _ = finished
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(SPEECH_STUB)
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(url)
+    open_tab(tab, "4 · Gallery")
+    tab.get_by_role("img", name="Le château de Mia", exact=True).click()
+    expect(tab.locator(".tw-page-text")).to_have_text("")  # no character: no "story about"
+    spreads = tab.locator(".tw-spread")
+    expect(spreads).to_have_count(5)  # cover; dedication, 1; 2, 3; closing, blank; back
+    expect(spreads.nth(1)).to_contain_text("Pour Mia, de Mamie")
+    tab.get_by_role("button", name="Read to me").click()
+    spoken = _spoken(tab, 6)
+    assert [s["text"] for s in spoken] == ["Le château de Mia", "Pour Mia, de Mamie", *PAGES,
+                                           "Fin."]
+    assert [s["highlighted"] for s in spoken] == [[str(n)] for n in range(6)]
+    assert {(s["lang"], s["voice"]) for s in spoken} == {("fr", "Fake French")}
+    expect(tab.get_by_text("Back cover", exact=True).first).to_be_visible()  # read to the end
+    expect(tab.get_by_role("button", name="Read to me")).to_be_visible()
+    shoot(tab, "6-read-aloud")
+    context.close()
+
+
+def test_the_story_tab_changes_the_pages_in_place(page, finished):
+    from playwright.sync_api import expect
+
+    url, settings, book = finished
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(url)
+    open_tab(tab, "3 · Story")
+    expect(tab.get_by_text("Le château de Mia: every page has a picture")).to_be_visible()
+    tab.get_by_text("Change the book").click()
+    expect(tab.get_by_label("Dedication, after the cover")).to_have_value("Pour Mia, de Mamie")
+    tab.get_by_role("gridcell", name=PAGES[1], exact=True).first.click()
+    words = tab.get_by_label("The page's words")
+    expect(words).to_have_value(PAGES[1])
+    words.fill("Mia built a castle with a red flag.")
+    tab.get_by_role("button", name="Save the words").click()
+    expect(tab.get_by_role("gridcell", name="Mia built a castle with a red flag.")).to_have_count(2)
+    tab.get_by_label("Move it to page").fill("1")
+    tab.get_by_role("button", name="Move the page").click()
+    expect(tab.get_by_text("Page 2 is now page 1.")).to_be_visible()
+    expect(tab.get_by_role("row").nth(1)).to_contain_text("Mia built a castle with a red flag.")
+    expect(tab.get_by_label("Page", exact=True)).to_have_value("1")  # the page followed
+    shoot(tab, "7-story-edit")
+    context.close()

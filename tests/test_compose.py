@@ -1,37 +1,26 @@
 """The second pass (pipeline/compose.py, through render.py and illustrate.py) on the tiny model:
 one redraw per character with exactly its own adapter, nothing outside the redrawn squares
 changed, the layout's order, faces placed by position, and failures that keep what was drawn."""
-import shutil
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from photo_fixtures import astronaut, grace_hopper, on_canvas
-from pipeline import compose, illustrate, models
+from pipeline import cli, compose, illustrate, models
 from pipeline.actions.books import new_book, set_order
 from pipeline.adapters import AdapterRef
 from pipeline.book import BookStore
-from pipeline.characters import CharacterStore
 from pipeline.compose import CharacterPass, PassOptions, place_characters, plan_layout
 from pipeline.illustrate import IllustrateConfig, illustrate_book
 from pipeline.intake import faces
 from pipeline.render import RenderJob, render
-from pipeline.settings import Settings
 from pipeline.styles import get_style
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TWO = IllustrateConfig(width=64, height=64, steps=2, face_pass=True, redraw_tries=0)
 ONE_PASS = IllustrateConfig(width=64, height=64, steps=2, face_pass=False, redraw_tries=0)
-
-
-@pytest.fixture
-def cast(settings, two_trained_characters):
-    """User "alice" with the two trained characters: Mia (girl, "ohwx") and Rex (dog, "zwx")."""
-    trained = Settings(data_dir=two_trained_characters.data_dir)
-    store = CharacterStore(settings, "alice")
-    shutil.copytree(CharacterStore(trained, two_trained_characters.user).root, store.root)
-    return store
 
 
 def _pixels(image):
@@ -83,7 +72,7 @@ def test_each_character_is_redrawn_once_with_only_its_adapter_and_nothing_else_c
 
 
 def test_a_page_with_two_characters_is_drawn_as_their_kinds_then_each_head(settings, cast,
-                                                                           monkeypatch):
+                                                                           monkeypatch, capsys):
     pipe = models.load_pipeline(settings)
     calls = _spy_inpainting(monkeypatch, pipe)
     jobs = []
@@ -102,6 +91,11 @@ def test_a_page_with_two_characters_is_drawn_as_their_kinds_then_each_head(setti
     assert empty.passes == ()  # a page with nobody: no second pass
     page = book.page(1)
     assert [(r.name, r.box) for r in page.layout] == plan_layout(["Rex", "Mia"], (64, 64))
+    assert cli.main(["books", "--json", "--data-dir", str(settings.data_dir),
+                     "--user", "alice"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["layouts"] == [[{"name": name, "box": list(box)} for name, box in
+                                  plan_layout(["Rex", "Mia"], (64, 64))], []]
 
     set_order(settings, "alice", book.id, 1, ["mia", "Rex"])  # the parent's order
     jobs.clear()

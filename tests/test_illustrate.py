@@ -20,7 +20,6 @@ from pipeline.illustrate import (IllustrateConfig, IllustrateError, illustrate_b
                                  regenerate_page)
 from pipeline.models import encode_long_prompt
 from pipeline.render import RenderJob, render, render_seconds
-from pipeline.settings import Settings
 from pipeline.story import StoryError
 from pipeline.styles import StyleError, get_style
 
@@ -39,15 +38,6 @@ The sea was calm and nobody was there."""
 def _crops():
     picture = Image.new("RGB", (64, 64), (200, 150, 120))
     return [(picture, Crop("", (64, 64), (0, 0, 64, 64), f"{n}.png")) for n in range(3)]
-
-
-@pytest.fixture
-def cast(settings, two_trained_characters):
-    """User "alice" with the two trained characters: Mia (girl, "ohwx") and Rex (dog, "zwx")."""
-    trained = Settings(data_dir=two_trained_characters.data_dir)
-    store = CharacterStore(settings, "alice")
-    shutil.copytree(CharacterStore(trained, two_trained_characters.user).root, store.root)
-    return store
 
 
 def _adapter(store, name, adapter_name="reference"):
@@ -394,7 +384,7 @@ def test_cli_illustrates_regenerates_chooses_and_resumes(settings, cast, monkeyp
     assert code == 0, err
     record = json.loads(out)
     book_id = record["id"]
-    assert f"book {book_id}: 4 of 4 pages" in err and "4/4" in err
+    assert f"book {book_id}: 4 pages to draw" in err and "4/4" in err
     assert record["style"] == "cartoon" and len(record["pages"][0]["candidates"]) == 2
 
     code, out, err = _cli(monkeypatch, capsys, settings, "illustrate-page", book_id, "2",

@@ -2,7 +2,6 @@
 candidate kept, weak pages redrawn within the rule, a parent's choice never overridden, pets
 not scored. The renderer is faked to return real photos (a picture from the tiny model is
 noise), so the scoring sees real faces; the adapters are the tiny model's real ones."""
-import shutil
 
 import numpy as np
 import pytest
@@ -13,11 +12,9 @@ from pipeline import illustrate
 from pipeline.actions import likeness as likeness_actions
 from pipeline.actions.books import book_json, choose_picture, new_book
 from pipeline.book import BookStore
-from pipeline.characters import CharacterStore
 from pipeline.illustrate import IllustrateConfig, illustrate_book, regenerate_page
 from pipeline.likeness import identity_from_images, save_identity
 from pipeline.render import Rendered
-from pipeline.settings import Settings
 
 ONE_PASS = dict(width=64, height=64, steps=2, face_pass=False)
 
@@ -28,13 +25,10 @@ def astronaut_identity():
 
 
 @pytest.fixture
-def family(settings, two_trained_characters, astronaut_identity):
+def family(cast, astronaut_identity):
     """Alice's Mia (a girl: the astronaut's face) and Rex (a dog), with tiny real adapters."""
-    trained = CharacterStore(Settings(data_dir=two_trained_characters.data_dir), "local")
-    store = CharacterStore(settings, "alice")
-    shutil.copytree(trained.root, store.root)
-    save_identity(store, store.get("Mia"), astronaut_identity)
-    return store
+    save_identity(cast, cast.get("Mia"), astronaut_identity)
+    return cast
 
 
 def _page_of(face: Image.Image) -> Image.Image:
@@ -122,13 +116,12 @@ def _unscored(store, book_id, number):
     """Forget a page's scores and show its first picture, as a book drawn before scoring."""
     from dataclasses import replace
 
-    from pipeline.book import _with_page
-
     def forget(book):
-        page = book.page(number)
-        return _with_page(book, number, replace(
-            page, image=page.candidates[0].file,
-            candidates=tuple(replace(c, score=None) for c in page.candidates)))
+        pages = list(book.pages)
+        page = pages[number - 1]
+        pages[number - 1] = replace(page, image=page.candidates[0].file, candidates=tuple(
+            replace(c, score=None) for c in page.candidates))
+        return replace(book, pages=tuple(pages))
 
     store.update(book_id, forget)
 

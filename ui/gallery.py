@@ -1,9 +1,12 @@
-"""Gallery tab: the user's books as covers; open one to read it page by page, download it as a
-PDF (or one HTML file), delete it.
+"""Gallery tab: the user's books as covers; open one to read it page by page (or have it read
+aloud), see the whole book as spreads, download it as a PDF to print or for a screen (or one HTML
+file), delete it.
 
 Public API: /export_book, /delete_book (events) and /list_books, /get_book (gr.api).
 """
+import base64
 import html
+from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -15,8 +18,56 @@ from ui.auth import Caller, signed_in
 from ui.common import (PRIVATE, book_choices, choices, own_choice, picture, progress_bar, public,
                        scratch_folder)
 
-FORMATS = [("PDF, to print (square 8.5 in pages)", "pdf"), ("HTML, to read in a browser", "html")]
+FORMATS = [("PDF", "pdf"), ("HTML, to read in a browser (it can read itself aloud)", "html")]
+TRIM_CHOICES = [(f"Print: {trim.label}" if trim.print_grade else "Screen: a small file, pictures "
+                 "as drawn", name) for name, trim in books.TRIMS.items()]
 NO_PICTURE = (243, 236, 220)  # the cover of a book without pictures yet
+READING_CSS = """
+.tw-page-text { border-radius: 10px; transition: background 0.3s, box-shadow 0.3s; }
+.tw-reading { background: #fff3d1; box-shadow: 0 0 0 4px #f5c04a; }
+"""
+SPREADS_CSS = """
+.tw-spreads { display: flex; flex-direction: column; align-items: center; gap: 16px;
+              padding: 8px 0; }
+.tw-spread { display: flex; }
+.tw-side { position: relative; width: 170px; aspect-ratio: var(--tw-aspect);
+           box-sizing: border-box; padding: 10px 10px 18px;
+           background: #fff; color: #26262e; display: flex; flex-direction: column;
+           align-items: center; justify-content: center; gap: 6px; text-align: center;
+           font-size: 10px; line-height: 1.3; overflow: hidden;
+           box-shadow: 0 1px 6px rgba(0, 0, 0, 0.18); }
+.tw-side + .tw-side { border-left: 1px solid #e4ded2; }
+.tw-side.tw-none { background: transparent; box-shadow: none; }
+.tw-side img { max-width: 100%; max-height: 62%; object-fit: contain; }
+.tw-side .tw-side-title { font-weight: bold; font-size: 12px; }
+.tw-side .tw-side-label { position: absolute; bottom: 4px; left: 0; right: 0; color: #8a8a94;
+                          font-size: 9px; }
+"""
+# "Read to me" in the reader: read the page shown, then press Next and read on, until the last.
+READ_ALOUD = """() => {
+%s
+  const reader = window.taleweaverReader;
+  const button = document.querySelector("#tw-read-aloud");
+  const label = (text) => { if (button) button.textContent = text; };
+  if (reader.active()) { reader.stop(); label("Read to me"); return []; }
+  const current = () => document.querySelector(".tw-reader .tw-page-text");
+  const first = current();
+  if (!first || !reader.available()) return [];
+  label("Stop reading");
+  const next = async (page) => {
+    if (page.dataset.last === "true") return null;
+    const place = page.dataset.place;
+    document.querySelector("#tw-next").click();
+    for (let waited = 0; waited < 20000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const now = current();
+      if (now && now.dataset.place !== place) return now;
+    }
+    return null;
+  };
+  reader.read(first, next, first.lang, () => label("Read to me"));
+  return [];
+}""".replace("%s", books.read_aloud_script(), 1)
 
 
 def list_books(caller: Caller) -> list[dict]:
@@ -36,16 +87,23 @@ def get_book(caller: Caller, book_id: str) -> dict:
 
 
 def export_book(caller: Caller, book_id: str, format: str = "pdf", draft: bool = False,
-                progress=gr.Progress()) -> str:
-    """Your book as a printable PDF (square 8.5 x 8.5 in pages) or one HTML file.
+                trim: str = "screen", bleed: bool = False, progress=gr.Progress()) -> str:
+    """Your book as a PDF (to print at a trim size with pictures at 300 dpi, or for a screen)
+    or one HTML file that can read itself aloud.
 
     Args:
         book_id: the book's id
         format: "pdf" or "html"
         draft: set pages without a picture yet as text-only pages instead of refusing
+        trim: the PDF's pages: "8.5x8.5", "8x10" or "a4-landscape" to print, "screen"
+            (square 8.5 in pages, pictures as drawn); not used for html
+        bleed: add the 0.125 in bleed that print services ask for (print trims; not for html)
     """
+    pdf = format != "html"
     done = books.export(caller.settings, caller.user, book_id or "", scratch_folder(),
-                        format=format, draft=bool(draft), on_progress=progress_bar(progress))
+                        format=format, draft=bool(draft), trim=(trim or "screen") if pdf
+                        else "screen", bleed=bool(bleed) and pdf,
+                        on_progress=progress_bar(progress))
     if done.dropped:
         gr.Warning("Left out of the PDF (the book font can't print them): "
                    + " ".join(done.dropped))
@@ -81,27 +139,61 @@ def pick_cover(ids: list, evt: gr.SelectData):
 
 
 def read(caller: Optional[Caller], book_id: Optional[str], number: float):
-    """One spread of the reader: 0 is the cover, then the pages."""
+    """One page of the reader: 0 is the cover, then the dedication, the pages, the closing
+    line and the back cover. The text says what reading aloud reads, in the book's language."""
     if not book_id or caller is None:
         return gr.update(visible=False), "", None, "", "", 0
     try:
         book = books.get_book(caller.settings, caller.user, book_id)
     except ValueError:
         return gr.update(visible=False), "", None, "", "", 0
-    number = min(max(int(number or 0), 0), len(book.pages))
-    if number == 0:
-        heading = f"<h2 class='tw-title'>{html.escape(book.title)}</h2>"
-        image = book.cover_image
-        text = books.story_about(book.characters)
-        where = "Cover"
-    else:
-        page = book.page(number)
-        heading, image, text = "", page.image, page.text
-        where = f"Page {number} of {len(book.pages)}"
-    shown = picture(books.picture_path(caller.settings, caller.user, book, image)) \
-        if image else None
-    body = f"<div class='tw-page-text'>{html.escape(text)}</div>" if text else ""
-    return gr.update(visible=True), heading, shown, body, where, number
+    sides = books.book_sides(book)
+    number = min(max(int(number or 0), 0), len(sides) - 1)
+    side = sides[number]
+    heading = f"<h2 class='tw-title'>{html.escape(side.title)}</h2>" if side.title else ""
+    shown = picture(books.picture_path(caller.settings, caller.user, book, side.picture)) \
+        if side.picture else None
+    where = f"Page {side.number} of {len(book.pages)}" if side.kind == "story" else side.label
+    lang = f" lang='{html.escape(book.language)}'" if book.language else ""
+    body = (f"<div class='tw-page-text'{lang} data-place='{number}' "
+            f"data-last='{str(number == len(sides) - 1).lower()}' "
+            f"data-read='{html.escape(side.spoken)}'>{html.escape(side.text)}</div>")
+    return (gr.update(visible=True), heading, gr.update(value=shown, visible=shown is not None),
+            body, where, number)
+
+
+def preview(caller: Optional[Caller], book_id: Optional[str], trim: Optional[str]) -> str:
+    """The whole book as printed, two facing pages at a time, shaped like the chosen trim."""
+    if not book_id or caller is None:
+        return ""
+    try:
+        spreads = books.preview(caller.settings, caller.user, book_id)
+    except ValueError:
+        return ""
+    shape = books.TRIMS.get(trim or "", books.TRIMS["screen"])
+    rows = "".join(f"<div class='tw-spread'>{_side(left)}{_side(right)}</div>"
+                   for left, right in spreads)
+    return (f"<div class='tw-spreads' style='--tw-aspect: {shape.width:g} / {shape.height:g}'>"
+            f"{rows}</div>")
+
+
+def _side(shown: Optional[books.PreviewSide]) -> str:
+    """One page of a spread: its picture (a small copy, inline), its words, what it is."""
+    if shown is None:
+        return "<div class='tw-side tw-none'></div>"
+    side = shown.side
+    parts = [f"<div class='tw-side-title'>{html.escape(side.title)}</div>"] if side.title else []
+    if shown.thumbnail:
+        parts.append(f"<img src='{_inline(shown.thumbnail)}' alt='{html.escape(side.label)}'>")
+    if side.text:
+        parts.append(f"<div>{html.escape(side.text)}</div>")
+    parts.append(f"<div class='tw-side-label'>{html.escape(side.label)}</div>")
+    return f"<div class='tw-side tw-{side.kind}'>{''.join(parts)}</div>"
+
+
+def _inline(path: Path) -> str:
+    """A small picture as a data: URL (the data folder is never served)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def turn(step: int):
@@ -132,15 +224,21 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             heading = gr.HTML()
             image = gr.Image(show_label=False, interactive=False, height=460,
                              buttons=["fullscreen"])
-            text = gr.HTML()
+            text = gr.HTML(css_template=READING_CSS)
             number = gr.State(0)
             with gr.Row(equal_height=True):
                 back = gr.Button("◀ Previous", size="sm")
                 where = gr.Markdown("Cover", elem_classes="tw-where")
-                forward = gr.Button("Next ▶", size="sm")
+                read_aloud = gr.Button("Read to me", size="sm", elem_id="tw-read-aloud")
+                forward = gr.Button("Next ▶", size="sm", elem_id="tw-next")
+            with gr.Accordion("The whole book, as it opens", open=True):
+                spreads = gr.HTML(css_template=SPREADS_CSS)
             with gr.Row(equal_height=True):
                 format_choice = gr.Radio(FORMATS, value="pdf", label="Download as", scale=2)
-                draft = gr.Checkbox(label="Pages without a picture as text only", scale=1)
+                trim = gr.Dropdown(TRIM_CHOICES, value="screen", label="PDF pages", scale=3)
+                bleed = gr.Checkbox(label="With 0.125 in bleed (for print services)", scale=1)
+            with gr.Row(equal_height=True):
+                draft = gr.Checkbox(label="Pages without a picture as text only", scale=2)
                 export_button = gr.Button("Make the download", variant="primary", scale=1)
             download = gr.File(label="Your book", interactive=False, visible=False)
             delete_button = gr.Button("Delete this book", variant="stop", size="sm")
@@ -154,22 +252,28 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     listing = [covers, none_yet, ids, book_id]
     quiet_read = signed_in(settings, read, quiet=True)
     quiet_refresh = signed_in(settings, refresh, quiet=True)
+    quiet_preview = signed_in(settings, preview, quiet=True)
     covers.select(pick_cover, ids, book_id, **PRIVATE).then(
-        quiet_read, [book_id, cover_page], reading, **PRIVATE).then(no_download, None, download,
-                                                                    **PRIVATE)
+        quiet_read, [book_id, cover_page], reading, **PRIVATE).then(
+        no_download, None, download, **PRIVATE).then(quiet_preview, [book_id, trim], spreads,
+                                                     **PRIVATE)
     book_id.input(quiet_read, [book_id, cover_page], reading, **PRIVATE).then(
-        no_download, None, download, **PRIVATE)
+        no_download, None, download, **PRIVATE).then(quiet_preview, [book_id, trim], spreads,
+                                                     **PRIVATE)
+    trim.change(quiet_preview, [book_id, trim], spreads, **PRIVATE)
+    read_aloud.click(None, js=READ_ALOUD, **PRIVATE)
     back.click(turn(-1), number, number, **PRIVATE).then(quiet_read, [book_id, number], reading,
                                                             **PRIVATE)
     forward.click(turn(1), number, number, **PRIVATE).then(quiet_read, [book_id, number],
                                                               reading, **PRIVATE)
     exporting, deleting = signed_in(settings, export_book), signed_in(settings, delete_book)
-    export_button.click(exporting, [book_id, format_choice, draft], download,
+    export_button.click(exporting, [book_id, format_choice, draft, trim, bleed], download,
                         show_progress_on=text, **public(exporting, "export_book")).success(
         lambda: gr.update(visible=True), None, download, **PRIVATE)
     delete_button.click(deleting, book_id, deleted, **public(deleting, "delete_book")).success(
         show_deleted, deleted, deleted_note, **PRIVATE).then(
         quiet_refresh, book_id, listing, **PRIVATE).then(quiet_read, [book_id, cover_page],
-                                                         reading, **PRIVATE)
+                                                         reading, **PRIVATE).then(
+        quiet_preview, [book_id, trim], spreads, **PRIVATE)
     tab.select(quiet_refresh, book_id, listing, **PRIVATE)
     demo.load(quiet_refresh, book_id, listing, **PRIVATE)

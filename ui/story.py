@@ -1,7 +1,8 @@
 """Story tab: a title and a story (or a draft from a premise), a style, the pages with their
 editable scenes, illustrating every page, redrawing one, choosing among its pictures.
 
-Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate.
+Public API: /draft_story, /new_book, /illustrate_book, /illustrate_page, /choose_candidate;
+and changing the book once made (ui/page_editor.py).
 """
 from typing import Optional
 
@@ -14,6 +15,7 @@ from pipeline.settings import Settings
 from ui.auth import Caller, signed_in
 from ui.common import (GPU, PRIVATE, STATUS_HEIGHT, book_choices, choices, escape_md, own_choice,
                        picture, progress_bar, public)
+from ui.page_editor import page_editor, wire_page_editor
 
 NO_DRAFTS = ("Drafting stories isn't available on this server: write the story yourself in the "
              "Story box, a paragraph per page, and everything else works as usual.")
@@ -67,8 +69,8 @@ def new_book(caller: Caller, title: str, story: str, style: str = books.DEFAULT_
 
 def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
                     height: int = 0, steps: int = 0, face_pass: Optional[bool] = None,
-                    redraw_below: int = -1, redraw_tries: int = -1,
-                    progress=gr.Progress()) -> dict:
+                    redraw_below: int = -1, redraw_tries: int = -1, face_strength: float = 0,
+                    face_margin: float = -1, progress=gr.Progress()) -> dict:
     """Draw every page of a book that has no picture yet, saving each page as it is drawn
     (after an interruption, calling this again goes on where it stopped). Each picture is
     scored against your characters' photos; the best is kept, and weak pages are drawn again.
@@ -84,21 +86,28 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
         redraw_below: draw a page again when its weakest likeness is under this, 0-100 (-1:
             the app's setting)
         redraw_tries: at most this many more pictures for such a page (-1: the app's setting)
+        face_strength: how much of each head the second pass redraws, above 0 to 1 (0: the
+            app's setting)
+        face_margin: room around a face in the redrawn square, in face sides (-1: the app's
+            setting)
     """
     book = books.illustrate(caller.settings, caller.user, book_id or "",
                             _options(candidates, width, height, steps, face_pass, redraw_below,
-                                     redraw_tries),
+                                     redraw_tries, face_strength, face_margin),
                             token=caller.token, on_progress=progress_bar(progress))
     return books.book_json(caller.settings, caller.user, book)
 
 
 def _options(candidates, width, height, steps, face_pass=None, redraw_below=-1,
-             redraw_tries=-1):
-    """The form's picture options; -1 (or None) keeps the app's settings."""
+             redraw_tries=-1, face_strength=0, face_margin=-1):
+    """The form's picture options; -1 (0 for the strength, None) keeps the app's settings."""
+    def setting(value, unset):
+        return None if value is None or value <= unset else value
+
     return books.drawing_options(
         candidates, width, height, steps, face_pass=face_pass,
-        redraw_below=None if redraw_below is None or redraw_below < 0 else int(redraw_below),
-        redraw_tries=None if redraw_tries is None or redraw_tries < 0 else int(redraw_tries))
+        redraw_below=setting(redraw_below, -1), redraw_tries=setting(redraw_tries, -1),
+        face_strength=setting(face_strength, 0), face_margin=setting(face_margin, -1))
 
 
 def estimate_drawing(caller: Caller, book_id: str, candidates: int = 1, width: int = 0,
@@ -245,7 +254,10 @@ def _page_likeness(page) -> str:
     """The Likeness column: each character's likeness on the page's picture, or why it waits."""
     if page.waiting:
         return f"waiting: {page.waiting}"
-    return "\n".join(likeness.page_lines(page.chosen.score)) if page.chosen else ""
+    lines = likeness.page_lines(page.chosen.score) if page.chosen else []
+    if len(page.layout) > 1:
+        lines.append("left to right: " + ", ".join(region.name for region in page.layout))
+    return "\n".join(lines)
 
 
 def page_candidates(caller: Caller, book: books.Book, number: int):
@@ -365,6 +377,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         candidate = gr.Number(1, precision=0, visible=False, label="Picture")
         estimating = signed_in(settings, estimate_drawing)
         gr.api(estimating, **public(estimating, "estimate_drawing"))
+        editor = page_editor()
 
     def quiet(fn):
         return signed_in(settings, fn, quiet=True)
@@ -406,6 +419,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         **public(choosing, "choose_candidate")).success(show, [book, page], shown, **PRIVATE)
     pages.input(door(save_scenes), [book_id, pages], book, **PRIVATE).success(
         show, [book, page], shown, **PRIVATE)
+    wire_page_editor(settings, editor, book_id, book, pages, shown, show, page)
     page_pictures.select(quiet(pick_page), [drawn, book], [page, scene, page_choices, redraw],
                          **PRIVATE)
     opening = door(open_book)

@@ -1,5 +1,10 @@
 """Books: draft a story, make a book of it, edit a page's scene, illustrate it, redraw a page,
-choose a picture, list, read, delete and export books."""
+choose a picture; edit the book once made (a page's words, insert, delete and move pages, the
+dedication, closing line and language); list, preview, read, delete and export books.
+
+A page is drawn with seeds from its own key (book.record), not its place: a page that was moved
+or inserted keeps the seeds it would have had where it was made.
+"""
 from __future__ import annotations
 
 import secrets
@@ -10,15 +15,18 @@ from typing import Optional, Sequence
 from ..book import Book, BookStore
 from ..characters import CharacterStore
 from ..draft import Draft, draft_story
-from ..export import Exported, export_book, file_name
-from ..export import story_about as story_about  # the cover's line, for the app's reader
+from ..export import TRIMS as TRIMS  # the PDF's page sizes, for the doors' forms
+from ..export import BookSide as BookSide
+from ..export import book_sides as book_sides  # the pages of the finished book, in order
+from ..export import read_aloud_script as read_aloud_script  # "Read to me", for the gallery
+from ..export import Exported, export_book, file_name, named, spreads
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
-from ..illustrate import (IllustrateConfig, IllustrateError, check_seed, illustrate_book,
-                          page_seconds, redraw_rule, regenerate_page)
+from ..illustrate import (IllustrateConfig, IllustrateError, check_seed,
+                          illustrate_book, page_seconds, redraw_rule, regenerate_page)
 from ..progress import ProgressFn, counted, format_seconds
 from .likeness import book_summary, page_lines, public_score
 from ..settings import Settings
-from ..story import parse_story, scene_prompt, set_scene
+from ..story import find_characters, parse_story, scene_prompt, set_scene
 from ..styles import DEFAULT_STYLE, Style, get_style, load_styles
 
 
@@ -33,12 +41,30 @@ class BookRow:
     created: str
     updated: str
     likeness: dict  # actions.likeness.book_summary
+    layouts: tuple  # per page, where each character stood when drawn: ({name, box}, ...)
     thumbnail: Optional[Path] = None  # a small PNG of the cover; None before any picture
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "pages": self.pages,
                 "illustrated": self.illustrated, "created": self.created,
-                "updated": self.updated, "likeness": self.likeness}
+                "updated": self.updated, "likeness": self.likeness,
+                "layouts": [list(page) for page in self.layouts]}
+
+
+@dataclass(frozen=True)
+class Edited:
+    """A book after an edit, and what the parent should know about it ("" if nothing)."""
+
+    book: Book
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PreviewSide:
+    """One page of the preview: the page of the book and a small copy of its picture."""
+
+    side: BookSide
+    thumbnail: Optional[Path] = None
 
 
 @dataclass(frozen=True)
@@ -59,14 +85,16 @@ def styles() -> dict[str, Style]:
 
 def drawing_options(candidates: int = 1, width: int = 0, height: int = 0, steps: int = 0,
                     adapter_weight: float = 1.0, *, face_pass: Optional[bool] = None,
-                    face_strength: Optional[float] = None, redraw_below: Optional[int] = None,
+                    face_strength: Optional[float] = None, face_margin: Optional[float] = None,
+                    redraw_below: Optional[int] = None,
                     redraw_tries: Optional[int] = None) -> IllustrateConfig:
     """How to draw pages, from plain numbers: 0 (or None) keeps the style's size and steps;
     None keeps the settings' second pass and redraw rule."""
     return IllustrateConfig(candidates=int(candidates or 1), adapter_weight=float(adapter_weight),
                             width=int(width or 0) or None, height=int(height or 0) or None,
                             steps=int(steps or 0) or None, face_pass=face_pass,
-                            face_strength=face_strength, redraw_below=redraw_below,
+                            face_strength=face_strength, face_margin=face_margin,
+                            redraw_below=redraw_below,
                             redraw_tries=redraw_tries)
 
 
@@ -144,7 +172,9 @@ def list_books(settings: Settings, user: str) -> list[BookRow]:
     """The user's books, newest first, each with its likeness summary."""
     store = BookStore(settings, user)
     return [BookRow(book.id, book.title, len(book.pages), len(book.pages) - len(book.missing),
-                    book.created, book.updated, book_summary(book), store.thumbnail(book))
+                    book.created, book.updated, book_summary(book),
+                    tuple(tuple({"name": r.name, "box": list(r.box)} for r in page.layout)
+                          for page in book.pages), store.thumbnail(book))
             for book in store.list()]
 
 
@@ -188,9 +218,10 @@ def illustrate(settings: Settings, user: str, book_id: str,
                options: IllustrateConfig = IllustrateConfig(), *, token: Optional[str] = None,
                on_progress: Optional[ProgressFn] = None) -> Book:
     """Draw every page that has no picture yet, saving each as it is drawn (calling it again
-    after an interruption goes on where it stopped)."""
-    return illustrate_book(settings, user, book_id, options, token=token,
-                           on_progress=on_progress)
+    after an interruption goes on where it stopped). Pages can't be reordered meanwhile."""
+    with BookStore(settings, user).drawing(book_id or ""):
+        return illustrate_book(settings, user, book_id, options, token=token,
+                               on_progress=on_progress)
 
 
 def redraw_page(settings: Settings, user: str, book_id: str, page: int,
@@ -198,10 +229,88 @@ def redraw_page(settings: Settings, user: str, book_id: str, page: int,
                 scene: Optional[str] = None, seed: Optional[int] = None,
                 token: Optional[str] = None) -> Book:
     """Draw new pictures for one page, optionally with an edited scene or a chosen seed; the
-    first new picture becomes the page's picture and the others stay to choose from."""
-    if scene is not None:
-        edit_scene(settings, user, book_id, page, scene)
-    return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
+    first new picture becomes the page's picture and the others stay to choose from. Without
+    a seed the page gets fresh ones, from its own key."""
+    store = BookStore(settings, user)
+    with store.drawing(book_id or ""):
+        if scene is not None:
+            edit_scene(settings, user, book_id, page, scene)
+        return regenerate_page(settings, user, book_id, page, options, seed=seed, token=token)
+
+
+def edit_text(settings: Settings, user: str, book_id: str, page: int, text: str) -> Edited:
+    """Change a page's words; its pictures stay. A page whose scene is its words gets the new
+    words as its scene, and who is on it is found again: the message says when that changed
+    (so the parent may redraw it) and names anyone in the words but not in the scene."""
+    store = BookStore(settings, user)
+    cast = CharacterStore(settings, user).list()
+    before = store.get(book_id or "").page(page)
+    book = store.set_text(book_id, page, text, cast)
+    after = book.page(page)
+    notes = []
+    if after.characters != before.characters:
+        notes.append(f"Page {page} now shows {named(after.characters) or 'nobody'} (before: "
+                     f"{named(before.characters) or 'nobody'})"
+                     + (": redraw it so that its picture matches." if after.illustrated
+                        else "."))
+    unseen = [name for name in find_characters(after.text, cast)
+              if name not in after.characters]
+    if unseen:
+        notes.append(f"{named(unseen)} {'is' if len(unseen) == 1 else 'are'} in the words but "
+                     f"not in the scene of page {page}'s picture: edit its scene to draw "
+                     f"{'them' if len(unseen) > 1 else 'it'} too.")
+    return Edited(book, " ".join(notes))
+
+
+def insert_page(settings: Settings, user: str, book_id: str, after: int, text: str) -> Edited:
+    """Add a page with these words after page `after` (0: before the first); not drawn yet."""
+    book = BookStore(settings, user).insert_page(book_id or "", after, text,
+                                                 CharacterStore(settings, user).list())
+    page = book.page(after + 1)
+    return Edited(book, f"Page {after + 1} is new ({named(page.characters) or 'nobody'} on "
+                        "it) and has no picture yet.")
+
+
+def delete_page(settings: Settings, user: str, book_id: str, page: int) -> Edited:
+    """Delete a page, and its pictures from disk."""
+    store = BookStore(settings, user)
+    pictures = len(store.get(book_id or "").page(page).files)
+    book = store.delete_page(book_id, page)
+    return Edited(book, f"Deleted page {page}" + (f" and its {counted(pictures, 'picture')}."
+                                                   if pictures else "."))
+
+
+def move_page(settings: Settings, user: str, book_id: str, page: int, to: int) -> Edited:
+    """Move a page, with its pictures, to be page `to`."""
+    book = BookStore(settings, user).move_page(book_id or "", page, to)
+    return Edited(book, f"Page {page} is now page {to}." if page != to else "")
+
+
+def edit_words(settings: Settings, user: str, book_id: str, *,
+               dedication: Optional[str] = None, closing: Optional[str] = None,
+               language: Optional[str] = None) -> Edited:
+    """Change the dedication, the closing line or the book's language (a tag such as "en" or
+    "fr", for reading aloud): None keeps it, "" takes it away."""
+    book = BookStore(settings, user).set_words(book_id or "", dedication=dedication,
+                                                closing=closing, language=language)
+    changed = [what for what, value in (("dedication", dedication), ("closing line", closing),
+                                        ("language", language)) if value is not None]
+    return Edited(book, f"Saved the {named(changed)}." if changed else "")
+
+
+def preview(settings: Settings, user: str, book_id: str) -> list[tuple[Optional[PreviewSide],
+                                                                       Optional[PreviewSide]]]:
+    """The whole book as printed, in spreads (two facing pages), with small pictures."""
+    store = BookStore(settings, user)
+    book = store.get(book_id or "")
+
+    def shown(side: Optional[BookSide]) -> Optional[PreviewSide]:
+        if side is None:
+            return None
+        return PreviewSide(side, store.thumbnail(book, side.picture) if side.picture else None)
+
+    return [(shown(left), shown(right))
+            for left, right in spreads(book_sides(book, printed=True))]
 
 
 def choose_picture(settings: Settings, user: str, book_id: str, page: int,
@@ -235,13 +344,18 @@ def delete_book(settings: Settings, user: str, book_id: str) -> DeletedBook:
 
 
 def export(settings: Settings, user: str, book_id: str, out: Path, *, format: str = "",
-           draft: bool = False, on_progress: Optional[ProgressFn] = None) -> Exported:
-    """Write a book as a printable PDF or one HTML file. `out` is the file (its suffix says
-    the format), or a folder, where a file named after the title is made in `format`."""
+           draft: bool = False, trim: str = "screen", bleed: bool = False,
+           on_progress: Optional[ProgressFn] = None) -> Exported:
+    """Write a book as a PDF (to print at a trim size, with or without bleed, or "screen") or
+    one HTML file. `out` is the file (its suffix says the format), or a folder, where a file
+    named after the title (and the trim, for print) is made in `format`."""
     store = BookStore(settings, user)
     book = store.get(book_id or "")
     out = Path(out)
     if out.is_dir():
-        out = out / file_name(book, f".{format or 'pdf'}")
-    return export_book(store, book, out, draft=draft, on_progress=on_progress)
+        fmt = format or "pdf"
+        printed = "" if fmt != "pdf" or trim == "screen" else f"-{trim}" + "-bleed" * bleed
+        out = out / file_name(book, f"{printed}.{fmt}")
+    return export_book(store, book, out, draft=draft, trim=trim, bleed=bleed,
+                       on_progress=on_progress)
 

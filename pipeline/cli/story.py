@@ -24,6 +24,7 @@ def _options(args: argparse.Namespace):
     width, height = args.size or (0, 0)
     return drawing_options(args.candidates, width, height, args.steps or 0, args.adapter_weight,
                            face_pass=args.face_pass, face_strength=args.face_strength,
+                           face_margin=args.face_margin,
                            redraw_below=args.redraw_below, redraw_tries=args.redraw_tries)
 
 
@@ -161,6 +162,9 @@ def register(sub) -> None:
         parser.add_argument("--face-strength", type=float, default=None,
                             help="how much of each head the second pass redraws, above 0 to 1 "
                                  "(default: TALEWEAVER_FACE_PASS_STRENGTH, 0.5)")
+        parser.add_argument("--face-margin", type=float, default=None,
+                            help="room around each face in the redrawn square, in face sides "
+                                 "(default: TALEWEAVER_FACE_PASS_MARGIN, 0.6)")
         parser.add_argument("--redraw-below", type=int, default=None, metavar="LIKENESS",
                             help="draw more seeds for a page whose weakest likeness is under "
                                  "this, 0 to 100 (default: TALEWEAVER_REDRAW_BELOW, 45)")

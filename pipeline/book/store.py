@@ -1,170 +1,43 @@
-"""The Book record (a story's pages with their illustrations) and the per-user store of books.
+"""The per-user store of books: each book a folder with its record and its pictures.
 
-    <user>/books/<book id>/book.json          the record below
+    <user>/books/<book id>/book.json          the record (record.py)
     <user>/books/<book id>/images/*.png       every illustration made for the book, full resolution
     <user>/books/<book id>/thumbs/*.png       small copies for the gallery, made once, on demand
 
 Page numbers in this API count from 1, as people and the CLI do. Changes to a stored book go
 through `BookStore.update` (or the helpers built on it), which re-reads the record under the
 book's lock, so two writers (two browser tabs, an illustration job and the gallery) never lose
-each other's pages.
+each other's pages. While pages are being drawn (`drawing`), their order can't change: a picture
+is stored by its page's number, so a page moved meanwhile would get another page's picture.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import re
 import secrets
-import unicodedata
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from PIL import Image
 
-from .characters import Character, CharacterStore
-from .settings import Settings
-from .store import (StoreError, atomic_write_bytes, atomic_write_json, inside, locked, read_json,
-                    remove_tree, user_dir)
-from .story import Page, scene_from_prompt
+from ..characters import Character, CharacterStore
+from ..settings import Settings
+from ..store import (StoreError, atomic_write_bytes, atomic_write_json, inside, locked, read_json,
+                     remove_tree, user_dir)
+from ..story import Page
+from . import edits
+from .record import Book, BookPage, Illustration, Region, cast_of, clean_title
 
 log = logging.getLogger(__name__)
 RECORD = "book.json"
-FORMAT_VERSION = 2  # 2: scenes kept as the parent wrote them (1 stored the prompt)
-MAX_TITLE_LENGTH = 200
-UNTITLED = "Untitled story"
+DRAWING = ".drawing"  # held (shared) while pages are drawn; order changes need it alone
 THUMBNAIL_SIZE = 256  # pixels, longest side
 _BOOK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
-# Bidi embedding/override/isolate controls can make a title display as something it isn't.
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)], " ")
-
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom) in a picture's pixels
-
-
-@dataclass(frozen=True)
-class Illustration:
-    """One image made for a page, with the seed and full prompt that reproduce it, and its
-    likeness score once scored (likeness.PageScore.to_json(full=True); None before)."""
-
-    file: str  # relative to the book folder, e.g. "images/p01-1234.png"
-    seed: int
-    prompt: str
-    score: Optional[dict] = None
-
-    @classmethod
-    def from_json(cls, record: dict) -> "Illustration":
-        return cls(record["file"], int(record["seed"]), record["prompt"], record.get("score"))
-
-
-@dataclass(frozen=True)
-class Region:
-    """Where one character stands on a page's pictures: its name and a box."""
-
-    name: str
-    box: Box
-
-
-@dataclass(frozen=True)
-class BookPage(Page):
-    """A story page in a book: the chosen illustration and every candidate made for it."""
-
-    image: str = ""  # the chosen illustration's file; "" until the page is illustrated
-    candidates: tuple[Illustration, ...] = ()  # every image made for the page, chosen included
-    chosen_by_parent: bool = False  # a parent's choice, which no later score overrides
-    order: tuple[str, ...] = ()  # the parent's left-to-right order of its characters, if set
-    layout: tuple[Region, ...] = ()  # where each character stood when it was last drawn
-    waiting: str = ""  # why it could not be drawn yet (a character without an adapter)
-
-    @property
-    def illustrated(self) -> bool:
-        return bool(self.image)
-
-    @property
-    def chosen(self) -> Optional[Illustration]:
-        """The chosen illustration (with its seed and prompt), or None before illustration."""
-        return next((c for c in self.candidates if c.file == self.image), None)
-
-    @property
-    def seed(self) -> Optional[int]:
-        """The seed of the chosen illustration: with its prompt it redraws the same picture."""
-        chosen = self.chosen
-        return chosen.seed if chosen else None
-
-    @property
-    def others(self) -> tuple[Illustration, ...]:
-        """The candidates that were not chosen."""
-        return tuple(c for c in self.candidates if c.file != self.image)
-
-
-@dataclass(frozen=True)
-class Book:
-    """A storybook: free-text title (never a path, never HTML), style, seed and pages."""
-
-    id: str
-    title: str
-    style: str
-    seed: int
-    pages: tuple[BookPage, ...]
-    created: str
-    updated: str
-    cover: str = ""  # the cover illustration's file; "" means the first illustrated page's
-    characters: tuple[str, ...] = field(default=())
-
-    @property
-    def cover_image(self) -> str:
-        """The file shown on the cover: the chosen cover, else the first illustrated page's."""
-        if self.cover:
-            return self.cover
-        return next((p.image for p in self.pages if p.illustrated), "")
-
-    @property
-    def missing(self) -> tuple[int, ...]:
-        """Numbers (from 1) of the pages that have no illustration yet."""
-        return tuple(n for n, page in enumerate(self.pages, start=1) if not page.illustrated)
-
-    def page(self, number: int) -> BookPage:
-        """Page `number`, counting from 1; a clear error for a page the book doesn't have."""
-        if not 1 <= number <= len(self.pages):
-            raise StoreError(f"page {number} does not exist: this book has "
-                             + ("only page 1" if len(self.pages) == 1
-                                else f"pages 1 to {len(self.pages)}"))
-        return self.pages[number - 1]
-
-    def files(self) -> set[str]:
-        """Every illustration file the record refers to."""
-        return {c.file for p in self.pages for c in p.candidates} | {
-            p.image for p in self.pages if p.image}
-
-    def to_json(self) -> dict:
-        return {"version": FORMAT_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_json(cls, record: dict,
-                  characters: Callable[[], Sequence[Character]] = tuple) -> "Book":
-        """The book a record holds. A format-1 record stored each scene as its prompt: it is
-        turned back into the parent's words with `characters()` (the owner's characters), and
-        saved so at the book's next change."""
-        version = record.get("version", FORMAT_VERSION)
-        if version > FORMAT_VERSION:
-            raise StoreError(f"book {record.get('id')!r} was saved by a newer Taleweaver "
-                             f"(format {version}); update Taleweaver to open it")
-        cast = characters() if version < 2 else ()
-        pages = tuple(
-            BookPage(text=p["text"], scene=scene_from_prompt(p["scene"], cast),
-                     characters=tuple(p["characters"]),
-                     image=p.get("image", ""),
-                     candidates=tuple(Illustration.from_json(c) for c in p.get("candidates", ())),
-                     chosen_by_parent=bool(p.get("chosen_by_parent", False)),
-                     order=tuple(p.get("order", ())),
-                     layout=tuple(Region(r["name"], tuple(r["box"])) for r in p.get("layout", ())),
-                     waiting=p.get("waiting", ""))
-            for p in record["pages"])
-        return cls(id=record["id"], title=record["title"], style=record["style"],
-                   seed=int(record["seed"]), pages=pages, created=record["created"],
-                   updated=record["updated"], cover=record.get("cover", ""),
-                   characters=tuple(record.get("characters", ())))
 
 
 @dataclass(frozen=True)
@@ -184,19 +57,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def clean_title(title: str) -> str:
-    """A title as stored: free text on one line, bidi tricks and control characters removed.
-
-    An empty title becomes "Untitled story"; one past MAX_TITLE_LENGTH is an error.
-    """
-    text = unicodedata.normalize("NFC", title or "").translate(_BIDI_CONTROLS)
-    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
-    text = " ".join(text.split())
-    if len(text) > MAX_TITLE_LENGTH:
-        raise StoreError(f"title is {len(text)} characters long; the limit is {MAX_TITLE_LENGTH}")
-    return text or UNTITLED
-
-
 class BookStore:
     """One user's books on disk; ids are generated here, never taken from titles."""
 
@@ -209,10 +69,10 @@ class BookStore:
         """A new book with these pages, not yet illustrated, saved at once."""
         stamp = now()
         book = Book(id=secrets.token_hex(8), title=clean_title(title), style=style, seed=seed,
-                    pages=tuple(BookPage(p.text, p.scene, tuple(p.characters)) for p in pages),
-                    created=stamp, updated=stamp, characters=_cast(pages))
-        self.save(book)
-        return book
+                    pages=tuple(BookPage(p.text, p.scene, tuple(p.characters), key=n)
+                                for n, p in enumerate(pages, start=1)),
+                    created=stamp, updated=stamp, characters=cast_of(pages))
+        return self.save(book)
 
     def folder(self, book_id: str) -> Path:
         if not _BOOK_ID_RE.fullmatch(book_id or ""):
@@ -270,9 +130,9 @@ class BookStore:
         return book
 
     def save_image(self, book: Book, page_number: int, seed: int, image: Image.Image) -> str:
-        """Store one illustration as PNG; returns its file name relative to the book folder."""
-        book.page(page_number)
-        relative = f"images/p{page_number:02d}-{seed}.png"
+        """Store one illustration as PNG; returns its file name relative to the book folder,
+        named after the page's key (so never another page's, wherever the page moves)."""
+        relative = f"images/p{book.page(page_number).key:02d}-{seed}.png"
         buffer = BytesIO()
         image.save(buffer, format="PNG")
         atomic_write_bytes(self.folder(book.id) / relative, buffer.getvalue())
@@ -378,20 +238,90 @@ class BookStore:
             if page.order and sorted(page.order) != sorted(page.characters):
                 page = replace(page, order=())  # the parent's order was for other characters
             book = _with_page(book, page_number, page)
-            return replace(book, characters=_cast(book.pages)) if characters is not None else book
+            return replace(book, characters=cast_of(book.pages)) if characters is not None \
+                else book
 
         return self.update(book_id, edit)
+
+    def set_text(self, book_id: str, page_number: int, text: str,
+                 cast: Sequence[Character]) -> Book:
+        """Change a page's words (its scene too, where the scene is its words); pictures stay."""
+        return self.update(book_id, lambda book: edits.set_text(book, page_number, text, cast,
+                                                                self.settings))
+
+    def insert_page(self, book_id: str, after: int, text: str,
+                    cast: Sequence[Character]) -> Book:
+        """Add a page, not drawn yet, after page `after` (0: first). Refused while drawing."""
+        with self._pages_still(book_id):
+            return self.update(book_id, lambda book: edits.insert_page(book, after, text, cast,
+                                                                       self.settings))
+
+    def move_page(self, book_id: str, page_number: int, to: int) -> Book:
+        """Move a page, with its pictures, to be page `to`. Refused while drawing."""
+        with self._pages_still(book_id):
+            return self.update(book_id, lambda book: edits.move_page(book, page_number, to))
+
+    def delete_page(self, book_id: str, page_number: int) -> Book:
+        """Delete a page, and its pictures from disk. Refused while drawing."""
+        gone: set[str] = set()
+
+        def delete(book: Book) -> Book:
+            book, files = edits.delete_page(book, page_number)
+            gone.update(files)
+            return book
+
+        with self._pages_still(book_id):
+            book = self.update(book_id, delete)
+            folder = self.folder(book_id)
+            for file in gone:  # out of the record: a crash here leaves files, never a hole
+                for path in (inside(folder, file), inside(folder, "thumbs", Path(file).name)):
+                    path.unlink(missing_ok=True)
+        return book
+
+    def set_words(self, book_id: str, *, dedication: Optional[str] = None,
+                  closing: Optional[str] = None, language: Optional[str] = None) -> Book:
+        """Change the dedication, the closing line or the language (None keeps, "" removes)."""
+        return self.update(book_id, lambda book: edits.set_words(
+            book, dedication=dedication, closing=closing, language=language))
+
+    @contextlib.contextmanager
+    def drawing(self, book_id: str) -> Iterator[None]:
+        """Mark the book as being drawn for the block (several drawers may share it): the
+        order of its pages can't change meanwhile. The mark goes with the process."""
+        self.get(book_id)
+        with open(self.folder(book_id) / DRAWING, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _pages_still(self, book_id: str) -> Iterator[None]:
+        """Hold the book's pages in place for the block, or refuse while they are drawn."""
+        self.get(book_id)
+        with open(self.folder(book_id) / DRAWING, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError("pages of this book are being drawn (or moved) right now; "
+                                 "insert, move or delete pages when that is done") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def image_path(self, book: Book, relative: str) -> Path:
         return inside(self.folder(book.id), relative)
 
-    def thumbnail(self, book: Book) -> Optional[Path]:
-        """A small PNG of the cover picture, made on first use and kept; None if there is none."""
-        cover = book.cover_image
-        if not cover:
+    def thumbnail(self, book: Book, file: Optional[str] = None) -> Optional[Path]:
+        """A small PNG of one of the book's pictures (by default the cover's), made on first
+        use and kept; None if there is none."""
+        picture = book.cover_image if file is None else file
+        if not picture:
             return None
-        source = self.image_path(book, cover)
-        thumb = inside(self.folder(book.id), "thumbs", Path(cover).name)
+        source = self.image_path(book, picture)
+        thumb = inside(self.folder(book.id), "thumbs", Path(picture).name)
         try:
             if thumb.is_file() and thumb.stat().st_mtime_ns >= source.stat().st_mtime_ns:
                 return thumb
@@ -419,11 +349,6 @@ class BookStore:
             raise StoreError(f"no book with id {book_id!r}")
         with locked(folder):
             remove_tree(folder)
-
-
-def _cast(pages: Sequence[Page]) -> tuple[str, ...]:
-    """Everyone who appears in the book, in order of first appearance."""
-    return tuple(dict.fromkeys(name for page in pages for name in page.characters))
 
 
 def _with_page(book: Book, number: int, page: BookPage) -> Book:
