@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from pipeline import cli, models
 from pipeline.adapter_files import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
                                     VALIDATION_IMAGE)
+from pipeline.actions.training import check_validation
 from pipeline.adapters import AdapterRef, adapters_held
 from pipeline.characters import CharacterStore
 from pipeline.hardware import detect
@@ -102,6 +103,10 @@ def test_writes_the_adapter_folder(settings, character, reference):
     assert finishing.seconds_left > 0
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
     assert CharacterStore(settings, USER).has_adapter(character)
+    checked = check_validation(settings, USER, "Mia")  # her crops are blobs: no face to compare
+    assert (checked.drawn, checked.worked, checked.likeness) == (True, None, None)
+    assert checked.text == ("Validation image: Mia: not scored (no face was found in their "
+                            "photos); look at it to judge the likeness.")
 
 
 def test_chunked_equals_uninterrupted_bitwise(settings, character, reference):
@@ -221,6 +226,7 @@ def test_validation_off_saves_no_image_and_the_very_same_adapter(settings, chara
     assert sorted(p.name for p in result.adapter_dir.iterdir()) == sorted(
         [ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG])
     assert (progress[-1].message, progress[-1].seconds_left) == ("saving the adapter", 0)
+    assert not check_validation(settings, USER, "Mia").drawn
     weights = load_file(str(result.adapter_dir / ADAPTER_WEIGHTS))
     reference_weights, _ = reference[PLAIN]
     assert weights.keys() == reference_weights.keys()

@@ -266,8 +266,9 @@ def check_validation(settings: Settings, user: str, name: str) -> Validation:
     character = store.get(name or "")
     path = store.adapter_dir(character) / VALIDATION_IMAGE
     if not path.is_file():
-        return Validation(False, None, None, "No validation image was drawn (it is off on the "
-                          "CPU unless asked for with the training setting validation=on).")
+        return Validation(False, None, None, "No validation image was drawn (the training "
+                          "setting validation: \"auto\" draws one on a GPU only, \"on\" "
+                          "everywhere).")
     with Image.open(path) as image:
         score = score_page(image.convert("RGB"),
                            [(character.name, character_identity(store, character))])
