@@ -1,7 +1,7 @@
 """Taleweaver's Gradio app: four tabs (Characters, Train, Story, Gallery), sign-in with Hugging
 Face on a Space, and a public API with the same functions (see the README for gradio_client).
 
-    python app.py                      # loads the base model, then serves on :7860
+    python app.py                      # loads the base model while building the UI, then serves on :7860
 
 Where the base model can't be loaded, `python app.py` still starts: in demo mode, on the tiny
 test model, with a banner that says so and a log line for whoever runs it.
@@ -18,7 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
 
-from pipeline.actions.system import Startup, machine, start  # noqa: E402
+from pipeline.actions.system import (Startup, machine, start_in_background,  # noqa: E402
+                                     use_cpu_threads)
 from pipeline.settings import Settings  # noqa: E402
 from ui import characters, gallery, story, train, work  # noqa: E402
 from ui.auth import oauth_configured, show_login_button, sign_in_required, upload_gate  # noqa: E402
@@ -128,13 +129,16 @@ def build_ui(settings: Settings, startup: Optional[Startup] = None) -> gr.Blocks
 
 
 SETTINGS = Settings.from_env()
-demo = build_ui(SETTINGS)
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # the base model loads while the UI is built
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    started = start(SETTINGS)  # before launch: on ZeroGPU, outside any GPU call
+    use_cpu_threads(SETTINGS)
+    STARTING = start_in_background(SETTINGS)
+demo = build_ui(SETTINGS)
+
+if __name__ == "__main__":
+    started = STARTING.result()  # before launch: on ZeroGPU, outside any GPU call
     if started.demo:
         log.warning("DEMO MODE: the base model could not be loaded (%s). The app runs on the "
                     "tiny test model in %s instead, with %d px training crops; set "

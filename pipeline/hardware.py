@@ -7,8 +7,12 @@ imports `spaces`, and only when asked.
 """
 from __future__ import annotations
 
+import math
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar, Union
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from .settings import Settings, SettingsError
 
@@ -21,6 +25,7 @@ Duration = Union[int, float, Callable[..., float]]
 # (1.5 on the RTX PRO 6000, spaces/zero/configs.json): 100 s calls (150 s asked) fit a free
 # account's 5 minutes twice, where 120 s calls (180 s asked) would fit only once.
 ZEROGPU_CALL_SECONDS = 100
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # "<quota> <period>" or "max <period>"
 
 
 # Without a GPU, pictures (pages, class images) are drawn smaller and in fewer steps unless
@@ -59,12 +64,22 @@ class Hardware:
 
 
 def on_zerogpu() -> bool:
-    """True on a ZeroGPU Space, as the `spaces` package itself decides (SPACES_ZERO_GPU)."""
+    """True on a ZeroGPU Space, as the `spaces` package itself decides (SPACES_ZERO_GPU).
+    Without that variable it is not one, and `spaces` (a second or so to import) isn't asked."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return False
     try:
         from spaces.config import Config
     except ImportError:
         return False
     return bool(Config.zero_gpu)
+
+
+def prepare_zerogpu() -> None:
+    """On ZeroGPU, import `spaces` now: it patches torch so that models "moved to cuda" in the
+    main process wait for a GPU call; it must come before any model is loaded."""
+    if on_zerogpu():
+        import spaces  # noqa: F401
 
 
 def detect(settings: Settings) -> Hardware:
@@ -103,6 +118,46 @@ def _dtype(settings: Settings, kind: str, device: str) -> str:
     import torch
 
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may really use: those it may run on, bounded by a container's CPU
+    quota (cgroup v2 cpu.max), which torch's own count of cores ignores."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+    except (OSError, ValueError):
+        return max(1, count or 1)
+    if quota != "max":
+        count = min(count or 1, math.ceil(int(quota) / int(period)))
+    return max(1, count or 1)
+
+
+def cpu_threads(settings: Settings) -> int:
+    """The thread count torch's CPU work gets here: TALEWEAVER_CPU_THREADS when set, else one
+    per CPU this process may use (torch's own default counts cores a container may not use)."""
+    return settings.cpu_threads or usable_cpus()
+
+
+def use_cpu_threads(settings: Settings) -> Optional[int]:
+    """Set up torch's CPU threads for a whole process (the app, the CLI; call it first thing):
+    cpu_threads() of them, and idle threads sleep (OMP_WAIT_POLICY=PASSIVE) rather than spin.
+
+    Spinning is OpenMP's default when there are no more threads than cores, and on cores that
+    other processes keep busy it made torch's default 5 to 50 times slower than one thread here
+    (bench/cpu_threads.py, a shared 2-core machine); sleeping threads cost next to nothing
+    when the cores are free. Both go through the environment before torch is imported (so
+    nothing imports it just for this); once it is, only the count can change. What whoever
+    started the process set (OMP_NUM_THREADS, OMP_WAIT_POLICY) wins, unless
+    TALEWEAVER_CPU_THREADS is set. Returns the count set, or None."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.get("OMP_NUM_THREADS") and not settings.cpu_threads:
+        return None
+    threads = cpu_threads(settings)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return threads
 
 
 def gpu(duration: Duration = 60) -> Callable[[F], F]:

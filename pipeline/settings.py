@@ -48,6 +48,7 @@ class Settings:
     gpu_jobs_per_user: int = 2  # GPU jobs (training, drawing, drafting) one user may have at once
     max_sessions: int = 500  # app sessions (browser tabs, API clients) whose state is kept
     adapter_cache: int = 8  # characters' adapters kept loaded between pictures (0: none)
+    cpu_threads: int = 0  # torch's CPU threads; 0 chooses for the machine (hardware.cpu_threads)
     face_pass: str = "on"  # on: redraw each character's head with only its adapter; off
     face_pass_strength: float = 0.5  # how much of a head the second pass redraws (0-1]
     face_pass_margin: float = 0.6  # room around a face in the redrawn square, in face sides
@@ -86,6 +87,8 @@ class Settings:
                "a Hub model id or a local folder")
         _check(0 <= self.adapter_cache <= 64, "ADAPTER_CACHE", self.adapter_cache,
                "a whole number from 0 to 64")
+        _check(0 <= self.cpu_threads <= 256, "CPU_THREADS", self.cpu_threads,
+               "a whole number from 0 (chosen for the machine) to 256")
         _check(self.face_pass in SWITCHES, "FACE_PASS", self.face_pass, " or ".join(SWITCHES))
         _check(0 < self.face_pass_strength <= 1, "FACE_PASS_STRENGTH", self.face_pass_strength,
                "a number above 0 and at most 1")

@@ -46,7 +46,7 @@ Mia built a sandcastle with a red flag.
 Scene: Mia on the beach next to a big sandcastle with a red flag
 
 That night Mia dreamed of boats."""
-TRAINING = '{"prior_preservation": false, "validation_steps": 2}'
+TRAINING = '{"prior_preservation": false, "validation": "on", "validation_steps": 2}'
 TINY = (64, 64, 2)  # width, height, steps of every picture drawn here
 REQUIRED = {"/add_character", "/list_characters", "/delete_character", "/train_character",
             "/draft_story", "/illustrate_book", "/illustrate_page", "/export_book",
@@ -203,6 +203,13 @@ def test_the_whole_flow(alice_book, served, downloads):
     assert trained["hub"]["message"] == ("Upload skipped: the Hub is switched off here (offline "
                                          "mode). Mia's adapter is safe on this machine.")
     assert any(re.match(r"step \d/4 · loss \d", line) for line in alice_book["train_progress"])
+    # The tiny model draws noise: the likeness engine finds no face of Mia on it, and says so.
+    assert trained["validation"] == {
+        "drawn": True, "worked": False, "likeness": trained["validation"]["likeness"],
+        "text": "Validation image: Mia: not found on this picture: the adapter may not have "
+                "learned the face yet: try more steps, or more and clearer photos."}
+    assert trained["validation"]["likeness"]["found"] is False
+    assert "descriptor" not in trained["validation"]["likeness"]
     assert api.predict("mia", api_name="/push_adapter") == trained["hub"]
     [mia] = api.predict(api_name="/list_characters")
     assert (mia["name"], mia["photos"], mia["trained"]) == ("Mia", 3, True)

@@ -146,11 +146,12 @@ def test_a_parent_makes_a_book_in_the_browser(page, face_photos, tmp_path):
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Training steps").fill("4")
     page.get_by_label("More training settings (JSON)").fill(
-        '{"prior_preservation": false, "validation_steps": 2}')
+        '{"prior_preservation": false, "validation": "on", "validation_steps": 2}')
     page.get_by_label("More training settings (JSON)").blur()
     expect(page.get_by_text(re.compile(r"Estimated:.*4 steps"))).to_be_visible()
     page.get_by_role("button", name="Start or continue training").click()
     expect(page.get_by_text("Mia is trained (4 steps")).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("Validation image: Mia: not found on this picture")).to_be_visible()
     expect(page.get_by_text("Upload skipped: no Hugging Face token. Mia's adapter is safe on "
                             "this machine. To do it, start the app with HF_TOKEN set to a "
                             'Hugging Face write token, then press "Upload to my Hugging Face '

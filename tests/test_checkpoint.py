@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from pipeline.training.checkpoint import (PROGRESS_FILE, STATE_FILE, CorruptCheckpoint,
+                                          clear_checkpoint,
                                           TrainingState, load_checkpoint, save_checkpoint,
                                           saved_progress, set_aside)
 
@@ -73,3 +74,29 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(tmp_path).step == 5
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_saving_streams_the_state_to_disk_without_a_copy_in_memory(tmp_path):
+    import tracemalloc
+
+    big = torch.randn(2_000_000)  # 8 MB of weights, and as much optimizer state
+    state = TrainingState(step=3, key=KEY, lora={"unet.w": big},
+                          optimizer={"state": {0: {"exp_avg": big.clone()}}, "param_groups": []},
+                          lr_scheduler={})
+    tracemalloc.start()
+    try:
+        save_checkpoint(tmp_path, state, total=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # bytes held by Python while writing 16 MB: no buffer of the state
+    assert torch.equal(load_checkpoint(tmp_path).lora["unet.w"], big)
+
+
+def test_clearing_leaves_nothing_of_the_run(tmp_path):
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, _state(5), total=40)
+    clear_checkpoint(folder)
+    assert not folder.exists() and list(tmp_path.iterdir()) == []
+    assert load_checkpoint(folder) is None and saved_progress(folder, KEY) == 0
+    clear_checkpoint(folder)  # nothing to clear is fine

@@ -10,7 +10,7 @@ from pipeline.training.estimate import (FORWARD_SHARE, KNOWN_STEP_SECONDS, ROUGH
                                         STEP_TIMES_FILE, ZEROGPU_FREE_DAILY_SECONDS,
                                         class_image_plan, estimate_training, image_seconds,
                                         record_image_time, record_phase_time, record_step_time,
-                                        samples_per_step, step_seconds)
+                                        samples_per_step, step_seconds, validation_estimate)
 
 CPU = Hardware(kind="cpu", device="cpu", dtype="float32", name="CPU")
 H100 = Hardware(kind="cuda", device="cuda", dtype="bfloat16", name="NVIDIA H100 80GB HBM3")
@@ -28,21 +28,22 @@ def test_nothing_known_on_the_cpu_until_measured(big):
     estimate = estimate_training(big, TrainConfig(steps=500), hardware=CPU)
     assert estimate.seconds is None and estimate.source == "unknown"
     assert estimate.describe() == (
-        "500 steps; not timed on CPU yet: loading the model, preparing the photos, the "
-        "training steps and the validation image and saving (timed as they run)")
+        "500 steps; not timed on CPU yet: loading the model, preparing the photos and the "
+        "training steps (timed as they run); the rest about 5 s (saving 5 s)")  # no validation
 
 
 def test_on_the_cpu_every_phase_is_measured_before_it_is_counted(big):
     """The issue's case: the steps alone were timed, so the app said 62 s for a run whose 24
     class images took most of 9 to 15 minutes. Now an untimed phase is named, never guessed."""
-    person = TrainConfig(steps=640, prior_preservation=True, class_images=24)
+    person = TrainConfig(steps=640, prior_preservation=True, class_images=24, validation="on",
+                         validation_steps=25, validation_size=1024)
     record_step_time(big, CPU, person, 0.5)
     partly = estimate_training(big, person, class_images_missing=24, hardware=CPU)
     assert partly.seconds is None and partly.phases["steps"] == pytest.approx(320)
     assert partly.phases["class images"] is None
     assert "not timed on CPU yet: loading the model, the class images, preparing the photos " \
-           "and the validation image and saving" in partly.describe()
-    assert "the rest about 5 min (the training steps 5 min)" in partly.describe()
+           "and the validation image" in partly.describe()
+    assert "the rest about 5 min (the training steps 5 min, saving 5 s)" in partly.describe()
 
     side, steps = class_image_plan(big, CPU)
     assert (side, steps) == (512, 12)  # smaller and fewer on the CPU
@@ -52,7 +53,8 @@ def test_on_the_cpu_every_phase_is_measured_before_it_is_counted(big):
     timed = estimate_training(big, person, class_images_missing=24, hardware=CPU)
     validation = 30.0 / (12 * 512 * 512) * 25 * 1024 * 1024  # 25 steps at 1024 px
     assert timed.phases == pytest.approx({"load": 12.0, "class images": 24 * 30.0, "setup": 4.0,
-                                          "steps": 320.0, "finish": validation + 1.0})
+                                          "steps": 320.0, "validation image": validation,
+                                          "save": 1.0})
     assert timed.seconds == pytest.approx(sum(timed.phases.values()))
     assert timed.source == "measured"
     assert timed.describe().startswith("about 22 min of CPU time for 640 steps and 24 class "
@@ -99,7 +101,8 @@ def test_measured_time_wins_and_scales_with_pixels_and_batch(big):
 
 
 def test_estimate_adds_every_phase(big):
-    config = TrainConfig(steps=600, prior_preservation=True, validation_steps=25)
+    config = TrainConfig(steps=600, prior_preservation=True, validation_steps=25,
+                         validation_size=1024)
     record_step_time(big, H100, config, 0.6)
     per_step = 0.6
     per_image_step = 2 * FORWARD_SHARE * per_step / samples_per_step(config)
@@ -119,6 +122,25 @@ def test_estimate_adds_every_phase(big):
                                  hardware=H100)
     assert measured.source == "measured" and "measured on NVIDIA H100" in measured.describe()
     assert measured.seconds == pytest.approx(estimate.seconds)
+    smaller = dataclasses.replace(config, validation_size=512)  # a quarter of the pixels
+    assert estimate_training(big, smaller, steps_done=100, hardware=H100).seconds == \
+        pytest.approx(500 * per_step + per_image_step * 25 / 4 + rough)
+    off = dataclasses.replace(config, validation="off")
+    assert estimate_training(big, off, steps_done=100, hardware=H100).seconds == \
+        pytest.approx(500 * per_step + rough)
+
+
+def test_the_validation_image_is_drawn_on_a_gpu_and_not_on_the_cpu_unless_asked(big):
+    config = TrainConfig(validation_steps=16)  # "auto", 768 px at most
+    record_image_time(big, H100, 1.0, 1, 1000, 1000)  # a second a step per megapixel
+    record_image_time(big, CPU, 1.0, 1, 1000, 1000)
+    assert validation_estimate(big, H100, config) == (pytest.approx(16 * 0.768 ** 2), "measured")
+    assert validation_estimate(big, CPU, config) == (0.0, "measured")  # none drawn
+    asked = dataclasses.replace(config, validation="on")
+    small = dataclasses.replace(big, resolution=512)  # never above the training resolution
+    assert validation_estimate(small, CPU, asked)[0] == pytest.approx(16 * 0.512 ** 2)
+    assert validation_estimate(big, H100, dataclasses.replace(config, validation="off")) == \
+        (0.0, "measured")
 
 
 def test_image_seconds_are_measured_or_come_from_a_gpu_step_time(big):

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from pipeline import cli, models
 from pipeline.adapter_files import (ADAPTER_WEIGHTS, CHECKPOINT_DIR, KOHYA_WEIGHTS, TRAIN_CONFIG,
                                     VALIDATION_IMAGE)
+from pipeline.actions.training import check_validation
 from pipeline.adapters import AdapterRef, adapters_held
 from pipeline.characters import CharacterStore
 from pipeline.hardware import detect
@@ -37,12 +38,14 @@ from pipeline.training.trainer import (ChunkResult, TrainingError,
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 USER = "local"
-# Everything on: prior preservation, text-encoder LoRA, offset noise, alpha != rank, warm-up.
+# Everything on: prior preservation, text-encoder LoRA, offset noise, alpha != rank, warm-up,
+# the validation image (off by default on the CPU).
 FULL = preset_config("person", 4, steps=24, rank=4, alpha=8, warmup_steps=5, class_images=2,
-                     offset_noise=0.05, train_text_encoder=True, validation_steps=2)
+                     offset_noise=0.05, train_text_encoder=True, validation="on",
+                     validation_steps=2)
 # What `train Mia --steps N --rank 4 --no-prior-preservation --set ...` gives (see _cli below).
 PLAIN = preset_config("person", 4, steps=20, rank=4, prior_preservation=False, warmup_steps=0,
-                      validation_steps=2)
+                      validation="on", validation_steps=2)
 
 
 def make_mia(settings: Settings):
@@ -92,7 +95,8 @@ def test_writes_the_adapter_folder(settings, character, reference):
     record = TrainingRecord.from_dict(json.loads((folder / TRAIN_CONFIG).read_text()))
     assert record == TrainingRecord(base_model=settings.base_model, resolution=64, trigger="ohwx",
                                     instance_prompt="a photo of ohwx girl",
-                                    validation_prompt="ohwx girl reading a book in a garden",
+                                    validation_prompt="a close-up portrait of ohwx girl "
+                                                      "reading a book in a garden",
                                     config=PLAIN, photos=character.photos_key)
     assert result.validation_image == folder / VALIDATION_IMAGE
     assert (result.done, result.step, result.total, result.chunks) == (True, 20, 20, 1)
@@ -103,6 +107,10 @@ def test_writes_the_adapter_folder(settings, character, reference):
     assert finishing.seconds_left is None  # no picture timed on this CPU yet: not guessed
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
     assert CharacterStore(settings, USER).has_adapter(character)
+    checked = check_validation(settings, USER, "Mia")  # her crops are blobs: no face to compare
+    assert (checked.drawn, checked.worked, checked.likeness) == (True, None, None)
+    assert checked.text == ("Validation image: Mia: not scored (no face was found in their "
+                            "photos); look at it to judge the likeness.")
 
 
 def test_chunked_equals_uninterrupted_bitwise(settings, character, reference):
@@ -202,16 +210,70 @@ def test_training_refuses_while_a_book_holds_adapters_and_changes_nothing(settin
     assert train_character(settings, USER, "Mia", PLAIN).done  # once the book is done
 
 
-def test_finished_run_is_not_repeated_and_more_steps_continue_it(settings, character, reference):
+def test_finished_run_is_not_repeated_and_more_steps_train_again(settings, character, reference):
     short = dataclasses.replace(PLAIN, steps=12)
     train_character(settings, USER, "Mia", short)
     again = train_character(settings, USER, "Mia", short)
     assert again.done and again.chunks == 0
     assert estimate_character(settings, USER, "Mia", short).steps_left == 0
-    assert estimate_character(settings, USER, "Mia", PLAIN).steps_left == 8
+    # A finished run kept no optimizer state, so more steps are a new run.
+    assert estimate_character(settings, USER, "Mia", PLAIN).steps_left == 20
     longer = train_character(settings, USER, "Mia", PLAIN)
     assert longer.chunks == 1 and longer.step == 20
     assert_same_adapter(adapter_files(settings), reference[PLAIN])
+
+
+def test_validation_off_saves_no_image_and_the_very_same_adapter(settings, character, reference):
+    off = dataclasses.replace(PLAIN, validation="off")
+    progress = []
+    result = train_character(settings, USER, "Mia", off, on_progress=progress.append)
+    assert result.done and not result.validation_image.exists()
+    assert sorted(p.name for p in result.adapter_dir.iterdir()) == sorted(
+        [ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG])
+    assert (progress[-1].message, progress[-1].seconds_left) == ("saving the adapter", 0)
+    assert not check_validation(settings, USER, "Mia").drawn
+    weights = load_file(str(result.adapter_dir / ADAPTER_WEIGHTS))
+    reference_weights, _ = reference[PLAIN]
+    assert weights.keys() == reference_weights.keys()
+    assert all(torch.equal(weights[k], reference_weights[k]) for k in weights)
+    # "auto" is off on the CPU; the adapter counts as trained whatever its picture settings.
+    auto = dataclasses.replace(PLAIN, validation="auto", validation_steps=5)
+    assert train_character(settings, USER, "Mia", auto).chunks == 0
+    assert estimate_character(settings, USER, "Mia", auto).steps_left == 0
+
+
+def test_the_validation_image_comes_after_the_adapter_is_saved(settings, character, monkeypatch):
+    seen = []
+    drawing = train.validation_image
+
+    def look_then_draw(pipe, mia, config, resolution):
+        folder = CharacterStore(settings, USER).adapter_dir(mia)
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        seen.append(checkpoint_dir(settings).exists())
+        return drawing(pipe, mia, config, resolution)
+
+    monkeypatch.setattr(train, "validation_image", look_then_draw)
+    train_character(settings, USER, "Mia", PLAIN, chunk_steps=12, max_chunks=1)
+    assert checkpoint_dir(settings).is_dir() and not seen
+    train_character(settings, USER, "Mia", PLAIN)
+    assert seen == [sorted([ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG]), False]
+
+
+def test_a_finished_run_keeps_no_optimizer_state(settings, character, monkeypatch):
+    saved = []
+    save = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint",
+                        lambda folder, state, total: (saved.append(state.step),
+                                                      save(folder, state, total)))
+    train_character(settings, USER, "Mia", PLAIN)  # in one go: never a checkpoint
+    assert saved == [] and not checkpoint_dir(settings).exists()
+    longer = dataclasses.replace(PLAIN, steps=24)
+    for _ in range(3):  # in chunks: one after each but the last, which removes it
+        train_character(settings, USER, "Mia", longer, chunk_steps=10, max_chunks=1)
+    assert saved == [10, 20] and not checkpoint_dir(settings).exists()
+    folder = CharacterStore(settings, USER).adapter_dir(character)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [ADAPTER_WEIGHTS, KOHYA_WEIGHTS, TRAIN_CONFIG, VALIDATION_IMAGE])
 
 
 def test_another_base_model_or_resolution_is_not_trained_yet(settings, character, tmp_path):
@@ -293,7 +355,7 @@ def test_estimate_before_and_during_training(settings, character):
     assert (during.steps_left, during.class_images_to_make) == (14, 0)
     # Every phase timed on this CPU by that chunk but saving, which has a rough figure.
     assert during.source == "table" and during.seconds > 0
-    assert set(during.phases) == {"load", "setup", "steps", "finish"}
+    assert set(during.phases) == {"load", "setup", "steps", "validation image", "save"}
 
 
 def test_character_without_crops_is_a_clear_error(settings, character):
@@ -339,7 +401,7 @@ def test_quantization_needs_a_gpu(settings, character):
 
 
 CLI_OPTIONS = ["--rank", "4", "--no-prior-preservation", "--set", "warmup_steps=0",
-               "--set", "validation_steps=2"]
+               "--set", "validation=on", "--set", "validation_steps=2"]
 
 
 @pytest.fixture
@@ -423,7 +485,8 @@ def test_mixed_precision_trains_float32_lora_on_a_bfloat16_model(settings, chara
 def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, reference):
     full = ["--steps", "24", "--rank", "4", "--train-text-encoder", "--set", "alpha=8",
             "--set", "warmup_steps=5", "--set", "class_images=2", "--set", "offset_noise=0.05",
-            "--set", "validation_steps=2"]  # FULL: text encoders (some LoRA gets no gradient), prior
+            "--set", "validation=on", "--set", "validation_steps=2"]  # FULL: text encoders
+    # (some LoRA gets no gradient), prior preservation
     command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
                "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "pipeline",
                "train", "Mia", *full]

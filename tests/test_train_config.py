@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from pipeline.training.config import (PRESETS, RECORDED, TrainConfig, TrainingRecord, preset_config,
-                                      preset_for_kind)
+from pipeline.training.config import (PRESETS, RECORDED, TrainConfig, TrainingRecord,
+                                      draws_validation, preset_config, preset_for_kind,
+                                      validation_side)
 
 
 def test_presets_differ_by_goal():
@@ -51,7 +52,8 @@ def test_unknown_key_is_an_error_naming_known_settings():
     ("rank", 0), ("rank", 2.5), ("rank", True), ("steps", -1), ("learning_rate", 0),
     ("learning_rate", 3.0), ("snr_gamma", -1), ("optimizer", "sgd"), ("quantize", "16bit"),
     ("gradient_checkpointing", "yes"), ("flip", "no"), ("preset", "landscape"), ("alpha", 0),
-    ("seed", -1), ("seed", 2 ** 32),
+    ("seed", -1), ("seed", 2 ** 32), ("validation", "yes"), ("validation_size", 32),
+    ("validation_size", 500), ("validation_steps", 0),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"training setting {field}="):
@@ -88,10 +90,20 @@ def test_config_round_trips_through_json_and_is_frozen():
         config.rank = 3
 
 
-def test_training_key_ignores_only_the_length_of_the_run():
+def test_training_key_ignores_only_the_length_of_the_run_and_the_validation_image():
     base = TrainConfig()
-    assert base.training_key() == dataclasses.replace(base, steps=9, validation_steps=3).training_key()
+    picture = dict(validation="off", validation_steps=3, validation_size=512)
+    assert base.training_key() == dataclasses.replace(base, steps=9, **picture).training_key()
     assert base.training_key() != dataclasses.replace(base, rank=8).training_key()
+    assert base.same_adapter(dataclasses.replace(base, **picture))
+    assert not base.same_adapter(dataclasses.replace(base, steps=9))
+
+
+def test_the_validation_image_is_off_on_the_cpu_unless_asked_and_small():
+    auto, on, off = (TrainConfig(validation=v) for v in ("auto", "on", "off"))
+    assert [draws_validation(c, has_gpu=True) for c in (auto, on, off)] == [True, True, False]
+    assert [draws_validation(c, has_gpu=False) for c in (auto, on, off)] == [False, True, False]
+    assert validation_side(auto, 1024) == 768 and validation_side(auto, 128) == 128
 
 
 RECORD = TrainingRecord(base_model="stabilityai/stable-diffusion-xl-base-1.0", resolution=1024,

@@ -303,6 +303,8 @@ def show_result(caller: Optional[Caller], result: dict):
     else:
         lines = [f"**{name}**: step {result['step']} of {result['total']}{loss}. Press "
                  "the button again to continue."]
+    if result.get("validation"):
+        lines.append(escape_md(result["validation"]["text"]))
     lines += [f"**Note:** {escape_md(w)}" for w in result["warnings"]]
     image = picture(training.validation_image(caller.settings, caller.user,
                                               result["character"]))
@@ -334,7 +336,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                               info="0: the goal's default, scaled by the number of photos")
             options = gr.Textbox(label="More training settings (JSON)", lines=2,
                                  placeholder='{"rank": 16, "learning_rate": 5e-5, '
-                                             '"prior_preservation": false}')
+                                             '"prior_preservation": false, "validation": "off"}')
         with gr.Row(equal_height=False):
             where = gr.Radio(PLACES, value="here", label="Where to train")
             flavor = own_choice("Hardware (Hugging Face Jobs, price per hour)", "l4x1",

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..checks import shown as shown  # how messages repeat a refused value, for the doors
 from ..draft import load_story_model, story_model_problem
-from ..hardware import detect, on_zerogpu
+from ..hardware import detect, on_zerogpu, prepare_zerogpu
+from ..hardware import use_cpu_threads as use_cpu_threads  # for the doors, at a process's start
 from ..models import ModelUnavailableError as ModelUnavailableError  # for the doors
 from ..models import DEMO_SAFETY_DIR, demo_model, load_pipeline
 from ..safety import load_safety_model
@@ -64,9 +66,9 @@ def start(settings: Settings) -> Startup:
     Where the base model can't be loaded (not downloaded and the Hub unreachable, no such
     folder, too little memory), the app runs in demo mode instead: on the tiny test model,
     built once into <data_dir>/demo-model, with 128 px training crops and the tiny safety
-    classifier kept beside it (the tiny model draws noise). The tiny model on a
-    CPU runs on one torch thread: its kernels are too small to share out, and on 2 busy cores
-    a person trained in 96 s so against 22 min on two threads (bench/first_hour.py).
+    classifier kept beside it (the tiny model draws noise). The tiny model on a CPU runs on
+    one torch thread unless TALEWEAVER_CPU_THREADS says otherwise: its kernels are too small
+    to share out (bench/first_hour.py).
     """
     try:
         _load_timed(settings)
@@ -79,7 +81,8 @@ def start(settings: Settings) -> Startup:
         _load_timed(demo)
         started = Startup(demo, str(err) or type(err).__name__, _drafting(demo),
                           _checking(demo))
-    if is_test_model(started.settings.base_model) and not detect(started.settings).has_gpu:
+    if is_test_model(started.settings.base_model) and not settings.cpu_threads and \
+            not detect(started.settings).has_gpu:
         import torch
 
         torch.set_num_threads(1)
@@ -90,6 +93,17 @@ def drafting_problem(settings: Settings) -> str:
     """Why drafting stories is unavailable here, for the operator's log ("" when it works or
     may work); nothing is loaded to find out."""
     return story_model_problem(settings)
+
+
+def start_in_background(settings: Settings) -> Future:
+    """Run `start` in a thread of its own, so that the model loads (reading gigabytes of
+    weights, mostly waiting on the disk) while the app builds its UI; `.result()` waits for its
+    Startup (before launching: ZeroGPU packs the model's weights at launch)."""
+    prepare_zerogpu()  # before any model can move to "cuda" in that thread
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taleweaver-start")
+    starting = pool.submit(start, settings)
+    pool.shutdown(wait=False)
+    return starting
 
 
 def _load_timed(settings: Settings) -> None:

@@ -29,7 +29,7 @@ from ..jobs.flavors import Flavor, JobPlan, find_flavor, plan_job
 from ..jobs.launch import JobsUnavailable as JobsUnavailable  # for the doors
 from ..jobs.record import JobRecord, load_record
 from ..jobs.worker import Emit, run_job_training
-from ..likeness import character_identity, score_page
+from ..likeness import FAIR, character_identity, score_page
 from ..render import RenderJob, render
 from ..story import Page, find_characters, scene_prompt, set_scene
 from ..safety import draw_safely, screen_text
@@ -69,18 +69,34 @@ class TrainingPlan:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """A trained adapter's validation image, scored against the character's real faces, so the
+    parent sees whether training worked."""
+
+    drawn: bool  # the adapter folder has a validation image
+    likeness: Optional[dict]  # the character's score on it (no face descriptor); None unscored
+    worked: Optional[bool]  # the likeness is at least fair; None: no image, or nothing to score
+    text: str  # one line for the parent
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Trained:
-    """What a training call did, and where the adapter went on the Hub (None: not asked, or
-    the run is not finished yet)."""
+    """What a training call did, how its validation image scored (None: not finished), and
+    where the adapter went on the Hub (None: not asked, or the run is not finished yet)."""
 
     result: TrainResult
     config: TrainConfig
     hub: Optional[HubResult]
+    validation: Optional[Validation] = None
 
     def to_json(self) -> dict:
         record = {k: v for k, v in dataclasses.asdict(self.result).items() if k != "adapter_dir"}
         return {**record, "config": self.config.to_dict(),
-                "hub": self.hub.to_json() if self.hub else None}
+                "hub": self.hub.to_json() if self.hub else None,
+                "validation": self.validation.to_json() if self.validation else None}
 
 
 @dataclass(frozen=True)
@@ -286,11 +302,36 @@ def train(settings: Settings, user: str, name: str, preset: str = "",
                                       f"{record.repo_id}: {record.url}", revision=record.revision)
             else:
                 published = push_adapter(settings, user, character, token)
-        trained = Trained(result, config, published)
+        checked = check_validation(settings, user, character.name) if result.done else None
+        trained = Trained(result, config, published, checked)
         job.finish(f"{character.name} is trained ({counted(result.step, 'step')})" if result.done
                    else f"step {result.step} of {result.total}; training again goes on from "
                         "there", trained.to_json())
     return trained
+
+
+def check_validation(settings: Settings, user: str, name: str) -> Validation:
+    """Score the character's validation image with the likeness engine (on the CPU, after the
+    GPU work): is the character found on it, and how alike?"""
+    store = CharacterStore(settings, user)
+    character = store.get(text("name", name))
+    path = store.adapter_dir(character) / VALIDATION_IMAGE
+    if not path.is_file():
+        return Validation(False, None, None, "No validation image was drawn (the training "
+                          "setting validation: \"auto\" draws one on a GPU only, \"on\" "
+                          "everywhere).")
+    with Image.open(path) as image:
+        score = score_page(image.convert("RGB"),
+                           [(character.name, character_identity(store, character))])
+    one = score.characters[0]
+    line = f"Validation image: {one.describe()}"
+    if not one.scored:
+        return Validation(True, None, None, f"{line}; look at it to judge the likeness.")
+    worked = one.found and not one.looks_like and not one.copied and one.likeness >= FAIR
+    verdict = ("the adapter has learned the face." if worked else
+               "the adapter may not have learned the face yet: try more steps, or more and "
+               "clearer photos.")
+    return Validation(True, one.to_json(), worked, f"{line}: {verdict}")
 
 
 def push(settings: Settings, user: str, name: str, token: Optional[str], *,

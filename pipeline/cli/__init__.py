@@ -34,10 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, whole_process: bool = False) -> int:
+    """Run one command; `whole_process` (python -m pipeline) also chooses torch's CPU threads."""
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if whole_process:
+            from ..actions.system import use_cpu_threads
+
+            use_cpu_threads(settings)
         if args.data_dir is not None:
             settings = dataclasses.replace(settings, data_dir=args.data_dir)
         if args.user is None:

@@ -58,11 +58,14 @@ def _train(args: argparse.Namespace, settings: Settings) -> Result:
     loss = "" if result.loss is None else f", loss {result.loss:.4f}"
     if result.done:
         text = (f"{plan.character}'s adapter is ready after {counted(result.step, 'step')}"
-                f"{loss}: {result.adapter_dir} (see {result.validation_image.name})")
+                f"{loss}: {result.adapter_dir}")
     else:
         text = (f"{plan.character}: step {result.step} of {result.total}{loss}; "
                 "run the same command again to go on")
     lines = [*(f"warning: {w}" for w in result.warnings), text]
+    if trained.validation is not None:
+        seen = f" ({result.validation_image})" if trained.validation.drawn else ""
+        lines.append(f"{trained.validation.text}{seen}")
     if trained.hub is not None:
         lines.append(hub_text(trained.hub, f"push {shlex.quote(plan.character)}"))
     return Result(trained.to_json(), "\n".join(lines))

@@ -73,7 +73,9 @@ def run_job_training(settings: Settings, bucket_id: str, token: Optional[str], *
                     shutil.rmtree(settings.data_dir, ignore_errors=True)
                     private.download_run(api, bucket_id, token, store, sleep)
             character = store.list()[0]
-            config = private.run_config(store, character)
+            # No validation image in a job: its folder is thrown away and the push leaves the
+            # picture out, so it would be GPU time (the parent's money) for nothing.
+            config = dataclasses.replace(private.run_config(store, character), validation="off")
             if main:
                 resumed = _resumed_at(store, character)
                 emit(progress_line(Progress(resumed, config.steps, "step", message=(
@@ -124,7 +126,7 @@ def _train(settings: Settings, name: str, config: TrainConfig, checkpoint_steps:
     while True:
         result = train_character(settings, settings.local_user, name, config,
                                  chunk_steps=checkpoint_steps, max_chunks=1, on_progress=report)
-        if result.chunks:
+        if result.chunks and not result.done:  # a finished run leaves no checkpoint to save
             save()
         if result.done:
             return result

@@ -4,13 +4,16 @@ the chunk it was in.
     <character>/checkpoint/state.pt        step, LoRA weights, optimizer, LR schedule, grad scaler
     <character>/checkpoint/progress.json   step and total as JSON, for estimates (no torch needed)
 
+A run keeps its checkpoint only while it is unfinished: the chunk that reaches the last step
+writes the adapter instead and removes the folder (a run done in one go never writes one).
+
 The random draws of step k are a pure function of (seed, k, process), see train_step.step_generator,
 so the step number is the whole random state: a resumed run draws exactly what an uninterrupted
 one would have drawn, however it was split into chunks.
 """
 from __future__ import annotations
 
-import io
+import contextlib
 import logging
 import os
 import time
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..store import StoreError, atomic_write_bytes, atomic_write_json, read_json
+from ..store import StoreError, atomic_write_json, atomic_writer, read_json
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
@@ -42,13 +45,27 @@ class TrainingState:
 
 
 def save_checkpoint(folder: Path, state: TrainingState, total: int) -> None:
-    """Write the state atomically (readers see the old file or the new one), then progress.json."""
+    """Write the state atomically (readers see the old file or the new one), then progress.json.
+
+    torch.save streams the tensors straight into the file, one at a time (a GPU tensor is
+    copied to the CPU as it is written), so no second copy of the state is ever held in memory.
+    """
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(vars(state), buffer)
-    atomic_write_bytes(folder / STATE_FILE, buffer.getvalue())
+    with atomic_writer(folder / STATE_FILE) as handle:
+        torch.save(vars(state), handle)
     atomic_write_json(folder / PROGRESS_FILE, {"step": state.step, "total": total, "key": state.key})
+
+
+def clear_checkpoint(folder: Path) -> None:
+    """Remove a run's checkpoint once its adapter is written: the adapter and its config are
+    what stays (a finished run's optimizer state would only take room). A damaged one set
+    aside for inspection stays; the folder goes when nothing else is left in it."""
+    for name in (PROGRESS_FILE, STATE_FILE):  # progress first: estimates never see a lone one
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / name)
+    with contextlib.suppress(FileNotFoundError, OSError):
+        folder.rmdir()
 
 
 def load_checkpoint(folder: Path) -> Optional[TrainingState]:

@@ -22,6 +22,7 @@ QUANTIZE = ("none", "8bit", "4bit")
 WHOLE_RANGES = {
     "steps": (1, 5000), "rank": (1, 128), "alpha": (1, 1024), "warmup_steps": (0, 5000),
     "batch_size": (1, 8), "class_images": (0, 200), "validation_steps": (1, 100),
+    "validation_size": (64, 2048),
     # 32 bits: each step's generator is seeded from (seed, step, process) in 64 bits.
     "seed": (0, 2 ** 32 - 1),
 }
@@ -31,6 +32,7 @@ NUMBER_RANGES = {
 }
 CLASS_IMAGE_STEPS = 25  # inference steps of each class image (prior preservation)
 CLASS_IMAGE_GUIDANCE = 5.0
+VALIDATION_FIELDS = ("validation", "validation_steps", "validation_size")  # not the adapter's
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping; 0 turns it off
     gradient_checkpointing: str = "auto"  # auto (on for GPUs under 30 GB), on, off
     quantize: str = "none"  # none, 8bit, 4bit: store the frozen base UNet so (CUDA only)
-    validation_steps: int = 25  # inference steps of the validation image
+    validation: str = "auto"  # the picture drawn after training: auto (on a GPU), on, off
+    validation_steps: int = 15  # inference steps of the validation image
+    validation_size: int = 768  # its side in pixels (at most the training resolution)
     seed: int = 0  # the same seed gives the same adapter (bitwise on the CPU)
 
     def __post_init__(self) -> None:
@@ -109,6 +113,9 @@ class TrainConfig:
                 object.__setattr__(self, name, value)
             if value is not None or name != "alpha":  # alpha None: the rank
                 _require_int(name, value, low, high)
+        _require(self.validation in SWITCHES, "validation", self.validation, ", ".join(SWITCHES))
+        _require(self.validation_size % 8 == 0, "validation_size", self.validation_size,
+                 "a multiple of 8")
         for name, (low, high) in NUMBER_RANGES.items():
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -145,10 +152,16 @@ class TrainConfig:
         return cls(**values)
 
     def training_key(self) -> dict[str, Any]:
-        """The settings a checkpoint must share to be continued: all but the length of the run."""
+        """The settings a checkpoint must share to be continued: all but the length of the run
+        and the validation image."""
         key = self.to_dict()
-        del key["steps"], key["validation_steps"]
+        for name in ("steps", *VALIDATION_FIELDS):
+            del key[name]
         return key
+
+    def same_adapter(self, other: "TrainConfig") -> bool:
+        """True when both train exactly the same adapter (they may draw other validation images)."""
+        return (self.training_key(), self.steps) == (other.training_key(), other.steps)
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,17 @@ class TrainingRecord:
 
 RECORDED = tuple(f.name for f in dataclasses.fields(TrainingRecord) if f.name != "config")
 OPTIONAL = ("photos",)  # fields added later: records written before them still load
+
+
+def draws_validation(config: TrainConfig, has_gpu: bool) -> bool:
+    """Whether a run draws its validation image: "auto" draws it on a GPU only (on the CPU the
+    picture would cost more than many training steps; the parent can ask for it with "on")."""
+    return config.validation == "on" or (config.validation == "auto" and has_gpu)
+
+
+def validation_side(config: TrainConfig, resolution: int) -> int:
+    """The validation image's side: its own setting, never above the training resolution."""
+    return min(config.validation_size, resolution)
 
 
 def preset_config(preset: str, photo_count: int, **overrides: Any) -> TrainConfig:

@@ -18,7 +18,7 @@ from ..hardware import CPU_PICTURE_SIDE, CPU_PICTURE_STEPS, Hardware, detect
 from ..progress import counted, format_seconds
 from ..settings import Settings
 from ..store import StoreError, atomic_write_json, read_json
-from .config import CLASS_IMAGE_STEPS, TrainConfig
+from .config import CLASS_IMAGE_STEPS, TrainConfig, draws_validation, validation_side
 
 STEP_TIMES_FILE = "step_times.json"
 REFERENCE_PIXELS = 1024 * 1024
@@ -29,10 +29,10 @@ CALL_OVERHEAD_SECONDS = 10  # per GPU call: caching latents, the first slow step
 # Saving (writing two weight files and a record) is taken as a few seconds on a CPU too.
 ROUGH_GPU_SECONDS = {"load": 30.0, "setup": CALL_OVERHEAD_SECONDS, "save": 5.0}
 ROUGH_CPU_SECONDS = {"save": 5.0}
-PHASES = ("load", "class images", "setup", "steps", "finish")
+PHASES = ("load", "class images", "setup", "steps", "validation image", "save")
 PHASE_WORDS = {"load": "loading the model", "class images": "the class images",
                "setup": "preparing the photos", "steps": "the training steps",
-               "finish": "the validation image and saving"}
+               "validation image": "the validation image", "save": "saving"}
 # An inference forward pass (one half of a guided step) as a share of a training step's time per
 # sample. diffusers' tutorials/fast_diffusion.md draws SDXL at 1024 px in 30 steps in 3.31 s on
 # an A100 (bf16, SDPA, text encoding and decoding included): 0.11 s a guided step, so about 0.14
@@ -204,10 +204,9 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     if steps_left:
         timed["setup"] = _phase(settings, hardware, "setup")
         timed["steps"] = (_times(steps_left, per_step), step_source)
-        validation = _image(settings, hardware, config, config.validation_steps)
-        save = _phase(settings, hardware, "save")
-        timed["finish"] = (None if validation[0] is None or save[0] is None
-                           else validation[0] + save[0], _worst(validation[1], save[1]))
+        if draws_validation(config, hardware.has_gpu):
+            timed["validation image"] = validation_estimate(settings, hardware, config)
+        timed["save"] = _phase(settings, hardware, "save")
     phases = {phase: seconds for phase, (seconds, _) in timed.items()}
     source = _worst(*(source for _, source in timed.values()))
     seconds = None if source == "unknown" else sum(phases.values())  # type: ignore[arg-type]
@@ -217,6 +216,16 @@ def estimate_training(settings: Settings, config: TrainConfig, *, steps_done: in
     return Estimate(seconds=seconds, steps_left=steps_left, seconds_per_step=per_step,
                     class_images_to_make=class_images_missing, source=source,
                     hardware=hardware.name, free_days=free_days, phases=phases)
+
+
+def validation_estimate(settings: Settings, hardware: Hardware,
+                        config: TrainConfig) -> tuple[Optional[float], str]:
+    """(seconds, source) of the validation image at its own size and steps; none drawn where
+    config.validation says so, which takes no time."""
+    if not draws_validation(config, hardware.has_gpu):
+        return 0.0, "measured"
+    return _image(settings, hardware, config, config.validation_steps,
+                  validation_side(config, settings.resolution))
 
 
 def _phase(settings: Settings, hardware: Hardware, phase: str) -> tuple[Optional[float], str]:

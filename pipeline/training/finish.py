@@ -2,8 +2,10 @@
 
     <character>/adapter/pytorch_lora_weights.safetensors, kohya_lora.safetensors
     <character>/adapter/train_config.json   the TrainingRecord (config, base model, trigger)
-    <character>/adapter/validation.png      the character drawn by the adapter, if it passed
-                                            the picture safety check (safety.py)
+    <character>/adapter/validation.png      the character drawn by the trained layers, put
+                                            there after the adapter is saved, where asked
+                                            (config.validation) and if it passed the picture
+                                            safety check (safety.py)
 
 `finished` says whether a folder holds the result of exactly this config, model and character
 as it is now; `adapter_out_of_date` says what changed since.
@@ -27,60 +29,65 @@ from ..hardware import Hardware
 from ..models import ModelUnavailableError
 from ..safety import draw_safely
 from ..settings import Settings
-from ..store import atomic_write_json, read_json
-from .config import TrainConfig, TrainingRecord
+from ..store import atomic_write_json, atomic_writer, read_json
+from .config import TrainConfig, TrainingRecord, validation_side
 from .data import instance_prompt
 from .estimate import record_image_time, record_phase_time
 from .lora_files import save_adapter
 from .run import TrainingRun
 
 log = logging.getLogger(__name__)
-VALIDATION_PROMPT = "{token} reading a book in a garden"
+VALIDATION_PROMPT = "a close-up portrait of {token} reading a book in a garden"  # a big face
 
 
 def validation_image(pipe, character: Character, config: TrainConfig, resolution: int,
                      seed: Optional[int] = None) -> Image.Image:
     """The character drawn by the pipeline as it stands (with the trained layers), with the
-    config's seed (or `seed`)."""
+    config's seed (or `seed`), at the config's validation size (at most the training
+    `resolution`) and steps."""
     import torch
 
     prompt = VALIDATION_PROMPT.format(token=character.token_phrase)
+    side = validation_side(config, resolution)
     generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
-    return pipe(prompt, num_inference_steps=config.validation_steps, height=resolution,
-                width=resolution, generator=generator).images[0]
+    return pipe(prompt, num_inference_steps=config.validation_steps, height=side, width=side,
+                generator=generator).images[0]
 
 
 def write_adapter(store: CharacterStore, character: Character, run: TrainingRun,
-                  settings: Settings, hardware: Hardware, config: TrainConfig) -> str:
-    """Write the adapter folder under a temporary name, then swap it in whole. The validation
-    image is kept only if it passes the picture safety check (redrawn with other seeds if
-    not); returns a warning when there is none. The times of the drawing and the saving go to
-    the estimates."""
+                  settings: Settings, hardware: Hardware, config: TrainConfig) -> None:
+    """Write the adapter folder under a temporary name, then swap it in whole (a previous
+    adapter's validation image goes with it); the time it took goes to the estimates."""
     for module in run.modules.values():
         module.eval()
-    warning = ""
     started = time.perf_counter()
     with replaced_dir(store.adapter_dir(character)) as folder:
         save_adapter(folder, run.modules, config)
-        drawing = time.perf_counter()
-        try:
-            [drawn] = draw_safely(settings, lambda seeds: [
-                validation_image(run.pipe, character, config, settings.resolution, seed)
-                for seed in seeds], [config.seed])
-        except ModelUnavailableError as err:
-            log.error("no validation image: %s", err)
-            drawn = None
-        seconds = time.perf_counter() - drawing
-        if drawn is not None and drawn.image is not None:
-            drawn.image.save(folder / VALIDATION_IMAGE)
-            record_image_time(settings, hardware, seconds / drawn.tries, config.validation_steps,
-                              settings.resolution, settings.resolution)
-        else:
-            warning = ("no validation image: the picture safety check "
-                       + ("isn't available" if drawn is None else "flagged every try"))
         atomic_write_json(folder / TRAIN_CONFIG, record(settings, character, config).to_dict())
-    record_phase_time(settings, hardware, "save", time.perf_counter() - started - seconds)
-    return warning
+    record_phase_time(settings, hardware, "save", time.perf_counter() - started)
+
+
+def write_validation_image(store: CharacterStore, character: Character, run: TrainingRun,
+                           settings: Settings, hardware: Hardware, config: TrainConfig) -> str:
+    """Draw the validation image with the trained layers still in place (no adapter to load)
+    and put it beside the saved adapter, if it passes the picture safety check (redrawn with
+    other seeds if not); returns a warning when there is none."""
+    side = validation_side(config, settings.resolution)
+    drawing = time.perf_counter()
+    try:
+        [drawn] = draw_safely(settings, lambda seeds: [
+            validation_image(run.pipe, character, config, settings.resolution, seed)
+            for seed in seeds], [config.seed])
+    except ModelUnavailableError as err:
+        log.error("no validation image: %s", err)
+        return "no validation image: the picture safety check isn't available"
+    if drawn.image is None:
+        return "no validation image: the picture safety check flagged every try"
+    record_image_time(settings, hardware, (time.perf_counter() - drawing) / drawn.tries,
+                      config.validation_steps, side, side)
+    with atomic_writer(store.adapter_dir(character) / VALIDATION_IMAGE) as handle:
+        drawn.image.save(handle, format="PNG")
+    return ""
 
 
 def record(settings: Settings, character: Character, config: TrainConfig) -> TrainingRecord:
@@ -97,7 +104,7 @@ def finished(settings: Settings, store: CharacterStore, character: Character,
     at this resolution, for this character as it is now: any change (TALEWEAVER_BASE_MODEL,
     added photos, a new kind) trains anew."""
     saved = _saved_record(store, character)
-    return saved is not None and saved.config == config and \
+    return saved is not None and saved.config.same_adapter(config) and \
         not _changes(saved, record(settings, character, config))
 
 

@@ -83,10 +83,11 @@ def trainable_parameters(modules: dict[str, Any]) -> list:
 
 
 def lora_state_dict(modules: dict[str, Any]) -> dict[str, Any]:
-    """The LoRA tensors of every trained module, keyed "unet.<peft key>" (detached copies)."""
+    """The LoRA tensors of every trained module, keyed "unet.<peft key>": the live weights,
+    detached, not copies (a checkpoint streams them to disk before the next step)."""
     from peft import get_peft_model_state_dict
 
-    return {f"{name}.{key}": value.detach().clone()
+    return {f"{name}.{key}": value.detach()
             for name, module in modules.items()
             for key, value in get_peft_model_state_dict(module, adapter_name=ADAPTER_NAME).items()}
 

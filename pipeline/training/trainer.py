@@ -37,16 +37,16 @@ from ..hardware import ZEROGPU_CALL_SECONDS, Hardware, detect, gpu, on_zerogpu
 from ..models import is_loaded, load_pipeline, load_quantized_pipeline, pipeline_lock
 from ..progress import Cancelled, Progress, ProgressFn
 from ..settings import Settings
-from .checkpoint import (CorruptCheckpoint, load_checkpoint, save_checkpoint, saved_progress,
-                         set_aside)
+from .checkpoint import (CorruptCheckpoint, clear_checkpoint, load_checkpoint, save_checkpoint,
+                         saved_progress, set_aside)
 from .class_images import (class_image_paths, generate_class_images, images_per_call,
                            load_class_images)
-from .config import TrainConfig
+from .config import TrainConfig, draws_validation
 from .data import class_prompt, instance_prompt
-from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training, image_seconds,
-                       phase_seconds, record_phase_time, record_step_time,
-                       step_seconds)
-from .finish import finished, write_adapter
+from .estimate import (CALL_OVERHEAD_SECONDS, SAFETY, Estimate, estimate_training,
+                       phase_seconds, record_phase_time, record_step_time, step_seconds,
+                       validation_estimate)
+from .finish import finished, write_adapter, write_validation_image
 from .run import TrainingError, TrainingRun, make_accelerator, open_run, optimizer_name
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,14 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
     `seconds` of steps), then checkpoint. Cancelled from `on_progress` stops after the step
     it came in, with a checkpoint, and is raised again.
 
-    Draws missing class images first. The chunk that reaches `config.steps` also writes the
-    adapter folder: diffusers and kohya weights, train_config.json (a TrainingRecord: the config
-    and the base model, resolution and trigger it trained on), and a validation image. On the
-    shared pipeline it holds models.pipeline_lock() throughout (illustration in another thread
-    waits for it), and refuses to start (models.PipelineInUseError) while a book holds adapters.
+    Draws missing class images first. The chunk that reaches `config.steps` writes the adapter
+    folder instead of a checkpoint: diffusers and kohya weights and train_config.json (a
+    TrainingRecord: the config and the base model, resolution and trigger it trained on), swapped
+    in whole; then it removes the checkpoint and, where asked (config.validation), draws the
+    validation image with the layers still in place, after the adapter is saved and usable. On
+    the shared pipeline it holds models.pipeline_lock() throughout (illustration in another
+    thread waits for it), and refuses to start (models.PipelineInUseError) while a book holds
+    adapters.
     """
     started = time.monotonic()
     store, character = _character(settings, user, name)
@@ -212,16 +215,21 @@ def train_chunk(settings: Settings, user: str, name: str, config: TrainConfig, m
             deadline = min(deadline or math.inf, time.monotonic() + seconds)
         step, losses, times, stopped = _train_steps(
             run, start, min(config.steps, start + max_steps), deadline, on_progress)
+        done = step >= config.steps
         if accelerator.is_main_process:
-            if step > start:
+            if step > start and not done:
                 save_checkpoint(folder, run.state(step, key), config.steps)
             if len(times) > 1:  # the mean: what the clock sees, slow steps included
                 record_step_time(settings, hardware, config, statistics.fmean(times[1:]))
-            if step >= config.steps:
+            if done:
                 if on_progress is not None and not stopped:
                     on_progress(_finishing(step, losses, settings, hardware, config))
-                unsafe = write_adapter(store, character, run, settings, hardware, config)
-                warning = "; ".join(filter(None, [warning, unsafe]))
+                write_adapter(store, character, run, settings, hardware, config)
+                clear_checkpoint(folder)
+                if draws_validation(config, hardware.has_gpu):
+                    unsafe = write_validation_image(store, character, run, settings, hardware,
+                                                    config)
+                    warning = "; ".join(filter(None, [warning, unsafe]))
         accelerator.wait_for_everyone()
     if stopped and step < config.steps:
         raise Cancelled(f"training {character.name} stopped at step {step} of {config.steps}; "
@@ -389,9 +397,10 @@ def _steps_per_call(settings: Settings, hardware: Hardware, config: TrainConfig)
 
 
 def _finish_seconds(settings: Settings, hardware: Hardware, config: TrainConfig) -> float:
-    """Time to keep for saving and the validation image at the end of a run."""
+    """Time to keep for saving, and the validation image where one is drawn, at the end of a
+    run."""
     return (phase_seconds(settings, hardware, "save") or 5.0) + \
-        (image_seconds(settings, hardware, config, config.validation_steps) or 10.0)
+        (validation_estimate(settings, hardware, config)[0] or 10.0)
 
 
 def _progress(step: int, total: int, loss: Optional[float],
@@ -402,10 +411,13 @@ def _progress(step: int, total: int, loss: Optional[float],
 
 def _finishing(step: int, losses: list[float], settings: Settings, hardware: Hardware,
                config: TrainConfig) -> Progress:
-    """The last report of a run: every step is done, the adapter and its image are on their way."""
+    """The last report of a run: every step is done, the adapter (and its image) on their way."""
+    if not draws_validation(config, hardware.has_gpu):
+        return Progress(step, config.steps, "step", loss=_mean_loss(losses),
+                        message="saving the adapter", seconds_left=0)
     return Progress(step, config.steps, "step", loss=_mean_loss(losses),
-                    message="saving the adapter and drawing its validation image",
-                    seconds_left=image_seconds(settings, hardware, config, config.validation_steps))
+                    message="saving the adapter, then drawing its validation image",
+                    seconds_left=validation_estimate(settings, hardware, config)[0])
 
 
 def _mean_loss(losses: list[float]) -> Optional[float]:
