@@ -370,6 +370,7 @@ def _cli(monkeypatch, capsys, settings, *args, stdin=None):
     monkeypatch.setenv("TALEWEAVER_BASE_MODEL", settings.base_model)
     monkeypatch.setenv("TALEWEAVER_VAE", "")
     monkeypatch.setenv("TALEWEAVER_DEVICE", "cpu")
+    monkeypatch.setenv("TALEWEAVER_SAFETY_MODEL", settings.safety_model)
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = cli.main(["--data-dir", str(settings.data_dir), "--user", "alice", *args])

@@ -243,16 +243,18 @@ def test_validation_off_saves_no_image_and_the_very_same_adapter(settings, chara
 
 
 def test_the_validation_image_comes_after_the_adapter_is_saved(settings, character, monkeypatch):
-    seen = []
-    drawing = train.validation_image
+    from pipeline.training import finish
 
-    def look_then_draw(pipe, mia, config, resolution):
+    seen = []
+    drawing = finish.validation_image
+
+    def look_then_draw(pipe, mia, config, resolution, seed=None):
         folder = CharacterStore(settings, USER).adapter_dir(mia)
         seen.append(sorted(p.name for p in folder.iterdir()))
         seen.append(checkpoint_dir(settings).exists())
-        return drawing(pipe, mia, config, resolution)
+        return drawing(pipe, mia, config, resolution, seed)
 
-    monkeypatch.setattr(train, "validation_image", look_then_draw)
+    monkeypatch.setattr(finish, "validation_image", look_then_draw)
     train_character(settings, USER, "Mia", PLAIN, chunk_steps=12, max_chunks=1)
     assert checkpoint_dir(settings).is_dir() and not seen
     train_character(settings, USER, "Mia", PLAIN)
@@ -495,7 +497,7 @@ def test_accelerate_launch_trains_data_parallel(settings, character, cli_env, re
     assert done.returncode == 0, done.stderr[-3000:]
     assert "adapter is ready after 24 steps" in done.stdout
     class_images = settings.data_dir / "users" / USER / "class_images" / "girl"
-    assert sorted(p.name for p in class_images.iterdir()) == ["000.png", "001.png"]
+    assert sorted(p.name for p in class_images.glob("*.png")) == ["000.png", "001.png"]
     weights, _ = adapter_files(settings)
     single, _ = reference[FULL]
     # Two processes average gradients over different batches: not the one-process result

@@ -115,16 +115,17 @@ def _raised_here(err: BaseException) -> bool:
     return path.is_relative_to(ROOT) and "site-packages" not in path.parts
 
 
-def event_cancelled() -> bool:
+def event_cancelled(closed_tab: bool = True) -> bool:
     """Whether the gradio event this thread works for was cancelled: gradio's cancel or the
-    API's job.cancel() (gradio drops the event but can't stop its thread), or a closed tab
-    (gradio marks the event dead). False outside an event."""
+    API's job.cancel() (gradio cancels the event's task, which forgets the event, but can't
+    stop its thread), or, with `closed_tab`, a closed tab (gradio marks the event dead and
+    lets its task run on). False outside an event."""
     blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
     queue = getattr(blocks, "_queue", None)
     if queue is None or event_id is None:
         return False
     event = getattr(queue, "event_ids_to_events", {}).get(event_id)
-    return event is None or not getattr(event, "alive", True)
+    return event is None or (closed_tab and not getattr(event, "alive", True))
 
 
 def public(fn: Callable, api_name: str, **fill: str) -> dict:
@@ -177,11 +178,14 @@ def confirmation(yes: str) -> tuple[gr.Row, gr.Markdown, gr.Button, gr.Button]:
     return row, question, yes_button, cancel
 
 
-def progress_bar(progress: gr.Progress) -> ProgressFn:
+def progress_bar(progress: gr.Progress, *, outlives_the_tab: bool = False) -> ProgressFn:
     """A ProgressFn moving a gr.Progress bar: "step 120/400 · loss 0.081 · about 2 min left".
-    It raises Cancelled once the event is cancelled, so the work stops at its next report."""
+    It raises Cancelled once the event is cancelled, so the work stops at its next report.
+    Work that `outlives_the_tab` (training, a whole book: recorded in the user's work, which
+    any tab shows with its own Cancel) goes on when the tab is closed, so that the parent
+    finds it on coming back; gradio's cancel and the API's still stop it."""
     def show(update: Progress) -> None:
-        if event_cancelled():
+        if event_cancelled(closed_tab=not outlives_the_tab):
             raise Cancelled()
         if update.total:
             progress((update.done, update.total), desc=update.describe(), unit=update.unit)

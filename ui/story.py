@@ -108,7 +108,8 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
     book = books.illustrate(caller.settings, caller.user, book_id or "",
                             _options(candidates, width, height, steps, face_pass, redraw_below,
                                      redraw_tries, face_strength, face_margin),
-                            token=caller.token, on_progress=progress_bar(progress))
+                            token=caller.token,
+                            on_progress=progress_bar(progress, outlives_the_tab=True))
     return books.book_json(caller.settings, caller.user, book)
 
 

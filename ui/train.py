@@ -144,7 +144,7 @@ def train_character(caller: Caller, name: str, preset: str = "", steps: int = 0,
     """
     return training.train(caller.settings, caller.user, name or "", preset or "",
                           form_options(steps, options), token=caller.token,
-                          on_progress=progress_bar(progress)).to_json()
+                          on_progress=progress_bar(progress, outlives_the_tab=True)).to_json()
 
 
 def push_adapter(caller: Caller, name: str, with_validation_image: bool = False) -> dict:

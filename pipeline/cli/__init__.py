@@ -39,15 +39,15 @@ def main(argv: Sequence[str] | None = None, *, whole_process: bool = False) -> i
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        if whole_process:
-            from ..actions.system import use_cpu_threads
-
-            use_cpu_threads(settings)
         if args.data_dir is not None:
             settings = dataclasses.replace(settings, data_dir=args.data_dir)
         if args.user is None:
             args.user = settings.local_user
-        with quiet_libraries(args.verbose):
+        with quiet_libraries(args.verbose):  # first: libraries read it when imported
+            if whole_process:
+                from ..actions.system import use_cpu_threads
+
+                use_cpu_threads(settings)
             result = args.handler(args, settings)
     except (Cancelled, KeyboardInterrupt) as err:
         print(f"stopped{f': {err}' if str(err) else ''}; what was done is kept",
