@@ -6,7 +6,7 @@ training estimate said before anything was timed and after this run timed every 
     python bench/first_hour.py --steps 100 --threads 1
 
 Everything runs through the use cases the app calls (actions.training.train,
-actions.books.illustrate) in a fresh temporary data folder. Prints each phase as measured
+actions.drawing.illustrate) in a fresh temporary data folder. Prints each phase as measured
 (step_times.json), the wall time, the estimates, the page time, and the machine's load (the
 figures are only comparable on an idle machine).
 """
@@ -35,7 +35,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline.actions import books, training
+    from pipeline.actions import books, drawing, training
     from pipeline.actions.system import make_tiny_model
     from pipeline.characters import CharacterStore
     from pipeline.training.estimate import STEP_TIMES_FILE
@@ -70,14 +70,14 @@ def main() -> None:
           f"({after.estimate.seconds / wall:.2f}x)")
 
     book = books.new_book(settings, "first", "First", "Mia on a swing.", seed=1)
-    used = books.drawing_in_force(settings, book.style)
+    used = drawing.drawing_in_force(settings, book.style)
     started = time.perf_counter()
-    books.illustrate(settings, "first", book.id)
+    drawing.illustrate(settings, "first", book.id)
     page = time.perf_counter() - started
     print(f"a page at the CPU's {used.width}x{used.height} in {used.steps} steps (the first: "
           f"with loading the adapter): {page:.1f} s")
     started = time.perf_counter()
-    books.redraw_page(settings, "first", book.id, 1)
+    drawing.redraw_page(settings, "first", book.id, 1)
     print(f"the same page again: {time.perf_counter() - started:.1f} s")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 

@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from pipeline import likeness  # noqa: E402
-from pipeline.actions.books import drawing_options, new_book  # noqa: E402
+from pipeline.actions.books import new_book  # noqa: E402
+from pipeline.actions.drawing import drawing_options  # noqa: E402
 from pipeline.actions.characters import add_character  # noqa: E402
 from pipeline.actions.training import pull, train  # noqa: E402
 from pipeline.book import BookStore  # noqa: E402

@@ -9,8 +9,8 @@ from conftest import make_crops, make_picture
 from PIL import Image
 
 from pipeline import cli
-from pipeline.actions.books import (edit_text, edit_words, illustrate, insert_page, move_page,
-                                    new_book, redraw_page)
+from pipeline.actions.books import edit_text, edit_words, insert_page, move_page, new_book
+from pipeline.actions.drawing import illustrate, redraw_page
 from pipeline.book import MAX_WORDS_LENGTH, BookStore, check_language, clean_words
 from pipeline.characters import CharacterStore
 from pipeline.illustrate import IllustrateConfig, page_seed

@@ -9,7 +9,8 @@ from PIL import Image
 
 from photo_fixtures import astronaut, grace_hopper, on_canvas
 from pipeline import cli, compose, illustrate, models
-from pipeline.actions.books import new_book, set_order
+from pipeline.actions.books import new_book
+from pipeline.actions.drawing import set_order
 from pipeline.adapters import AdapterRef
 from pipeline.book import BookStore
 from pipeline.compose import CharacterPass, PassOptions, place_characters, plan_layout

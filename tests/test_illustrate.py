@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from pipeline import cli, illustrate, models
-from pipeline.actions.books import book_json, choose_picture, edit_scene, new_book, redraw_page
+from pipeline.actions.books import book_json, edit_scene, new_book
+from pipeline.actions.drawing import choose_picture, redraw_page
 from pipeline.adapter_files import ADAPTER_WEIGHTS
 from pipeline.adapters import AdapterRef, adapters_held, release_idle
 from pipeline.book import BookStore

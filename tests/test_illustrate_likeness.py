@@ -10,7 +10,8 @@ from PIL import Image
 from photo_fixtures import face_variants, grace_hopper, on_canvas
 from pipeline import illustrate
 from pipeline.actions import likeness as likeness_actions
-from pipeline.actions.books import book_json, choose_picture, new_book
+from pipeline.actions.books import book_json, new_book
+from pipeline.actions.drawing import choose_picture
 from pipeline.book import BookStore
 from pipeline.illustrate import IllustrateConfig, illustrate_book, regenerate_page
 from pipeline.likeness import identity_from_images, save_identity

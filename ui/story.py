@@ -9,7 +9,7 @@ from typing import Optional
 
 import gradio as gr
 
-from pipeline.actions import books, characters, likeness
+from pipeline.actions import books, characters, drawing, likeness
 from pipeline.actions.system import ModelUnavailableError, drafting_problem, machine
 from pipeline.progress import counted
 from pipeline.settings import Settings
@@ -105,7 +105,7 @@ def illustrate_book(caller: Caller, book_id: str, candidates: int = 1, width: in
         face_margin: room around a face in the redrawn square, in face sides (-1: the app's
             setting)
     """
-    book = books.illustrate(caller.settings, caller.user, book_id or "",
+    book = drawing.illustrate(caller.settings, caller.user, book_id or "",
                             _options(candidates, width, height, steps, face_pass, redraw_below,
                                      redraw_tries, face_strength, face_margin),
                             token=caller.token,
@@ -119,7 +119,7 @@ def _options(candidates, width, height, steps, face_pass=None, redraw_below=-1,
     def setting(value, unset):
         return None if value is None or value <= unset else value
 
-    return books.drawing_options(
+    return drawing.drawing_options(
         candidates, width, height, steps, face_pass=face_pass,
         redraw_below=setting(redraw_below, -1), redraw_tries=setting(redraw_tries, -1),
         face_strength=setting(face_strength, 0), face_margin=setting(face_margin, -1))
@@ -141,7 +141,7 @@ def estimate_drawing(caller: Caller, book_id: str, candidates: int = 1, width: i
         redraw_below: the redraw threshold (-1: the app's setting)
         redraw_tries: the most redraws a page (-1: the app's setting)
     """
-    return books.estimate_drawing(caller.settings, caller.user, book_id or "", _options(
+    return drawing.estimate_drawing(caller.settings, caller.user, book_id or "", _options(
         candidates, width, height, steps, face_pass, redraw_below, redraw_tries)).to_json()
 
 
@@ -154,7 +154,7 @@ def set_page_order(caller: Caller, book_id: str, page: int, order: str = "") -> 
         order: the page's characters from left to right, comma-separated, e.g. "Grandma, Mia"
             ("": the order the story names them)
     """
-    book = books.set_order(caller.settings, caller.user, book_id or "", int(page or 0),
+    book = drawing.set_order(caller.settings, caller.user, book_id or "", int(page or 0),
                            (order or "").split(","))
     return books.book_json(caller.settings, caller.user, book)
 
@@ -190,7 +190,7 @@ def illustrate_page(caller: Caller, book_id: str, page: int, scene: str = "", se
             setting)
     """
     progress(None, desc=f"drawing page {int(page or 0)}")
-    book = books.redraw_page(caller.settings, caller.user, book_id or "", int(page or 0),
+    book = drawing.redraw_page(caller.settings, caller.user, book_id or "", int(page or 0),
                              _options(candidates, width, height, steps, face_pass),
                              scene=(scene or "").strip() or None,
                              seed=None if seed is None or seed < 0 else int(seed),
@@ -206,7 +206,7 @@ def choose_candidate(caller: Caller, book_id: str, page: int, candidate: int) ->
         page: page number, from 1
         candidate: picture number, from 1, in the order drawn
     """
-    book = books.choose_picture(caller.settings, caller.user, book_id or "", int(page or 0),
+    book = drawing.choose_picture(caller.settings, caller.user, book_id or "", int(page or 0),
                                 int(candidate or 0))
     return books.book_json(caller.settings, caller.user, book)
 
@@ -229,8 +229,8 @@ def show_in_force(caller: Optional[Caller], style: str, width: float, height: fl
         return ""
     style = style or books.DEFAULT_STYLE
     try:
-        used = books.drawing_in_force(caller.settings, style,
-                                      books.drawing_options(1, width, height, steps))
+        used = drawing.drawing_in_force(caller.settings, style,
+                                      drawing.drawing_options(1, width, height, steps))
         chosen = books.styles()[style]
     except (ValueError, KeyError) as err:
         return f"**Can't draw so:** {escape_md(str(err))}"
@@ -345,7 +345,7 @@ def show_estimate(caller: Optional[Caller], book_id: Optional[str], candidates: 
 def build(settings: Settings, demo: gr.Blocks) -> None:
     """The Story tab and its events (inside the app's gr.Tabs)."""
     styles = books.styles()
-    defaults = books.drawing_defaults(settings)
+    defaults = drawing.drawing_defaults(settings)
     with gr.Tab("3 · Story", id="story") as tab:
         gr.Markdown(INTRO)
         with gr.Row():
@@ -366,7 +366,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
             drafted = gr.JSON(visible=False)
         with gr.Accordion("Picture options", open=False):
             with gr.Row():
-                candidates = gr.Slider(1, books.MAX_CANDIDATES, value=1, step=1,
+                candidates = gr.Slider(1, drawing.MAX_CANDIDATES, value=1, step=1,
                                        label="Pictures per page to choose from")
                 seed = gr.Number(-1, precision=0, minimum=-1, label="Book seed (-1: random)")
             with gr.Row():
@@ -425,7 +425,7 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
     def door(fn):
         return signed_in(settings, fn)
 
-    drawing = [candidates, width, height, steps, face_pass, redraw_below, redraw_tries]
+    options = [candidates, width, height, steps, face_pass, redraw_below, redraw_tries]
     shown = [book_id, pages, page_pictures, drawn, note, page_choices]
     show = quiet(show_book)
     drafting, making = door(draft_story), door(new_book)
@@ -436,10 +436,10 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
         lambda result: result["story"], drafted, story, **PRIVATE)
     make_button.click(making, [title, story, style, seed], book, show_progress_on=note,
                       **public(making, "new_book")).success(show, [book, page], shown, **PRIVATE)
-    illustrate_button.click(illustrating, [book_id, *drawing], book, show_progress_on=note,
+    illustrate_button.click(illustrating, [book_id, *options], book, show_progress_on=note,
                             **public(illustrating, "illustrate_book"), **GPU).success(
         show, [book, page], shown, **PRIVATE)
-    redraw_button.click(redrawing, [book_id, page, scene, redraw_seed, *drawing[:5]],
+    redraw_button.click(redrawing, [book_id, page, scene, redraw_seed, *options[:5]],
                         book, show_progress_on=[note, page_choices],
                         **public(redrawing, "illustrate_page"), **GPU).success(
         show, [book, page], shown, **PRIVATE)
@@ -451,9 +451,9 @@ def build(settings: Settings, demo: gr.Blocks) -> None:
                          **public(rescoring, "rescore_book")).success(
         show, [book, page], shown, **PRIVATE)
     quiet_estimate = quiet(show_estimate)
-    for control in (book_id, *drawing):
-        control.change(quiet_estimate, [book_id, *drawing], estimate_note, **PRIVATE)
-    book.change(quiet_estimate, [book_id, *drawing], estimate_note, **PRIVATE)
+    for control in (book_id, *options):
+        control.change(quiet_estimate, [book_id, *options], estimate_note, **PRIVATE)
+    book.change(quiet_estimate, [book_id, *options], estimate_note, **PRIVATE)
     page_choices.select(candidate_number, None, candidate, **PRIVATE).then(
         choosing, [book_id, page, candidate], book, show_progress_on=page_choices,
         **public(choosing, "choose_candidate")).success(show, [book, page], shown, **PRIVATE)

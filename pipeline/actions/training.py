@@ -41,7 +41,7 @@ from ..training.config import TrainConfig, preset_config, preset_for_kind
 from ..training.estimate import Estimate
 from ..training.trainer import TrainResult, estimate_character, train_character
 from ..work import recorded
-from .books import drawing_in_force
+from .drawing import drawing_in_force
 from .gpu import gpu_job, waiting
 
 MAX_OPTIONS_CHARS = 10_000  # every setting, written out, fits in a tenth of this

@@ -19,7 +19,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _options(args: argparse.Namespace):
-    from ..actions.books import drawing_options
+    from ..actions.drawing import drawing_options
 
     width, height = args.size or (0, 0)
     return drawing_options(args.candidates, width, height, args.steps or 0, args.adapter_weight,
@@ -29,8 +29,8 @@ def _options(args: argparse.Namespace):
 
 
 def _illustrate(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..actions.books import (DEFAULT_STYLE, book_json, estimate_drawing, get_book, illustrate,
-                                 new_book, waiting_characters)
+    from ..actions.books import DEFAULT_STYLE, book_json, get_book, new_book, waiting_characters
+    from ..actions.drawing import estimate_drawing, illustrate
     from ..actions.system import own_token
 
     options = _options(args)
@@ -74,7 +74,8 @@ def _page_notes(book) -> list[str]:
 
 
 def _illustrate_page(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..actions.books import book_json, redraw_page
+    from ..actions.books import book_json
+    from ..actions.drawing import redraw_page
     from ..actions.system import own_token
 
     book = redraw_page(settings, args.user, args.book_id, args.page, _options(args),
@@ -90,7 +91,8 @@ def _illustrate_page(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _set_order(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..actions.books import book_json, set_order
+    from ..actions.books import book_json
+    from ..actions.drawing import set_order
 
     book = set_order(settings, args.user, args.book_id, args.page,
                      [name for name in args.order.split(",") if name.strip()])
@@ -120,7 +122,8 @@ def _rescore(args: argparse.Namespace, settings: Settings) -> Result:
 
 
 def _choose_candidate(args: argparse.Namespace, settings: Settings) -> Result:
-    from ..actions.books import book_json, choose_picture
+    from ..actions.books import book_json
+    from ..actions.drawing import choose_picture
 
     book = choose_picture(settings, args.user, args.book_id, args.page, args.candidate)
     return Result(book_json(settings, args.user, book),
