@@ -43,7 +43,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="first-hour-"))
-    settings = Settings(base_model=str(make_tiny_model(root / "tiny")), vae="",
+    model, safety = make_tiny_model(root / "tiny")
+    settings = Settings(base_model=str(model), vae="", safety_model=str(safety),
                         data_dir=root / "data", device="cpu", resolution=args.resolution)
     options = {"steps": args.steps} if args.steps else {}
     for user in ("first", "second"):

@@ -37,6 +37,7 @@ from pipeline.adapters import AdapterRef, activate, adapters_held  # noqa: E402
 from pipeline.characters import CharacterStore, Crop  # noqa: E402
 from pipeline.illustrate import IllustrateConfig, illustrate_book  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.testing import is_test_model, save_tiny_safety_model  # noqa: E402
 
 USER = "bench"
 PATTERN = ("Ava and the kite.", "Bo by the pond.", "Ava and Bo at the fair.", "An empty road.")
@@ -81,8 +82,10 @@ def main() -> None:
     width, _, height = args.size.partition("x")
 
     data = Path(tempfile.mkdtemp(prefix="taleweaver-bench-"))
+    safety = (str(save_tiny_safety_model(data / "safety")) if is_test_model(str(args.model_dir))
+              else Settings.from_env().safety_model)  # the tiny model draws noise
     settings = Settings(base_model=str(args.model_dir), vae="", data_dir=data,
-                        device=args.device, resolution=args.resolution)
+                        device=args.device, resolution=args.resolution, safety_model=safety)
     pipe = models.load_pipeline(settings)
     store = CharacterStore(settings, USER)
     crop = (Image.new("RGB", (64, 64)), Crop("", (64, 64), (0, 0, 64, 64), "synthetic.png"))

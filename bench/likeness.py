@@ -106,10 +106,11 @@ def main() -> None:
 def _settings(args, data: Path) -> Settings:
     settings = Settings.from_env()
     if args.tiny:
-        from pipeline.testing import save_tiny_model
+        from pipeline.actions.system import make_tiny_model
 
-        model = str(save_tiny_model(data / "tiny"))
-        settings = dataclasses.replace(settings, base_model=model, vae="", device="cpu",
+        model, safety = make_tiny_model(data / "tiny")
+        settings = dataclasses.replace(settings, base_model=str(model), vae="", device="cpu",
+                                       safety_model=str(safety),
                                        resolution=args.resolution or 64)
     elif args.model:
         settings = dataclasses.replace(settings, base_model=args.model)
