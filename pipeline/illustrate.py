@@ -36,16 +36,15 @@ from .adapters import AdapterRef, adapters_held
 from .book import Book, BookPage, BookStore, Region
 from .checks import shown
 from .characters import Character, CharacterStore
-from .compose import CharacterPass, PassOptions, layout_words, plan_layout
+from .compose import PassOptions
 from .hardware import detect, on_zerogpu
 from .hub.repos import AdapterUnavailableError, ensure_local_adapter
-from .intake.photos import is_person
 from .models import load_pipeline
+from .page_job import page_job, page_order
 from .progress import Progress, ProgressFn
 from .render import RenderJob, render
 from .safety import SAFETY_TRIES, draw_safely
 from .settings import Settings
-from .story import scene_prompt
 from .styles import Style, get_style
 from .training.config import TrainConfig
 from .training.estimate import image_seconds
@@ -299,7 +298,7 @@ class _Drawing:
         page = self.store.get(self.book.id).page(number)
         if not page.characters or not files:
             return None
-        cast = [(name, self._identity(name)) for name in _order(page)]
+        cast = [(name, self._identity(name)) for name in page_order(page)]
         scores = {}
         for file in files:
             with Image.open(self.store.image_path(self.book, file)) as image:
@@ -325,38 +324,19 @@ class _Drawing:
         return self._identities[name]
 
     def _job(self, page: BookPage, seeds: tuple[int, ...]) -> tuple[RenderJob, list[Region]]:
-        """The page's render job and where each character stands, with the second pass when
-        it is on and the page has characters; today's single pass otherwise."""
-        cast = list(self.cast.values())
-        width = self.config.width or self.style.width
-        height = self.config.height or self.style.height
-        steps = self.config.steps or self.style.steps
+        """The page's render job (page_job.py) at the size, steps and second pass in force."""
         face_pass = (self.settings.face_pass == "on" if self.config.face_pass is None
                      else self.config.face_pass)
-        refs = [self.refs[name] for name in page.characters]
-        plain = RenderJob(prompt=_prompt(self.style, page, cast), negative=self.style.negative,
-                          seeds=seeds, width=width, height=height, steps=steps,
-                          guidance=self.style.guidance, adapters=tuple(refs))
-        if not face_pass or not page.characters:
-            return plain, []
-        order = _order(page)
-        layout = _layout(page, order, (width, height))
-        passes = tuple(CharacterPass(name, self.style.prompt(_portrait(self.cast[name])),
-                                     self.refs[name], box, is_person(self.cast[name].kind))
-                       for name, box in layout)
-        options = PassOptions(
+        steps = self.config.steps or self.style.steps
+        second = PassOptions(
             strength=self.config.face_strength or self.settings.face_pass_strength,
             margin=(self.settings.face_pass_margin if self.config.face_margin is None
                     else self.config.face_margin),
             side=self.settings.resolution, steps=steps, guidance=self.style.guidance)
-        if len(order) > 1:  # the scene with everyone as their kind, no adapter
-            kinds = [self.cast[name].kind for name in order]
-            scene = scene_prompt(page.scene, cast, triggers=False).rstrip(" .,;!?")
-            plain = RenderJob(prompt=self.style.prompt(f"{scene}, {layout_words(kinds)}"),
-                              negative=plain.negative, seeds=seeds, width=width, height=height,
-                              steps=steps, guidance=plain.guidance, adapters=())
-        job = dataclasses.replace(plain, passes=passes, pass_options=options)
-        return job, [Region(name, box) for name, box in layout]
+        return page_job(page, self.cast, self.refs, self.style, seeds,
+                        width=self.config.width or self.style.width,
+                        height=self.config.height or self.style.height, steps=steps,
+                        second_pass=second if face_pass else None)
 
 
 class _Scorer:
@@ -388,32 +368,6 @@ class _Scorer:
             number, future = self.futures.pop(0)
             ready.append((number, future.result()))
         return ready
-
-
-def _order(page: BookPage) -> tuple[str, ...]:
-    """A page's characters from left to right: the parent's order, else the story's."""
-    return page.order if sorted(page.order) == sorted(page.characters) else page.characters
-
-
-def _layout(page: BookPage, order: Sequence[str], size: tuple[int, int]) -> list[tuple]:
-    """Where each character stands: the layout the page was last drawn with when it is for the
-    same characters in the same order and fits the picture, else a new one."""
-    kept = [(r.name, r.box) for r in page.layout]
-    fits = all(box[2] <= size[0] and box[3] <= size[1] for _, box in kept)
-    if [name for name, _ in kept] == list(order) and fits:
-        return kept
-    return plan_layout(order, size)
-
-
-def _portrait(character: Character) -> str:
-    """What a character's second pass draws: its trigger words, look and head."""
-    look = f" ({character.description})" if character.description else ""
-    return f"portrait of {character.token_phrase}{look}"
-
-
-def _prompt(style: Style, page: BookPage, cast: Sequence[Character]) -> str:
-    """The page's full prompt: its scene with the characters' trigger words, in the style."""
-    return style.prompt(scene_prompt(page.scene, cast))
 
 
 def _adapters(settings: Settings, user: str, numbers: Iterable[int], book: Book, weight: float,

@@ -14,7 +14,7 @@ LAYERS = [
     ["models", "adapters", "intake", "testing", "safety"],
     ["characters"],
     ["story", "hub"],
-    ["book", "draft", "training", "compose", "render"],
+    ["book", "draft", "training", "compose", "render", "page_job"],
     ["likeness", "illustrate", "export", "jobs"],
     ["actions"],
     ["cli"],
