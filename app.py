@@ -74,6 +74,9 @@ NO_GPU = ("**No GPU on this machine.** Everything works on the CPU with {model},
           "Story tab's picture options show what is in force), and training a character takes "
           "hours. For real speed use a GPU: a ZeroGPU or GPU Space, Hugging Face Jobs, or your "
           "own GPU.")
+NO_SAFETY = ("**No pictures on this server right now.** Every picture passes a safety check "
+             "before anyone sees it, and that check can't run here, so nothing is drawn; "
+             "everything else works. (Whoever runs this server finds the reason in its log.)")
 ZEROGPU = ("Running on ZeroGPU: training goes on in slices of GPU time, one after another, "
            "without further clicks. The Train tab shows the GPU time a character needs before "
            "it starts.")
@@ -81,7 +84,8 @@ ZEROGPU = ("Running on ZeroGPU: training goes on in slices of GPU time, one afte
 
 def banner(settings: Settings, startup: Optional[Startup] = None,
            profile: Optional[gr.OAuthProfile] = None) -> str:
-    """The notice at the top of the page: sign-in, demo mode, and where the work runs."""
+    """The notice at the top of the page: sign-in, demo mode, where the work runs, and that no
+    picture can be drawn where the safety check can't run."""
     notes = []
     if sign_in_required(settings) and not oauth_configured():
         notes.append("This app keeps each visitor's photos and books apart, but has no "
@@ -100,6 +104,8 @@ def banner(settings: Settings, startup: Optional[Startup] = None,
         notes.append(NO_GPU.format(model=escape_md(here.model)))
     if here.zerogpu:
         notes.append(ZEROGPU)
+    if startup is not None and startup.no_safety:
+        notes.append(NO_SAFETY)
     return "\n\n".join(notes)
 
 
@@ -145,6 +151,7 @@ if __name__ == "__main__":
                     "TALEWEAVER_BASE_MODEL to a model this machine can load for real pictures.",
                     started.demo_reason, started.settings.base_model,
                     started.settings.resolution)
+    if started.demo or started.no_safety:  # the banner says so
         demo = build_ui(started.settings, started)
     if started.no_drafts:
         log.warning("Story drafting is unavailable (the app shows it disabled): %s",

@@ -44,6 +44,8 @@ def test_a_base_model_that_cannot_load_starts_demo_mode_on_the_tiny_model(nowher
     assert Path(demo.base_model) == nowhere.data_dir / models.DEMO_MODEL_DIR
     assert (demo.vae, demo.resolution) == ("", system.DEMO_RESOLUTION)
     assert is_test_model(demo.base_model) and models.is_loaded(demo)
+    assert Path(demo.safety_model) == Path(demo.base_model) / models.DEMO_SAFETY_DIR
+    assert started.no_safety == ""  # the tiny classifier kept beside the demo model loads
     import torch
 
     assert torch.get_num_threads() == 1  # the tiny model's kernels are too small to share
@@ -58,9 +60,21 @@ def test_a_base_model_that_cannot_load_starts_demo_mode_on_the_tiny_model(nowher
 
 def test_the_configured_model_is_used_when_it_loads(settings):
     started = system.start(settings)
-    assert not started.demo and started.settings == settings
+    assert not started.demo and started.settings == settings and started.no_safety == ""
     assert models.is_loaded(settings)
     assert not is_test_model("stabilityai/stable-diffusion-xl-base-1.0")
+
+
+def test_without_the_safety_classifier_the_app_starts_and_says_no_picture_is_drawn(settings,
+                                                                                 tmp_path):
+    import app
+
+    unchecked = dataclasses.replace(settings, safety_model=str(tmp_path / "no-classifier"))
+    started = system.start(unchecked)
+    assert not started.demo and "TALEWEAVER_SAFETY_MODEL" in started.no_safety  # for the log
+    text = app.banner(started.settings, started)
+    assert "**No pictures on this server right now.**" in text
+    assert "no-classifier" not in text and "SAFETY_MODEL" not in text  # nothing of the server's
 
 
 def test_the_banner_says_why_and_what_to_do(nowhere, settings):
