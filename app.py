@@ -1,7 +1,7 @@
 """Taleweaver's Gradio app: four tabs (Characters, Train, Story, Gallery), sign-in with Hugging
 Face on a Space, and a public API with the same functions (see the README for gradio_client).
 
-    python app.py                      # loads the base model while building the UI, then serves on :7860
+    python app.py          # loads the base model while building the UI, then serves on :7860
 
 Where the base model can't be loaded, `python app.py` still starts: in demo mode, on the tiny
 test model, with a banner that says so and a log line for whoever runs it.

@@ -13,9 +13,9 @@ is the median of --repeats after a warm-up. They go into <data dir>/step_times.j
 pipeline/training/estimate.py, under this hardware and base model: the training step
 (record_step_time; the one at TALEWEAVER_RESOLUTION when that is 768 or 1024, else at 1024),
 the guided inference step (record_image_time) and the pipeline's load (record_phase_time), so
-the training and drawing estimates use them from then on; the other figures are printed. Without a GPU and
-without a local base model it builds the tiny test model (the figures are then the tiny
-model's, under its folder's name, for CPU demos).
+the training and drawing estimates use them from then on; the other figures are printed.
+Without a GPU and without a local base model it builds the tiny test model (the figures are
+then the tiny model's, under its folder's name, for CPU demos).
 """
 from __future__ import annotations
 

@@ -9,12 +9,12 @@ as before, with its characters' adapters over the whole picture.
 
 Every picture passes the picture safety check (safety.py) before it is saved: a flagged one
 is drawn again with another seed, and a page whose every picture stays flagged is not drawn
-but marked with why. Every picture of a page with characters is then scored (likeness.py) on the CPU, in a thread
-of its own while the next page is drawn (so on ZeroGPU it costs no GPU time): the best
-candidate becomes the page's picture unless a parent chose one, and a page whose weakest
-character is not found, below the redraw threshold or looks like another gets more seeds, up
-to the redraw tries, keeping the best picture it saw. A page whose character has no adapter
-(never trained, deleted, or not fetchable) is skipped and marked with the reason.
+but marked with why. Every picture of a page with characters is then scored (likeness.py) on
+the CPU, in a thread of its own while the next page is drawn (so on ZeroGPU it costs no GPU
+time): the best candidate becomes the page's picture unless a parent chose one, and a page
+whose weakest character is not found, below the redraw threshold or looks like another gets
+more seeds, up to the redraw tries, keeping the best picture it saw. A page whose character has
+no adapter (never trained, deleted, or not fetchable) is skipped and marked with the reason.
 """
 from __future__ import annotations
 
@@ -176,8 +176,11 @@ def illustrate_book(settings: Settings, user: str, book_id: str,
         while queue or scorer.pending:
             if queue:
                 number = queue.popleft()
-                scorer.submit(number, drawing.draw(number, on_progress=report, done=finished,
-                                                   total=len(todo)))
+                files = drawing.draw(number, on_progress=report, done=finished, total=len(todo))
+                if not files:
+                    report(Progress(finished, len(todo), "page",
+                                    f"page {number}: " + UNSAFE.format(tries=SAFETY_TRIES)))
+                scorer.submit(number, files)
             for number, weak in scorer.results(wait=not queue):
                 if weak and retried[number] < tries:
                     retried[number] += 1
@@ -260,6 +263,7 @@ class _Drawing:
             first = page_seed(self.book.seed, page.key) + len(page.candidates)
         seeds = _seeds(first, self.config.candidates)
         job, layout = self._job(page, seeds)
+
         def step(message: str) -> None:
             on_progress(Progress(done, total, "page", f"page {number}: {message}"))
 
@@ -277,7 +281,8 @@ class _Drawing:
                 step(f"redrawing the faces failed ({picture.failed}); the picture keeps its "
                      "first pass")
         if flagged == len(drawn):
-            self.store.mark_waiting(self.book.id, number, UNSAFE.format(tries=SAFETY_TRIES))
+            if not page.candidates:  # nothing to show for it: the page says why
+                self.store.mark_waiting(self.book.id, number, UNSAFE.format(tries=SAFETY_TRIES))
             return []
         if flagged and on_progress is not None:
             step(f"{flagged} of its pictures was flagged by the safety check on every try and "

@@ -16,8 +16,8 @@ from ..book import Book, BookStore
 from ..checks import number, text, texts, whole
 from ..hardware import CPU_PICTURE_STEPS, cpu_size, detect
 from ..illustrate import MAX_CANDIDATES as MAX_CANDIDATES  # for the doors' forms
-from ..illustrate import (IllustrateConfig, IllustrateError, illustrate_book, page_seconds, redraw_rule,
-                          regenerate_page)
+from ..illustrate import (IllustrateConfig, IllustrateError, illustrate_book, page_seconds,
+                          redraw_rule, regenerate_page)
 from ..progress import Progress, ProgressFn, counted, format_seconds
 from ..settings import Settings
 from ..styles import get_style
