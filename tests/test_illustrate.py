@@ -499,8 +499,12 @@ def test_every_picture_passes_the_safety_check_and_a_flagged_one_is_drawn_again(
     flagging = dataclasses.replace(settings, safety_model=str(
         save_tiny_safety_model(tmp_path / "flags", flags_everything=True)))
     night = new_book(flagging, "alice", "Night", "Mia sleeps.\n\nThe moon.", seed=2)
-    night = illustrate_book(flagging, "alice", night.id, TINY)
+    said = []
+    night = illustrate_book(flagging, "alice", night.id, TINY,
+                            on_progress=lambda progress: said.append(progress.message))
     assert night.missing == (1, 2) and not night.page(1).candidates
+    assert "page 1: it could not be drawn safely: the picture safety check flagged every " \
+        "picture, 3 tries each; change its scene and draw it again" in said
     assert night.page(1).waiting == illustrate.UNSAFE.format(tries=safety.SAFETY_TRIES)
     with pytest.raises(IllustrateError, match="page 1: it could not be drawn safely"):
         regenerate_page(flagging, "alice", night.id, 1, TINY)
