@@ -96,6 +96,19 @@ def illustrated_book(book_settings):
     return store, book
 
 
+def heavy_modules_after(imports: str) -> list[str]:
+    """Which of dlib, torch and the face models a fresh Python has loaded after `imports`
+    ("pipeline.likeness, pipeline.characters"): modules that must stay light say none."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {imports}; print(' '.join(sorted(m for m in "
+            "('dlib', 'torch', 'face_recognition_models') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.split()
+
+
 def make_crops(count: int, size: int, seed: int):
     """`count` synthetic training crops (soft coloured blobs) with plausible photo geometry:
     [(PIL image, Crop)], each from a 480x640 (h, w) photo at a different place."""

@@ -8,8 +8,6 @@ identities are made once per module and the pages are pasted at known face posit
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -234,10 +232,9 @@ def test_consistency_across_a_book():
 
 
 def test_importing_likeness_loads_neither_torch_nor_dlib():
-    code = ("import sys, pipeline.likeness; print(sorted(m for m in "
-            "('dlib', 'torch', 'face_recognition_models') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    from conftest import heavy_modules_after
+
+    assert heavy_modules_after("pipeline.likeness") == []
 
 
 def test_find_all_faces_rejects_a_bad_fraction():

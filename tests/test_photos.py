@@ -10,7 +10,6 @@ import io
 import random
 import shutil
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -419,10 +418,9 @@ def test_dlib_models_are_found_without_importing_their_package():
 
 
 def test_importing_the_intake_loads_neither_dlib_nor_torch():
-    code = ("import sys, pipeline.intake.photos, pipeline.characters; "
-            "print(sorted(m for m in ('dlib', 'torch', 'face_recognition_models') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    from conftest import heavy_modules_after
+
+    assert heavy_modules_after("pipeline.intake.photos, pipeline.characters") == []
 
 
 def test_faces_small_ones_too_and_identity():
