@@ -238,11 +238,13 @@ def forget_uploads(paths: Iterable[str]) -> None:
 
 def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = True) -> dict:
     """A dropdown update keeping the current value while it is still a choice; otherwise the
-    first choice (or nothing, with first=False)."""
+    first choice (or nothing, with first=False). A value still offered is not sent back: the
+    page keeps what it shows by then, which another event (the Train tab's resume on opening)
+    may have changed since this one read it."""
     values = [v for _, v in pairs]
-    if value not in values:
-        value = values[0] if values and first else None
-    return gr.update(choices=pairs, value=value)
+    if value in values:
+        return gr.update(choices=pairs)
+    return gr.update(choices=pairs, value=values[0] if values and first else None)
 
 
 def book_choices(rows: Iterable) -> list[tuple[str, str]]:
