@@ -236,15 +236,18 @@ def forget_uploads(paths: Iterable[str]) -> None:
             log.warning("could not remove the upload %s: %s", upload, err)
 
 
-def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = True) -> dict:
-    """A dropdown update keeping the current value while it is still a choice; otherwise the
-    first choice (or nothing, with first=False). A value still offered is not sent back: the
-    page keeps what it shows by then, which another event (the Train tab's resume on opening)
-    may have changed since this one read it."""
+def choices(pairs: list[tuple[str, str]], value: Optional[str], first: bool = True, *,
+            default: Optional[str] = None) -> dict:
+    """A dropdown update keeping the current value while it is still a choice; otherwise
+    `default` where it is one, else the first choice (or nothing, with first=False). A value
+    still offered is not sent back: the page keeps what it shows by then, which another event
+    (the Train tab's resume on opening) may have changed since this one read it."""
     values = [v for _, v in pairs]
     if value in values:
         return gr.update(choices=pairs)
-    return gr.update(choices=pairs, value=values[0] if values and first else None)
+    if default not in values:
+        default = values[0] if values and first else None
+    return gr.update(choices=pairs, value=default)
 
 
 def book_choices(rows: Iterable) -> list[tuple[str, str]]:

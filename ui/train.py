@@ -252,9 +252,9 @@ def show_place(caller: Optional[Caller], where: str, flavor: Optional[str]):
             pairs = [(f["text"], f["name"]) for f in jobs_hardware(caller)]
         except ValueError as err:
             jobs, note = False, f"**Hugging Face Jobs:** {escape_md(str(err))}"
-    default = flavor or (caller.settings.job_flavor if caller else None)
+    default = caller.settings.job_flavor if caller else None
     return (gr.update(value="hf-jobs" if jobs else "here"),
-            {**choices(pairs, default), "visible": jobs},
+            {**choices(pairs, flavor, default=default), "visible": jobs},
             gr.update(visible=not jobs), gr.update(visible=jobs), note)
 
 
